@@ -1,0 +1,1 @@
+//! Director-side IPVS library (work in progress; see the crate README).
