@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Idempotent installer for everything the test suite needs, on a Debian machine, as root.
+#
+#   bash scripts/setup.sh
+#
+# - apt packages (apt-get update runs only when something is missing)
+# - the virtme-ng virtualenv in .venv-vm (only when vng is missing)
+# - rustup components rustfmt and clippy (only when missing)
+#
+# A second run installs nothing and takes about a second.
+# Environment: VENV_VM (default: <repo>/.venv-vm).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV_VM=${VENV_VM:-$ROOT/.venv-vm}
+
+say() { printf 'setup: %s\n' "$*"; }
+
+APT_PACKAGES=(
+    qemu-system-x86    # the VM for the real-kernel suite
+    linux-image-amd64  # a kernel with the ip_vs modules
+    busybox-static     # virtme-ng's guest init helpers
+    ipvsadm            # director configuration in VM scenarios
+    arping             # ARP assertions
+    nftables           # fwmark scenario
+    iptables
+    iproute2
+    curl
+    python3-venv       # for the virtme-ng virtualenv
+    util-linux         # unshare, timeout helpers
+    systemd            # systemd-analyze (unit checks)
+)
+
+# --- apt -------------------------------------------------------------------
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    if [[ $status != "install ok installed" ]]; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        say "missing apt packages: ${missing[*]}; run this script as root" >&2
+        exit 1
+    fi
+    say "installing apt packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y "${missing[@]}"
+else
+    say "apt packages: all ${#APT_PACKAGES[@]} present"
+fi
+
+# --- virtme-ng virtualenv --------------------------------------------------
+# The distribution python (not a pyenv shim) is the one python3-venv serves.
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=python3
+if [[ -x $VENV_VM/bin/vng ]] && "$VENV_VM/bin/vng" --version >/dev/null 2>&1; then
+    say "virtme-ng: present in $VENV_VM ($("$VENV_VM/bin/vng" --version 2>&1 | head -n1))"
+else
+    say "creating virtualenv $VENV_VM with virtme-ng"
+    rm -rf "$VENV_VM"
+    "$PY" -m venv "$VENV_VM"
+    "$VENV_VM/bin/pip" install --disable-pip-version-check -q virtme-ng
+    say "virtme-ng: installed ($("$VENV_VM/bin/vng" --version 2>&1 | head -n1))"
+fi
+
+# --- rust components -------------------------------------------------------
+if command -v rustup >/dev/null 2>&1; then
+    installed=$(rustup component list --installed 2>/dev/null || true)
+    comps=()
+    for c in rustfmt clippy; do
+        grep -q "^$c" <<<"$installed" || comps+=("$c")
+    done
+    if ((${#comps[@]})); then
+        say "rustup component add ${comps[*]}"
+        rustup component add "${comps[@]}"
+    else
+        say "rust components: rustfmt and clippy present"
+    fi
+else
+    say "rustup not found: skipping rustfmt/clippy (cargo must come from elsewhere)"
+fi
+
+say "done"
