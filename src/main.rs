@@ -1,1 +1,147 @@
-fn main() {}
+//! The `rs-agent` command line. Errors are mapped to the exit codes listed in
+//! README.md (see `rs_agent::exit_code`); logs go to stderr, results to stdout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rs_agent::commands::{self, Context, Output};
+use rs_agent::config::DEFAULT_CONFIG_PATH;
+use rs_agent::state::DEFAULT_STATE_DIR;
+use rs_agent::{Error, exit_code, netns};
+
+#[derive(Parser)]
+#[command(
+    name = "rs-agent",
+    version,
+    about = "Prepares a real server for LVS direct routing: VIPs on lo, ARP sysctls, clean rollback"
+)]
+struct Cli {
+    /// Work inside the network namespace /run/netns/NAME (like `ip -n NAME`).
+    #[arg(long, global = true, value_name = "NAME")]
+    netns: Option<String>,
+    /// Directory of the rollback records (one per network namespace).
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Output format of the result on stdout.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: Output,
+    /// More log output on stderr (-v: what changes, -vv: debugging).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Converge to the configuration: ARP sysctls set, every VIP on lo.
+    Start {
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Print what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Undo what rs-agent did in this namespace, from its rollback record.
+    Stop {
+        /// Accepted for symmetry with start; stop works from the record alone.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show desired against actual: VIPs, sysctls, ARP in force per interface.
+    Status {
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Probe for monitoring: exit 0 in sync, 1 on drift, another code on error.
+    Check {
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("rs-agent: error: {e}");
+            if cli.output == Output::Json {
+                let report = serde_json::json!({ "error": e.to_string(), "exit_code": code });
+                println!("{report}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RS_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+fn run(cli: &Cli) -> Result<u8, Error> {
+    // Before any thread exists, so the runtime and every socket live there.
+    if let Some(name) = &cli.netns {
+        netns::enter(name)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::netlink("starting the runtime", e))?;
+    let ctx = Context {
+        state_dir: cli.state_dir.clone(),
+        output: cli.output,
+    };
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Start { config, dry_run } => {
+                commands::start(&ctx, config, *dry_run)
+                    .await?
+                    .print(ctx.output);
+                Ok(exit_code::OK)
+            }
+            Command::Stop { dry_run, .. } => {
+                commands::stop(&ctx, *dry_run).await?.print(ctx.output);
+                Ok(exit_code::OK)
+            }
+            Command::Status { config } => {
+                let status = commands::report(&ctx, config).await?;
+                print_status(&status, ctx.output);
+                Ok(exit_code::OK)
+            }
+            Command::Check { config } => {
+                let status = commands::report(&ctx, config).await?;
+                print_status(&status, ctx.output);
+                Ok(commands::check_code(&status))
+            }
+        }
+    })
+}
+
+fn print_status(status: &rs_agent::status::Status, output: Output) {
+    match output {
+        Output::Text => print!("{}", status.to_text()),
+        Output::Json => println!("{}", serde_json::to_string(status).unwrap_or_default()),
+    }
+}

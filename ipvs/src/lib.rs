@@ -6,12 +6,21 @@
 //!   (message and attribute enums, shaped like `netlink_packet_generic::ctrl`).
 //! - [`model`]: typed services, destinations, statistics, timeouts, info and
 //!   sync daemons, converted to and from codec attributes.
+//! - [`handle`]: [`Handle`], the async connection (one genetlink socket,
+//!   optionally in a named network namespace) with every table operation,
+//!   and [`Op`] / [`Handle::apply_many`] for bulk work.
+//! - [`error`]: [`Error`], with typed kernel answers.
 //!
 //! Everything here speaks to the kernel of the calling process's network
 //! namespace unless a handle is explicitly bound to another one.
 
 pub mod codec;
+pub mod error;
+pub mod handle;
 pub mod model;
+
+pub use error::{Error, OpKind, Result};
+pub use handle::{DEFAULT_CONCURRENCY, Handle, Op};
 
 pub use model::{
     Daemon, DaemonState, Destination, Family, Forward, Info, Protocol, Service, ServiceFlags,

@@ -1,0 +1,183 @@
+//! The subcommands. Each one takes its lock, observes once, decides with the
+//! pure planner, and only then touches the system.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::apply::apply;
+use crate::config::{self, Config};
+use crate::error::{Error, exit_code};
+use crate::netlink::Netlink;
+use crate::netns;
+use crate::observe::Observed;
+use crate::plan::{Change, Plan, plan_start, plan_stop};
+use crate::state::{Record, Store};
+use crate::status::{Status, status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub state_dir: PathBuf,
+    pub output: Output,
+}
+
+/// The result of `start` or `stop`, printed on stdout.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub command: &'static str,
+    pub changed: bool,
+    pub dry_run: bool,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<String>,
+    pub record: PathBuf,
+}
+
+impl Summary {
+    pub fn print(&self, output: Output) {
+        match output {
+            Output::Json => println!("{}", serde_json::to_string(self).unwrap_or_default()),
+            Output::Text => {
+                let verb = if self.dry_run { "would " } else { "" };
+                for change in &self.changes {
+                    println!("{verb}{change}");
+                }
+                if self.changes.is_empty() {
+                    println!("{}: no changes needed", self.command);
+                } else {
+                    println!(
+                        "{}: {} change(s){}",
+                        self.command,
+                        self.changes.len(),
+                        if self.dry_run {
+                            " planned, none made (dry run)"
+                        } else {
+                            " made"
+                        }
+                    );
+                }
+            }
+        }
+        for w in &self.warnings {
+            warn!("{w}");
+        }
+    }
+}
+
+pub async fn start(ctx: &Context, config_path: &Path, dry_run: bool) -> Result<Summary, Error> {
+    let config = config::load(config_path)?;
+    if !dry_run {
+        netns::require_net_admin()?;
+    }
+    converge(ctx, &config, dry_run).await
+}
+
+/// Brings the system to `config`; also what watch mode runs on each repair.
+pub async fn converge(ctx: &Context, config: &Config, dry_run: bool) -> Result<Summary, Error> {
+    let netns_id = netns::current_id()?;
+    let store = open_store(ctx, &netns_id, dry_run)?;
+    let record = store.load()?;
+    let netlink = Netlink::connect()?;
+    let observed = Observed::read(&netlink).await?;
+    let plan = plan_start(config, &observed, &record)?;
+    execute("start", &store, &netlink, &observed, &record, plan, dry_run).await
+}
+
+pub async fn stop(ctx: &Context, dry_run: bool) -> Result<Summary, Error> {
+    if !dry_run {
+        netns::require_net_admin()?;
+    }
+    let netns_id = netns::current_id()?;
+    let store = open_store(ctx, &netns_id, dry_run)?;
+    let record = store.load()?;
+    let netlink = Netlink::connect()?;
+    let observed = Observed::read(&netlink).await?;
+    let plan = plan_stop(&observed, &record);
+    execute("stop", &store, &netlink, &observed, &record, plan, dry_run).await
+}
+
+fn open_store(ctx: &Context, netns_id: &str, dry_run: bool) -> Result<Store, Error> {
+    if dry_run {
+        Ok(Store::read_only(&ctx.state_dir, netns_id))
+    } else {
+        Store::lock(&ctx.state_dir, netns_id)
+    }
+}
+
+async fn execute(
+    command: &'static str,
+    store: &Store,
+    netlink: &Netlink,
+    observed: &Observed,
+    record: &Record,
+    plan: Plan,
+    dry_run: bool,
+) -> Result<Summary, Error> {
+    let mut summary = Summary {
+        command,
+        changed: false,
+        dry_run,
+        changes: plan.changes.clone(),
+        warnings: plan.warnings.clone(),
+        record: store.path().to_path_buf(),
+    };
+    if dry_run {
+        summary.changed = !plan.changes.is_empty();
+        return Ok(summary);
+    }
+    if plan.changes.is_empty() {
+        if &plan.record != record {
+            store.save(&plan.record)?;
+        }
+        return Ok(summary);
+    }
+    let lo_index = observed.lo().map_or(0, |lo| lo.index);
+    // Written first so that a run cut short still leaves a record covering
+    // everything it may have changed.
+    store.save(&record.union(&plan.record))?;
+    match apply(netlink, lo_index, &plan.changes).await {
+        Ok(applied) => {
+            let mut final_record = plan.record;
+            final_record
+                .addresses
+                .retain(|a| !applied.found_present.contains(a));
+            store.save(&final_record)?;
+            summary.changed = !applied.done.is_empty();
+            summary.changes = applied.done;
+            info!("{command}: {} change(s) made", summary.changes.len());
+            Ok(summary)
+        }
+        Err(e) => {
+            if let Error::RolledBack { .. } = e {
+                store.save(record)?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `status` and `check`: read-only, no privileges needed beyond reading.
+pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> {
+    let config = config::load(config_path)?;
+    let store = Store::read_only(&ctx.state_dir, &netns::current_id()?);
+    let record = store.load()?;
+    let netlink = Netlink::connect()?;
+    let observed = Observed::read(&netlink).await?;
+    Ok(status(&config, &observed, &record))
+}
+
+/// Exit code of `check` for a status.
+pub fn check_code(status: &Status) -> u8 {
+    if status.in_sync {
+        exit_code::OK
+    } else {
+        exit_code::DRIFT
+    }
+}

@@ -1,0 +1,476 @@
+//! The agent's configuration: TOML read with serde into a raw form that keeps
+//! source positions, then validated into [`Config`]. Every error names the
+//! file, line and column it refers to, so an operator can fix it in one go.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::sysctl::{ArpKey, valid_interface_name};
+
+/// Where the agent looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/rs-agent/config.toml";
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub arp: ArpPolicy,
+    pub vips: Vec<Vip>,
+}
+
+/// The ARP sysctls the agent enforces, and on which `conf/` entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArpPolicy {
+    pub ignore: i32,
+    pub announce: i32,
+    /// Entries under /proc/sys/net/ipv4/conf to write; `all` by default.
+    /// Empty means the agent leaves the ARP sysctls alone.
+    pub interfaces: Vec<String>,
+}
+
+impl ArpPolicy {
+    pub fn desired(&self, key: ArpKey) -> i32 {
+        match key {
+            ArpKey::Ignore => self.ignore,
+            ArpKey::Announce => self.announce,
+        }
+    }
+}
+
+impl Default for ArpPolicy {
+    fn default() -> Self {
+        ArpPolicy {
+            ignore: 1,
+            announce: 2,
+            interfaces: vec!["all".to_string()],
+        }
+    }
+}
+
+/// A virtual IP the real server must hold on `lo`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Vip {
+    pub address: IpAddr,
+    /// IPv4 alias label such as `lo:0`, so `ifconfig` shows the alias.
+    pub label: Option<String>,
+}
+
+impl Vip {
+    /// Host prefix: /32 for IPv4, /128 for IPv6.
+    pub fn prefix_len(&self) -> u8 {
+        host_prefix(self.address)
+    }
+}
+
+pub fn host_prefix(address: IpAddr) -> u8 {
+    match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// A configuration error with its position in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column; `None` when the error concerns the whole file.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                line,
+                column,
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    arp: Option<RawArp>,
+    #[serde(default)]
+    vip: Vec<Spanned<RawVip>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArp {
+    ignore: Option<Spanned<i64>>,
+    announce: Option<Spanned<i64>>,
+    interfaces: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVip {
+    address: Spanned<String>,
+    label: Option<Spanned<String>>,
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        position: None,
+        message: format!("cannot read configuration: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates configuration text; `path` is used in error messages.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let at = |span: Option<Range<usize>>, message: String| ConfigError {
+        path: path.to_path_buf(),
+        position: span.map(|s| line_column(text, s.start)),
+        message,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
+
+    let mut arp = ArpPolicy::default();
+    if let Some(raw_arp) = raw.arp {
+        if let Some(v) = raw_arp.ignore {
+            arp.ignore = check_sysctl_value(ArpKey::Ignore, *v.get_ref())
+                .map_err(|m| at(Some(v.span()), m))?;
+        }
+        if let Some(v) = raw_arp.announce {
+            arp.announce = check_sysctl_value(ArpKey::Announce, *v.get_ref())
+                .map_err(|m| at(Some(v.span()), m))?;
+        }
+        if let Some(list) = raw_arp.interfaces {
+            arp.interfaces.clear();
+            for name in list {
+                if !valid_interface_name(name.get_ref()) {
+                    return Err(at(
+                        Some(name.span()),
+                        format!("{:?} is not a valid interface name", name.get_ref()),
+                    ));
+                }
+                if arp.interfaces.contains(name.get_ref()) {
+                    return Err(at(
+                        Some(name.span()),
+                        format!("interface {:?} is listed twice", name.get_ref()),
+                    ));
+                }
+                arp.interfaces.push(name.into_inner());
+            }
+        }
+    }
+
+    let mut vips = Vec::with_capacity(raw.vip.len());
+    let mut seen: HashMap<IpAddr, usize> = HashMap::with_capacity(raw.vip.len());
+    for entry in raw.vip {
+        let entry = entry.into_inner();
+        let address = check_vip_address(entry.address.get_ref())
+            .map_err(|m| at(Some(entry.address.span()), m))?;
+        if let Some(first_line) = seen.get(&address) {
+            return Err(at(
+                Some(entry.address.span()),
+                format!("VIP {address} is listed twice (first on line {first_line})"),
+            ));
+        }
+        seen.insert(address, line_column(text, entry.address.span().start).0);
+        let label = match entry.label {
+            None => None,
+            Some(label) => {
+                Some(check_label(address, label.get_ref()).map_err(|m| at(Some(label.span()), m))?)
+            }
+        };
+        vips.push(Vip { address, label });
+    }
+    Ok(Config { arp, vips })
+}
+
+fn check_sysctl_value(key: ArpKey, value: i64) -> Result<i32, String> {
+    let allowed: &[i64] = match key {
+        ArpKey::Ignore => &[0, 1, 2, 3, 8],
+        ArpKey::Announce => &[0, 1, 2],
+    };
+    if allowed.contains(&value) {
+        Ok(value as i32)
+    } else {
+        Err(format!(
+            "{} = {value} is out of range: the kernel defines {}",
+            key.config_name(),
+            allowed
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// Checks that `text` is an address that can serve as a VIP on `lo`.
+pub fn check_vip_address(text: &str) -> Result<IpAddr, String> {
+    let address: IpAddr = text.trim().parse().map_err(|_| {
+        format!("{text:?} is not an IP address (a VIP is a single address, no prefix)")
+    })?;
+    let problem = match address {
+        IpAddr::V4(a) => ipv4_problem(a),
+        IpAddr::V6(a) => ipv6_problem(a),
+    };
+    match problem {
+        Some(p) => Err(format!("{address} cannot be a VIP: it is {p}")),
+        None => Ok(address),
+    }
+}
+
+fn ipv4_problem(a: Ipv4Addr) -> Option<&'static str> {
+    if a.is_unspecified() {
+        Some("the unspecified address")
+    } else if a.is_loopback() {
+        Some("a loopback address")
+    } else if a.is_multicast() {
+        Some("a multicast address")
+    } else if a.is_broadcast() {
+        Some("the broadcast address")
+    } else if a.is_link_local() {
+        Some("a link-local address")
+    } else if a.octets()[0] == 0 || a.octets()[0] >= 240 {
+        Some("in a reserved range (0.0.0.0/8 or 240.0.0.0/4)")
+    } else {
+        None
+    }
+}
+
+fn ipv6_problem(a: Ipv6Addr) -> Option<&'static str> {
+    if a.is_unspecified() {
+        Some("the unspecified address")
+    } else if a.is_loopback() {
+        Some("the loopback address")
+    } else if a.is_multicast() {
+        Some("a multicast address")
+    } else if a.is_unicast_link_local() {
+        Some("a link-local address")
+    } else if a.to_ipv4_mapped().is_some() {
+        Some("an IPv4-mapped address (write the IPv4 form)")
+    } else {
+        None
+    }
+}
+
+fn check_label(address: IpAddr, label: &str) -> Result<String, String> {
+    if address.is_ipv6() {
+        return Err(format!(
+            "label {label:?}: labels exist only for IPv4 addresses ({address} is IPv6)"
+        ));
+    }
+    // The kernel requires an IPv4 label to start with the device name and
+    // caps it at IFNAMSIZ - 1 bytes.
+    let suffix_ok = label
+        .strip_prefix("lo:")
+        .is_some_and(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '/'));
+    if (label == "lo" || suffix_ok) && label.len() <= 15 {
+        Ok(label.to_string())
+    } else {
+        Err(format!(
+            "label {label:?} is invalid: it must be \"lo\" or \"lo:\" followed by a suffix, at most 15 characters"
+        ))
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("test.toml"), text)
+    }
+
+    fn error_of(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let config = parse_str("[[vip]]\naddress = \"10.1.252.73\"\n").unwrap();
+        assert_eq!(config.arp, ArpPolicy::default());
+        assert_eq!(config.arp.ignore, 1);
+        assert_eq!(config.arp.announce, 2);
+        assert_eq!(config.arp.interfaces, vec!["all"]);
+        assert_eq!(
+            config.vips,
+            vec![Vip {
+                address: "10.1.252.73".parse().unwrap(),
+                label: None
+            }]
+        );
+        assert_eq!(config.vips[0].prefix_len(), 32);
+    }
+
+    #[test]
+    fn full_file() {
+        let config = parse_str(
+            r#"
+[arp]
+ignore = 2
+announce = 1
+interfaces = ["all", "eth0.100"]
+
+[[vip]]
+address = "10.1.252.73"
+label = "lo:0"
+
+[[vip]]
+address = "2001:db8::73"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.arp.ignore, 2);
+        assert_eq!(config.arp.announce, 1);
+        assert_eq!(config.arp.interfaces, vec!["all", "eth0.100"]);
+        assert_eq!(config.vips[0].label.as_deref(), Some("lo:0"));
+        assert_eq!(config.vips[1].prefix_len(), 128);
+    }
+
+    #[test]
+    fn empty_interface_list_means_hands_off() {
+        let config = parse_str("[arp]\ninterfaces = []\n").unwrap();
+        assert!(config.arp.interfaces.is_empty());
+        assert!(config.vips.is_empty());
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = error_of("[[vip]]\naddress = 10.1.252.73\n");
+        assert!(e.starts_with("test.toml:2:15: invalid float"), "{e}");
+        let e = error_of("[[vip]\naddress = \"10.1.252.73\"\n");
+        assert!(e.starts_with("test.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_position() {
+        let e = error_of("[[vip]]\naddress = \"10.1.252.73\"\nlable = \"lo:0\"\n");
+        assert!(e.starts_with("test.toml:3:1: unknown field `lable`"), "{e}");
+        let e = error_of("[arp]\nignor = 1\n");
+        assert!(e.starts_with("test.toml:2:1: unknown field `ignor`"), "{e}");
+        let e = error_of("[vips]\n");
+        assert!(e.starts_with("test.toml:1:2: unknown field `vips`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_has_position() {
+        let e = error_of("[arp]\nignore = \"1\"\n");
+        assert!(e.starts_with("test.toml:2:10: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn missing_address_is_an_error() {
+        let e = error_of("[[vip]]\nlabel = \"lo:0\"\n");
+        assert!(e.contains("missing field `address`"), "{e}");
+        assert!(e.starts_with("test.toml:1:1:"), "{e}");
+    }
+
+    #[test]
+    fn bad_addresses_name_the_reason_and_position() {
+        let cases = [
+            ("10.1.252.300", "is not an IP address"),
+            ("10.1.252.73/32", "is not an IP address"),
+            ("0.0.0.0", "unspecified"),
+            ("::", "unspecified"),
+            ("127.0.0.2", "loopback"),
+            ("::1", "loopback"),
+            ("224.0.0.1", "multicast"),
+            ("ff02::1", "multicast"),
+            ("255.255.255.255", "broadcast"),
+            ("169.254.1.1", "link-local"),
+            ("fe80::1", "link-local"),
+            ("::ffff:10.0.0.1", "IPv4-mapped"),
+            ("240.0.0.1", "reserved"),
+        ];
+        for (address, reason) in cases {
+            let e = error_of(&format!("[[vip]]\naddress = \"{address}\"\n"));
+            assert!(e.starts_with("test.toml:2:11: "), "{address}: {e}");
+            assert!(e.contains(reason), "{address}: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_vip_names_both_lines() {
+        let e = error_of(
+            "[[vip]]\naddress = \"10.0.0.1\"\n[[vip]]\naddress = \"10.0.0.2\"\n[[vip]]\naddress = \"10.0.0.1\"\n",
+        );
+        assert_eq!(
+            e,
+            "test.toml:6:11: VIP 10.0.0.1 is listed twice (first on line 2)"
+        );
+        // The same IPv6 address written two ways is still a duplicate.
+        let e =
+            error_of("[[vip]]\naddress = \"2001:db8::1\"\n[[vip]]\naddress = \"2001:DB8:0::1\"\n");
+        assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn sysctl_values_out_of_range() {
+        for (text, column) in [
+            ("[arp]\nignore = 4\n", 10),
+            ("[arp]\nignore = -1\n", 10),
+            ("[arp]\nannounce = 3\n", 12),
+        ] {
+            let e = error_of(text);
+            assert!(
+                e.starts_with(&format!("test.toml:2:{column}: ")),
+                "{text}: {e}"
+            );
+            assert!(e.contains("out of range"), "{e}");
+        }
+        assert_eq!(parse_str("[arp]\nignore = 8\n").unwrap().arp.ignore, 8);
+    }
+
+    #[test]
+    fn interface_names_are_checked() {
+        for bad in ["", "a/b", "..", ".", "averyveryverylongname", "eth 0"] {
+            let e = error_of(&format!("[arp]\ninterfaces = [\"{bad}\"]\n"));
+            assert!(e.starts_with("test.toml:2:15: "), "{bad:?}: {e}");
+        }
+        let e = error_of("[arp]\ninterfaces = [\"all\", \"all\"]\n");
+        assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        let e = error_of("[[vip]]\naddress = \"2001:db8::1\"\nlabel = \"lo:0\"\n");
+        assert!(e.starts_with("test.toml:3:9: "), "{e}");
+        assert!(e.contains("only for IPv4"), "{e}");
+        for bad in ["eth0:0", "lo:", "lo0", "lo:0123456789abc"] {
+            let e = error_of(&format!(
+                "[[vip]]\naddress = \"10.0.0.1\"\nlabel = \"{bad}\"\n"
+            ));
+            assert!(e.contains("is invalid"), "{bad}: {e}");
+        }
+        assert!(parse_str("[[vip]]\naddress = \"10.0.0.1\"\nlabel = \"lo:vip1\"\n").is_ok());
+    }
+
+    #[test]
+    fn column_counts_characters() {
+        assert_eq!(line_column("ab\ncdé f", 9), (2, 6));
+        assert_eq!(line_column("x", 0), (1, 1));
+    }
+}

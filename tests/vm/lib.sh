@@ -1,0 +1,354 @@
+# shellcheck shell=bash
+# Shared helpers for the VM scenarios (tests/vm/scenarios/*.sh). Source it:
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+#
+# Contract of a scenario: a bash script that exits 0 on pass and non-zero on
+# failure. guest.sh runs each one in its own process with a time bound, inside
+# the VM, as root. Scenarios must only create traffic between the namespaces
+# made here, and every wait must be bounded (use wait_until, curl --max-time,
+# timeout ...).
+#
+# Topology built by topo_up (one L2 segment, bridge br0 in namespace "lan"):
+#
+#     client 198.51.100.100 ---+
+#     director 198.51.100.1 ---+-- br0 (netns lan)
+#     rs1 198.51.100.11 -------+
+#     rs2 198.51.100.12 -------+
+#
+#   VIP 203.0.113.10: the client reaches it on-link over eth0 (so it ARPs for
+#   it); the director holds it as an alias of eth0 (eth0:0); real servers hold
+#   it on lo, set up by rs-agent or by hand.
+#
+# Environment:
+#   RS_AGENT   path of the rs-agent binary (guest.sh sets it)
+#   VM_DEBUG=1 trace commands (set -x)
+
+set -euo pipefail
+[[ ${VM_DEBUG:-0} == 1 ]] && set -x
+
+VIP=203.0.113.10
+LAN_NET=198.51.100.0/24
+DIRECTOR_IP=198.51.100.1
+CLIENT_IP=198.51.100.100
+RS1_IP=198.51.100.11
+RS2_IP=198.51.100.12
+LAB_NAMESPACES=(lan client director rs1 rs2)
+declare -A LAB_IP=([client]=$CLIENT_IP [director]=$DIRECTOR_IP [rs1]=$RS1_IP [rs2]=$RS2_IP)
+# Fixed, locally administered MACs make ARP assertions and logs readable.
+declare -A LAB_MAC=([client]=02:00:00:00:00:64 [director]=02:00:00:00:00:01
+                    [rs1]=02:00:00:00:00:0b [rs2]=02:00:00:00:00:0c)
+
+RS_AGENT=${RS_AGENT:-rs-agent}
+SCENARIO=$(basename "${0%.sh}")
+TEST_TMP=$(mktemp -d "/tmp/vm-${SCENARIO}.XXXXXX")
+BG_PIDS=()
+EXIT_HOOKS=()
+
+log() { printf '[%s %s] %s\n' "$(date +%T)" "$SCENARIO" "$*"; }
+fail() { log "FAIL: $*"; exit 1; }
+pass() { log "ok: $*"; }
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# on_exit CMD...: run CMD (eval'd, best effort) at exit, before the namespaces go.
+on_exit() { EXIT_HOOKS+=("$*"); }
+
+# wait_until SECONDS DESCRIPTION CMD...: retry CMD every 0.2 s, at most
+# SECONDS seconds and 5*SECONDS attempts; fail the scenario on timeout.
+# CMD itself must be bounded (timeout, --max-time, -W ...).
+wait_until() {
+    local secs=$1 what=$2 tries=0
+    shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if ((SECONDS >= deadline || tries >= 5 * secs)); then
+            fail "timed out after ${secs}s ($tries tries) waiting for: $what"
+        fi
+        sleep 0.2
+    done
+}
+
+# --- cleanup -----------------------------------------------------------------
+
+ns_destroy() {
+    local ns=$1 pids
+    [[ -e /run/netns/$ns ]] || return 0
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    if [[ -n $pids ]]; then
+        # shellcheck disable=SC2086
+        kill $pids 2>/dev/null || true
+        sleep 0.2
+        # shellcheck disable=SC2086
+        kill -9 $pids 2>/dev/null || true
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+}
+
+lib_cleanup() {
+    local rc=$? hook pid ns
+    set +e
+    trap - EXIT TERM INT
+    for hook in "${EXIT_HOOKS[@]}"; do
+        eval "$hook" >/dev/null 2>&1
+    done
+    for pid in "${BG_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null
+    done
+    for ns in "${LAB_NAMESPACES[@]}"; do
+        ns_destroy "$ns"
+    done
+    rm -rf "$TEST_TMP"
+    exit "$rc"
+}
+trap lib_cleanup EXIT
+trap 'log "terminated"; exit 143' TERM
+trap 'exit 130' INT
+
+# --- topology ----------------------------------------------------------------
+
+load_ipvs_modules() {
+    # -a: several modules (without it the rest would be parameters of ip_vs).
+    modprobe -a ip_vs ip_vs_wrr ip_vs_rr ip_vs_sh
+}
+
+# topo_up: fresh namespaces lan, client, director, rs1, rs2 on bridge br0.
+topo_up() {
+    local ns host
+    for ns in "${LAB_NAMESPACES[@]}"; do
+        ns_destroy "$ns"
+        ip netns add "$ns"
+        in_ns "$ns" ip link set lo up
+        # IPv4 only: no DAD, router solicitations or link-local noise in snapshots.
+        in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    done
+    in_ns lan ip link add br0 type bridge
+    in_ns lan ip link set br0 up
+    for host in client director rs1 rs2; do
+        ip link add eth0 netns "$host" address "${LAB_MAC[$host]}" type veth peer name "$host" netns lan
+        in_ns lan ip link set "$host" master br0 up
+        in_ns "$host" ip addr add "${LAB_IP[$host]}/24" dev eth0
+        in_ns "$host" ip link set eth0 up
+    done
+    # The client reaches the VIP on-link, so it ARPs for it (the seed's single L2 network).
+    in_ns client ip route add "$VIP/32" dev eth0
+    log "topology up: client, director, rs1, rs2 on br0 ($LAN_NET), VIP $VIP"
+}
+
+# director_vip_up: the VIP as an alias of the director's NIC (eth0:0).
+director_vip_up() {
+    in_ns director ip addr add "$VIP/32" dev eth0 label eth0:0
+}
+
+ipvsadm_d() { in_ns director ipvsadm "$@"; }
+
+# director_wrr: the seed's service: wrr, RS1 -g -w 1, RS2 -g -w 2.
+director_wrr() {
+    ipvsadm_d -A -t "$VIP:80" -s wrr
+    ipvsadm_d -a -t "$VIP:80" -r "$RS1_IP:80" -g -w 1
+    ipvsadm_d -a -t "$VIP:80" -r "$RS2_IP:80" -g -w 2
+    log "director: $(ipvsadm_d -S -n | tr '\n' ';')"
+}
+
+# --- real servers ------------------------------------------------------------
+
+# rs_set_arp_priors NS ARP_IGNORE ARP_ANNOUNCE: the values a test later expects back.
+rs_set_arp_priors() {
+    local ns=$1 ign=$2 ann=$3
+    in_ns "$ns" sh -c "echo $ign > /proc/sys/net/ipv4/conf/all/arp_ignore &&
+                       echo $ann > /proc/sys/net/ipv4/conf/all/arp_announce"
+}
+
+# rs_sysctl NS IFACE KEY: print /proc/sys/net/ipv4/conf/IFACE/KEY inside NS.
+rs_sysctl() { in_ns "$1" cat "/proc/sys/net/ipv4/conf/$2/$3"; }
+
+# rs_vip_on_lo NS: VIP/32 on lo by hand, nothing else (the ARP problem).
+rs_vip_on_lo() { in_ns "$1" ip addr add "$VIP/32" dev lo; }
+
+# rs_prepare_by_hand NS: the seed's classic real-server script.
+rs_prepare_by_hand() {
+    local ns=$1
+    in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+        net.ipv4.conf.lo.arp_ignore=1 net.ipv4.conf.lo.arp_announce=2
+    rs_vip_on_lo "$ns"
+}
+
+# rs_serve NS PORT...: busybox httpd in NS on each PORT, page = the NS name.
+rs_serve() {
+    local ns=$1 port dir
+    shift
+    dir=$TEST_TMP/www-$ns
+    mkdir -p "$dir"
+    echo "$ns" >"$dir/index.html"
+    for port in "$@"; do
+        in_ns "$ns" busybox httpd -f -p "$port" -h "$dir" &
+        BG_PIDS+=($!)
+    done
+    for port in "$@"; do
+        # Also proves the L2 path client -> bridge -> NS works.
+        wait_until 20 "$ns serving on port $port" \
+            in_ns client curl -sf --max-time 1 "http://${LAB_IP[$ns]}:$port/"
+    done
+}
+
+# rs_state NS: everything rs-agent may touch in NS, for before/after comparisons.
+rs_state() {
+    local ns=$1
+    echo "# addresses"
+    in_ns "$ns" ip -o addr show
+    echo "# routes"
+    in_ns "$ns" ip route show table all
+    echo "# rules"
+    in_ns "$ns" ip rule show
+    echo "# links"
+    in_ns "$ns" ip -o link show
+    echo "# ipv4 conf"
+    in_ns "$ns" grep -r . /proc/sys/net/ipv4/conf/ | sort
+}
+
+# rs_has_vip_on_lo NS: 0 if VIP/32 is on lo in NS.
+rs_has_vip_on_lo() {
+    in_ns "$1" ip -o -4 addr show dev lo | grep -qF " $VIP/32 "
+}
+
+# --- rs-agent ----------------------------------------------------------------
+
+# agent_config: write the agent's config for the VIP; prints its path.
+agent_config() {
+    local f=$TEST_TMP/rs-agent.toml
+    printf '[[vip]]\naddress = "%s"\n' "$VIP" >"$f"
+    echo "$f"
+}
+
+# agent NS SUBCOMMAND [ARGS...]: run $RS_AGENT for NS with its own state dir, bounded.
+agent() {
+    local ns=$1
+    shift
+    timeout -k 5 60 "$RS_AGENT" --netns "$ns" --state-dir "$TEST_TMP/rsa-$ns" "$@"
+}
+
+# --- client side -------------------------------------------------------------
+
+# client_get [PORT]: one HTTP request to the VIP from the client; prints the page.
+client_get() {
+    in_ns client curl -sS --max-time 5 "http://$VIP:${1:-80}/"
+}
+
+mac_name() {
+    local mac=$1 h
+    for h in "${!LAB_MAC[@]}"; do
+        [[ ${LAB_MAC[$h]} == "$mac" ]] && { echo "$h"; return; }
+    done
+    echo "$mac"
+}
+
+# arp_responders IP: names (director, rs1, ...) of every host answering the
+# client's ARP requests for IP, one per line, sorted, unique. Bounded: 3
+# requests, at most 6 s.
+arp_responders() {
+    local ip=$1 macs mac
+    macs=$(in_ns client timeout -k 2 8 arping -r -c 3 -w 6 -i eth0 "$ip" 2>/dev/null || true)
+    for mac in $macs; do
+        mac_name "${mac,,}"
+    done | sort -u
+}
+
+# check_only_director_answers_arp: 0 iff the director, and only the director,
+# answers ARP for the VIP. Prints who answered.
+check_only_director_answers_arp() {
+    local who
+    who=$(arp_responders "$VIP")
+    log "ARP replies for $VIP from: ${who//$'\n'/ }"
+    [[ $who == director ]]
+}
+
+# check_wrr_ratio: 9 requests, answered by rs2 and rs1 in the ratio 6:3.
+check_wrr_ratio() {
+    local i out n1=0 n2=0 seq=""
+    for i in 1 2 3 4 5 6 7 8 9; do
+        out=$(client_get) || { log "request $i failed"; return 1; }
+        seq+=" $out"
+        case $out in
+            rs1) n1=$((n1 + 1)) ;;
+            rs2) n2=$((n2 + 1)) ;;
+            *) log "request $i: unexpected answer '$out'"; return 1 ;;
+        esac
+    done
+    log "wrr answers:$seq (rs2=$n2 rs1=$n1)"
+    ((n2 == 6 && n1 == 3))
+}
+
+# check_sticky [PORT...]: 9 requests (cycling over PORTs, default 80) all
+# answered by one real server. Prints that server.
+check_sticky() {
+    local ports=("$@") i out first="" seq=""
+    ((${#ports[@]})) || ports=(80)
+    for i in 0 1 2 3 4 5 6 7 8; do
+        out=$(client_get "${ports[i % ${#ports[@]}]}") || { log "request $i failed" >&2; return 1; }
+        seq+=" ${ports[i % ${#ports[@]}]}:$out"
+        [[ -n $first ]] || first=$out
+        if [[ $out != "$first" ]]; then
+            log "answers:$seq" >&2
+            return 1
+        fi
+    done
+    log "answers:$seq" >&2
+    echo "$first"
+}
+
+# --- scenario 1 building blocks (shared with the broken-agent scenario) ------
+
+# Prior ARP sysctls of each real server (conf/all), set before rs-agent start
+# and expected back after rs-agent stop. rs1's arp_announce=1 is deliberately
+# neither the kernel default nor what the agent writes.
+declare -A PRIOR_ARP_IGNORE=([rs1]=0 [rs2]=0)
+declare -A PRIOR_ARP_ANNOUNCE=([rs1]=1 [rs2]=0)
+
+# cluster_up_with_agent: on rs1 and rs2: set the priors, serve HTTP on port
+# 80, snapshot the state, then `rs-agent start` twice (it must be idempotent)
+# and require the VIP on lo. Snapshots go to $TEST_TMP/before-NS.
+cluster_up_with_agent() {
+    local rs cfg
+    cfg=$(agent_config)
+    for rs in rs1 rs2; do
+        rs_set_arp_priors "$rs" "${PRIOR_ARP_IGNORE[$rs]}" "${PRIOR_ARP_ANNOUNCE[$rs]}"
+        rs_serve "$rs" 80
+        rs_state "$rs" >"$TEST_TMP/before-$rs"
+        agent "$rs" start --config "$cfg" || fail "rs-agent start failed in $rs"
+        agent "$rs" start --config "$cfg" || fail "a second rs-agent start failed in $rs (not idempotent)"
+        rs_has_vip_on_lo "$rs" || fail "after rs-agent start, $VIP is not on lo in $rs"
+        log "$rs after start: VIP on lo; conf/all arp_ignore=$(rs_sysctl "$rs" all arp_ignore) arp_announce=$(rs_sysctl "$rs" all arp_announce)"
+    done
+}
+
+# check_agent_sysctls NS: the ARP settings in force on eth0 (max of all and
+# eth0) are arp_ignore >= 1 and arp_announce = 2.
+check_agent_sysctls() {
+    local ns=$1 ign ann a b
+    a=$(rs_sysctl "$ns" all arp_ignore) b=$(rs_sysctl "$ns" eth0 arp_ignore)
+    ign=$((a > b ? a : b))
+    a=$(rs_sysctl "$ns" all arp_announce) b=$(rs_sysctl "$ns" eth0 arp_announce)
+    ann=$((a > b ? a : b))
+    log "$ns: arp_ignore in force on eth0 = $ign, arp_announce = $ann"
+    ((ign >= 1 && ann == 2))
+}
+
+# cluster_down_with_agent_and_compare: `rs-agent stop` on rs1 and rs2, then
+# each must be exactly as before start: same snapshot, priors back in
+# conf/all, VIP gone from lo.
+cluster_down_with_agent_and_compare() {
+    local rs cfg
+    cfg=$(agent_config)
+    for rs in rs1 rs2; do
+        agent "$rs" stop --config "$cfg" || fail "rs-agent stop failed in $rs"
+        ! rs_has_vip_on_lo "$rs" || fail "after rs-agent stop, $VIP is still on lo in $rs"
+        [[ $(rs_sysctl "$rs" all arp_ignore) == "${PRIOR_ARP_IGNORE[$rs]}" ]] ||
+            fail "$rs: conf/all/arp_ignore is $(rs_sysctl "$rs" all arp_ignore) after stop, was ${PRIOR_ARP_IGNORE[$rs]}"
+        [[ $(rs_sysctl "$rs" all arp_announce) == "${PRIOR_ARP_ANNOUNCE[$rs]}" ]] ||
+            fail "$rs: conf/all/arp_announce is $(rs_sysctl "$rs" all arp_announce) after stop, was ${PRIOR_ARP_ANNOUNCE[$rs]}"
+        rs_state "$rs" >"$TEST_TMP/after-$rs"
+        if ! diff -u "$TEST_TMP/before-$rs" "$TEST_TMP/after-$rs"; then
+            fail "$rs differs after rs-agent stop from its state before start (diff above)"
+        fi
+    done
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Real-kernel test bed: boots the newest /boot/vmlinuz-* (a distribution kernel
+# with the ip_vs modules) under QEMU with virtme-ng, the host's root
+# filesystem shared read-only, and runs tests/vm/guest.sh inside as root,
+# which runs every tests/vm/scenarios/*.sh. One boot for all scenarios.
+#
+#   bash tests/vm/run-suite.sh          (as root; after scripts/setup.sh and cargo build)
+#
+# The VM runs inside a throwaway network namespace on the host (unshare -n),
+# so nothing in it can touch the machine's network. Builds nothing.
+#
+# Environment:
+#   RS_AGENT_BIN_DIR     dir holding rs-agent (default <repo>/target/debug)
+#   VM_KERNEL            kernel image (default: newest /boot/vmlinuz-* with ip_vs)
+#   VM_KVM=1             use KVM (default: software emulation, --disable-kvm;
+#                        QEMU aborts with KVM on some machines)
+#   VM_TIMEOUT           seconds for the whole VM run (default 900)
+#   VM_SCENARIO_TIMEOUT  seconds per scenario inside the VM (default 180)
+#   VM_SCENARIOS         run only scenarios whose name starts with one of these
+#                        space-separated prefixes (e.g. "10 30")
+#   VM_VERBOSE=1         show logs of passing scenarios too
+#   VM_LOG_DIR           where the guest copies per-scenario logs
+#                        (default <repo>/target/vm-logs)
+#   VENV_VM              virtualenv with virtme-ng (default <repo>/.venv-vm)
+# Exit status: the guest's (0 = all scenarios passed), 124 if VM_TIMEOUT hit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+say() { printf 'vm-suite: %s\n' "$*"; }
+die() { printf 'vm-suite: error: %s\n' "$*" >&2; exit 2; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (unshare -n, and the guest runs as root)"
+
+# --- inputs ------------------------------------------------------------------
+BIN_DIR=${RS_AGENT_BIN_DIR:-$ROOT/target/debug}
+[[ -d $BIN_DIR ]] || die "RS_AGENT_BIN_DIR '$BIN_DIR' does not exist (build first: cargo build)"
+BIN_DIR=$(cd "$BIN_DIR" && pwd)
+RS_AGENT=$BIN_DIR/rs-agent
+[[ -x $RS_AGENT ]] || die "$RS_AGENT missing or not executable (build first: cargo build)"
+
+VENV_VM=${VENV_VM:-$ROOT/.venv-vm}
+if [[ -x $VENV_VM/bin/vng ]]; then
+    VNG=$VENV_VM/bin/vng
+elif VNG=$(command -v vng 2>/dev/null); then
+    :
+else
+    die "virtme-ng (vng) not found in $VENV_VM or PATH: run scripts/setup.sh"
+fi
+# vng runs its helpers (virtme-run, ...) from PATH.
+PATH=$(dirname "$VNG"):$PATH
+export PATH
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run scripts/setup.sh"
+
+has_ipvs() { compgen -G "/lib/modules/$1/kernel/net/netfilter/ipvs/ip_vs.ko*" >/dev/null; }
+if [[ -n ${VM_KERNEL:-} ]]; then
+    KERNEL=$VM_KERNEL
+    [[ -r $KERNEL ]] || die "VM_KERNEL '$KERNEL' not readable"
+else
+    KERNEL=""
+    # newest first, by version
+    while read -r k; do
+        if has_ipvs "${k#/boot/vmlinuz-}"; then KERNEL=$k; break; fi
+    done < <(compgen -G '/boot/vmlinuz-*' | sort -rV)
+    [[ -n $KERNEL ]] || die "no /boot/vmlinuz-* with ip_vs modules in /lib/modules: apt-get install linux-image-amd64 (scripts/setup.sh)"
+fi
+
+KVM_ARGS=(--disable-kvm)
+if [[ ${VM_KVM:-0} == 1 ]]; then
+    KVM_ARGS=()
+fi
+VM_TIMEOUT=${VM_TIMEOUT:-900}
+LOG_DIR=${VM_LOG_DIR:-$ROOT/target/vm-logs}
+mkdir -p "$LOG_DIR"
+LOG_DIR=$(cd "$LOG_DIR" && pwd)
+rm -f "$LOG_DIR"/*.log
+
+say "kernel $KERNEL, rs-agent $RS_AGENT, $([[ ${#KVM_ARGS[@]} -eq 0 ]] && echo KVM || echo 'software emulation (VM_KVM=1 for KVM)'), timeout ${VM_TIMEOUT}s"
+say "logs: $LOG_DIR"
+
+# --- run ---------------------------------------------------------------------
+# vng does not pass the host environment to the guest command: hand it over
+# explicitly with env. Paths are absolute; the guest sees the host's files.
+GUEST_ENV=(
+    "RS_AGENT=$RS_AGENT"
+    "VM_SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-180}"
+    "VM_SCENARIOS=${VM_SCENARIOS:-}"
+    "VM_VERBOSE=${VM_VERBOSE:-0}"
+    "VM_DEBUG=${VM_DEBUG:-0}"
+    "VM_LOG_DIR=$LOG_DIR"
+)
+start=$SECONDS
+set +e
+# stdin from /dev/null: vng crashes without a standard input, and must not
+# read the caller's. unshare -n: a throwaway network namespace for the VM.
+timeout -k 20 "$VM_TIMEOUT" unshare -n -- \
+    "$VNG" -r "$KERNEL" "${KVM_ARGS[@]}" --user root --rwdir "$LOG_DIR" \
+    -- env "${GUEST_ENV[@]}" bash "$ROOT/tests/vm/guest.sh" </dev/null
+rc=$?
+set -e
+took=$((SECONDS - start))
+if ((rc == 124 || rc == 137)); then
+    say "FAILED: the VM run exceeded ${VM_TIMEOUT}s (${took}s)"
+elif ((rc == 0)); then
+    say "passed in ${took}s"
+else
+    say "FAILED (exit $rc) in ${took}s"
+fi
+exit "$rc"
