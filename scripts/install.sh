@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds rs-agent and installs it on this real server, as root:
+#   /usr/local/sbin/rs-agent, /etc/rs-agent/config.toml (example, kept if present),
+#   /etc/systemd/system/rs-agent.service, /usr/local/share/doc/rs-agent/README.md
+#
+#   scripts/install.sh            install only
+#   scripts/install.sh --start    install, then enable and start the unit
+#                                 (or run `rs-agent start` when systemd is not PID 1)
+#
+# DESTDIR=/some/root installs into a staging tree (packaging, tests); --start
+# is refused then.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DESTDIR=${DESTDIR:-}
+start=no
+for arg in "$@"; do
+    case $arg in
+        --start) start=yes ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "install: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
+say() { printf 'install: %s\n' "$*"; }
+
+if [[ -z $DESTDIR && $(id -u) -ne 0 ]]; then
+    echo "install: run as root (or set DESTDIR for a staging install)" >&2
+    exit 3
+fi
+if [[ -n $DESTDIR && $start == yes ]]; then
+    echo "install: --start makes no sense with DESTDIR" >&2
+    exit 2
+fi
+
+say "building (cargo build --release --locked -p rs-agent)"
+cargo build --release --locked -p rs-agent --manifest-path "$ROOT/Cargo.toml"
+
+install -D -m 0755 "$ROOT/target/release/rs-agent" "$DESTDIR/usr/local/sbin/rs-agent"
+install -D -m 0644 "$ROOT/systemd/rs-agent.service" "$DESTDIR/etc/systemd/system/rs-agent.service"
+install -D -m 0644 "$ROOT/README.md" "$DESTDIR/usr/local/share/doc/rs-agent/README.md"
+if [[ -e $DESTDIR/etc/rs-agent/config.toml ]]; then
+    say "keeping existing /etc/rs-agent/config.toml"
+else
+    install -D -m 0644 "$ROOT/config/config.toml" "$DESTDIR/etc/rs-agent/config.toml"
+    say "installed the example /etc/rs-agent/config.toml: edit the VIPs"
+fi
+say "installed rs-agent $("$DESTDIR/usr/local/sbin/rs-agent" --version | cut -d' ' -f2)"
+
+[[ $start == yes ]] || exit 0
+if [[ -d /run/systemd/system ]]; then
+    systemctl daemon-reload
+    systemctl enable --now rs-agent.service
+    systemctl --no-pager status rs-agent.service || true
+    /usr/local/sbin/rs-agent status
+else
+    say "systemd is not running: running rs-agent start directly"
+    /usr/local/sbin/rs-agent start -v
+fi

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The whole test suite, as root on a Debian machine: installs what is missing
+# (scripts/setup.sh), then runs format and lint checks, the unit tests, the
+# root tests against the real kernel, the systemd unit checks and the VM suite
+# (a kernel with IPVS under QEMU). The cargo tests run inside a throwaway
+# network and mount namespace, so no test can reach the machine's network.
+#
+#   scripts/test-all.sh
+#
+# Exit status 0 only when every step passed. Set SKIP_VM=1 to leave out the
+# VM suite while iterating (the summary then says so and the run fails).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 2
+LOG_DIR=$ROOT/target/test-all
+mkdir -p "$LOG_DIR"
+export CARGO_TERM_COLOR=never
+
+steps=()
+failed_steps=()
+
+# step NAME COMMAND...: runs a step, its output shown and logged.
+step() {
+    local name=$1
+    shift
+    printf '\n==> %s\n' "$name"
+    local start=$SECONDS
+    "$@" 2>&1 | tee "$LOG_DIR/$name.log"
+    local rc=${PIPESTATUS[0]}
+    if ((rc == 0)); then
+        steps+=("PASS $name ($((SECONDS - start))s)")
+    else
+        steps+=("FAIL $name ($((SECONDS - start))s, exit $rc)")
+        failed_steps+=("$name")
+    fi
+    return "$rc"
+}
+
+verify_units() {
+    local dir rc=0
+    dir=$(mktemp -d)
+    for unit in systemd/*.service; do
+        # verify checks that ExecStart exists: point it at the built binary.
+        sed "s#/usr/local/sbin/rs-agent#$ROOT/target/debug/rs-agent#g" "$unit" >"$dir/$(basename "$unit")"
+    done
+    systemd-analyze verify "$dir"/*.service || rc=$?
+    rm -rf "$dir"
+    ((rc == 0)) && echo "systemd units: ok"
+    return "$rc"
+}
+
+step setup bash scripts/setup.sh || { echo "setup failed: nothing else can run" >&2; exit 1; }
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+if step build cargo build --workspace --all-targets --features rs-agent/test_as_root --locked; then
+    step cargo-tests unshare --net --mount --propagation private -- \
+        cargo test --workspace --features rs-agent/test_as_root --offline --locked
+    step systemd-units verify_units
+    if [[ ${SKIP_VM:-0} == 1 ]]; then
+        steps+=("FAIL vm-suite (skipped by SKIP_VM=1)")
+        failed_steps+=("vm-suite")
+    else
+        step vm-suite bash tests/vm/run-suite.sh
+    fi
+fi
+
+# Test counts: cargo's "test result" lines and the VM suite's closing line.
+passed=0
+failed=0
+while read -r p f; do
+    passed=$((passed + p))
+    failed=$((failed + f))
+done < <(cat "$LOG_DIR"/cargo-tests.log "$LOG_DIR"/vm-suite.log 2>/dev/null |
+    sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p; s/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p')
+
+printf '\n==> summary\n'
+printf '  %s\n' "${steps[@]}"
+if ((${#failed_steps[@]})); then
+    echo "failed steps: ${failed_steps[*]}"
+    # A failed step without failed tests (fmt, clippy, build) still counts.
+    ((failed > 0)) || failed=${#failed_steps[@]}
+fi
+echo "tests: $passed passed, $failed failed"
+((${#failed_steps[@]} == 0))
