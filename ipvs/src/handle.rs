@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::{StreamExt, stream};
 use genetlink::GenetlinkHandle;
@@ -50,7 +51,10 @@ impl Op {
                 format!("edit destination {} of {k}", fmt_addr_port(&d.addr, d.port))
             }
             Op::DeleteDestination(k, d) => {
-                format!("delete destination {} of {k}", fmt_addr_port(&d.addr, d.port))
+                format!(
+                    "delete destination {} of {k}",
+                    fmt_addr_port(&d.addr, d.port)
+                )
             }
             Op::Flush => "flush".into(),
             Op::Zero(Some(k)) => format!("zero {k}"),
@@ -80,14 +84,12 @@ impl Op {
                 IpvsMessage::new(IpvsCmd::SetService, vec![IpvsAttr::Service(s.to_attrs())])
             }
             Op::DeleteService(k) => IpvsMessage::new(IpvsCmd::DelService, vec![svc(k)]),
-            Op::AddDestination(k, d) => IpvsMessage::new(
-                IpvsCmd::NewDest,
-                vec![svc(k), IpvsAttr::Dest(d.to_attrs())],
-            ),
-            Op::EditDestination(k, d) => IpvsMessage::new(
-                IpvsCmd::SetDest,
-                vec![svc(k), IpvsAttr::Dest(d.to_attrs())],
-            ),
+            Op::AddDestination(k, d) => {
+                IpvsMessage::new(IpvsCmd::NewDest, vec![svc(k), IpvsAttr::Dest(d.to_attrs())])
+            }
+            Op::EditDestination(k, d) => {
+                IpvsMessage::new(IpvsCmd::SetDest, vec![svc(k), IpvsAttr::Dest(d.to_attrs())])
+            }
             Op::DeleteDestination(k, d) => IpvsMessage::new(
                 IpvsCmd::DelDest,
                 vec![svc(k), IpvsAttr::Dest(d.key_attrs())],
@@ -115,6 +117,9 @@ impl Op {
 pub struct Handle {
     inner: GenetlinkHandle,
     family_id: u16,
+    /// A netlink socket runs one dump at a time (the kernel answers EBUSY
+    /// to a second): dumps take this lock; plain requests do not.
+    dump_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Handle {
@@ -131,7 +136,9 @@ impl Handle {
     /// created by `ip netns add`).
     pub async fn in_netns(name: &str) -> Result<Handle> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(Error::Invalid(format!("invalid network namespace name {name:?}")));
+            return Err(Error::Invalid(format!(
+                "invalid network namespace name {name:?}"
+            )));
         }
         Handle::in_netns_path(Path::new("/run/netns").join(name)).await
     }
@@ -162,7 +169,10 @@ impl Handle {
                 })();
                 let _ = tx.send(res);
             })
-            .map_err(|source| Error::Netns { name: name.clone(), source })?;
+            .map_err(|source| Error::Netns {
+                name: name.clone(),
+                source,
+            })?;
         let inner = rx
             .await
             .map_err(|_| Error::Netlink("namespace thread died".into()))?
@@ -172,7 +182,11 @@ impl Handle {
 
     async fn resolve(inner: GenetlinkHandle) -> Result<Handle> {
         match inner.resolve_family::<IpvsMessage>().await {
-            Ok(f) => Ok(Handle { inner, family_id: f.id }),
+            Ok(f) => Ok(Handle {
+                inner,
+                family_id: f.id,
+                dump_lock: Arc::new(tokio::sync::Mutex::new(())),
+            }),
             Err(genetlink::GenetlinkError::NetlinkError(e))
                 if e.raw_os_error() == Some(libc::ENOENT) =>
             {
@@ -208,9 +222,15 @@ impl Handle {
     ) -> Result<Vec<IpvsMessage>> {
         let mut genl = GenlMessage::from_payload(msg);
         genl.set_resolved_family_id(self.family_id);
-        let mut nl = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(genl));
+        let mut nl =
+            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(genl));
         nl.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
         nl.finalize();
+        let _dump_guard = if dump {
+            Some(self.dump_lock.lock().await)
+        } else {
+            None
+        };
         let mut h = self.inner.clone();
         let mut replies = h
             .send_request(nl)
@@ -236,7 +256,9 @@ impl Handle {
 
     /// Apply one change.
     pub async fn apply(&self, op: &Op) -> Result<()> {
-        self.send(op.to_message(), false, op.kind(), op.describe()).await.map(|_| ())
+        self.send(op.to_message(), false, op.kind(), op.describe())
+            .await
+            .map(|_| ())
     }
 
     /// Apply many independent changes with up to `concurrency` requests in
@@ -317,7 +339,9 @@ impl Handle {
                 }
             }
         }
-        Err(Error::NoSuchService { what: format!("get service {key}") })
+        Err(Error::NoSuchService {
+            what: format!("get service {key}"),
+        })
     }
 
     /// The destinations of one service, in kernel order (one dump).
@@ -343,19 +367,16 @@ impl Handle {
     }
 
     /// The whole table: every service with its destinations, in kernel
-    /// order. Destination dumps run concurrently.
+    /// order (one service dump, then one destination dump per service; a
+    /// socket runs one dump at a time).
     pub async fn table(&self) -> Result<Vec<(Service, Vec<Destination>)>> {
         let services = self.services().await?;
-        let dests: Vec<Result<Vec<Destination>>> = stream::iter(services.iter())
-            .map(|s| self.destinations(&s.key))
-            .buffered(DEFAULT_CONCURRENCY)
-            .collect()
-            .await;
-        services
-            .into_iter()
-            .zip(dests)
-            .map(|(s, d)| d.map(|d| (s, d)))
-            .collect()
+        let mut out = Vec::with_capacity(services.len());
+        for s in services {
+            let d = self.destinations(&s.key).await?;
+            out.push((s, d));
+        }
+        Ok(out)
     }
 
     pub async fn timeouts(&self) -> Result<Timeouts> {

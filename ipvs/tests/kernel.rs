@@ -1,0 +1,310 @@
+//! Real-kernel tests of `Handle`. They need root and a kernel with IPVS, so
+//! they only run when LVS_IPVS_KERNEL=1 (the VM scenario
+//! tests/vm/scenarios/50-ipvs-handle.sh sets it); otherwise each test
+//! returns at once. Every test works in network namespaces of its own.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use lvs_ipvs::model::{TUN_FLAG_CSUM, TUN_FLAG_REMCSUM};
+use lvs_ipvs::{
+    Daemon, DaemonState, Destination, Error, Family, Forward, Handle, Op, Service, ServiceFlags,
+    ServiceKey, Timeouts, TunnelType,
+};
+
+fn enabled() -> bool {
+    std::env::var("LVS_IPVS_KERNEL").as_deref() == Ok("1")
+}
+
+fn sh(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(st.success(), "{args:?} failed");
+}
+
+/// A namespace with lo up and a dummy link carrying the test networks, so
+/// destinations are routable. Deleted on drop.
+struct Ns(String);
+
+impl Ns {
+    fn new(name: &str) -> Ns {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        sh(&["ip", "netns", "add", name]);
+        let x = |cmd: &str| {
+            let mut v = vec!["ip", "netns", "exec", name];
+            v.extend(cmd.split(' '));
+            sh(&v);
+        };
+        x("ip link set lo up");
+        x("ip link add d0 type dummy");
+        x("ip link set d0 up");
+        x("ip addr add 198.51.100.1/24 dev d0");
+        x("ip addr add 2001:db8::1/64 dev d0 nodad");
+        Ns(name.to_string())
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn sample_services() -> Vec<(Service, Vec<Destination>)> {
+    let mut out = Vec::new();
+    let s = Service::new(ServiceKey::tcp(ip("203.0.113.10"), 80), "wrr");
+    let mut d1 = Destination::new(ip("198.51.100.11"), 80);
+    d1.weight = 1;
+    let mut d2 = Destination::new(ip("198.51.100.12"), 80);
+    d2.weight = 2;
+    d2.upper_threshold = 100;
+    d2.lower_threshold = 10;
+    out.push((s, vec![d1, d2]));
+
+    let mut s = Service::new(ServiceKey::udp(ip("203.0.113.10"), 53), "rr");
+    s.flags.set(ServiceFlags::ONEPACKET, true);
+    let mut d = Destination::new(ip("198.51.100.13"), 5353);
+    d.forward = Forward::Masquerade;
+    d.weight = 3;
+    out.push((s, vec![d]));
+
+    let mut s = Service::new(ServiceKey::tcp(ip("203.0.113.11"), 443), "sh").persistent(60);
+    s.netmask = 0xffff_ff00;
+    s.flags
+        .set(ServiceFlags::SCHED1 | ServiceFlags::SCHED2, true);
+    let mut g = Destination::new(ip("198.51.100.14"), 443);
+    g.forward = Forward::Tunnel;
+    g.tun_type = TunnelType::Gue;
+    g.tun_port = 6080;
+    g.tun_flags = TUN_FLAG_CSUM;
+    let mut r = Destination::new(ip("198.51.100.15"), 443);
+    r.forward = Forward::Tunnel;
+    r.tun_type = TunnelType::Gre;
+    r.tun_flags = TUN_FLAG_REMCSUM;
+    let mut i = Destination::new(ip("198.51.100.16"), 443);
+    i.forward = Forward::Tunnel;
+    out.push((s, vec![g, r, i]));
+
+    let s = Service::new(ServiceKey::fwmark(Family::Inet, 11), "wrr").persistent(600);
+    let mut d = Destination::new(ip("198.51.100.11"), 0);
+    d.weight = 5;
+    out.push((s, vec![d]));
+
+    let mut s = Service::new(ServiceKey::tcp(ip("2001:db8::10"), 80), "lc").persistent(100);
+    s.netmask = 64;
+    let d = Destination::new(ip("2001:db8::2"), 80);
+    let mut m = Destination::new(ip("2001:db8::3"), 8080);
+    m.forward = Forward::Masquerade;
+    m.weight = 0;
+    out.push((s, vec![d, m]));
+
+    let s = Service::new(ServiceKey::fwmark(Family::Inet6, 12), "rr");
+    out.push((s, vec![Destination::new(ip("2001:db8::2"), 0)]));
+
+    let mut s = Service::new(ServiceKey::sctp(ip("203.0.113.12"), 9999), "mh");
+    s.flags.set(ServiceFlags::SCHED1, true);
+    out.push((s, vec![Destination::new(ip("198.51.100.17"), 9999)]));
+
+    let mut s = Service::new(ServiceKey::udp(ip("203.0.113.13"), 5060), "rr").persistent(30);
+    s.pe_name = Some("sip".into());
+    out.push((s, vec![Destination::new(ip("198.51.100.18"), 5060)]));
+    out
+}
+
+/// Compare what the kernel reports with what was asked, ignoring counters.
+fn strip(mut t: Vec<(Service, Vec<Destination>)>) -> Vec<(Service, Vec<Destination>)> {
+    for (s, ds) in t.iter_mut() {
+        s.stats = None;
+        for d in ds.iter_mut() {
+            d.stats = None;
+            d.active_conns = 0;
+            d.inact_conns = 0;
+            d.persist_conns = 0;
+        }
+        ds.sort_by_key(|d| (d.addr, d.port));
+    }
+    t.sort_by_key(|(s, _)| format!("{:?}", s.key));
+    t
+}
+
+#[tokio::test]
+async fn table_round_trip_in_a_named_namespace() {
+    if !enabled() {
+        return;
+    }
+    let _ns = Ns::new("ipvs-t1");
+    let h = Handle::in_netns("ipvs-t1").await.unwrap();
+    h.flush().await.unwrap();
+    let want = sample_services();
+    for (s, ds) in &want {
+        h.add_service(s).await.unwrap();
+        for d in ds {
+            h.add_destination(&s.key, d).await.unwrap();
+        }
+    }
+    let got = h.table().await.unwrap();
+    assert_eq!(strip(got), strip(want.clone()));
+
+    // One service by key; edit it and read it back.
+    let (mut s, _) = want[0].clone();
+    assert_eq!(h.service(&s.key).await.unwrap().scheduler, "wrr");
+    s.scheduler = "rr".into();
+    h.edit_service(&s).await.unwrap();
+    assert_eq!(h.service(&s.key).await.unwrap().scheduler, "rr");
+    // Edit a destination, then delete it.
+    let mut d = want[0].1[0].clone();
+    d.weight = 9;
+    h.edit_destination(&s.key, &d).await.unwrap();
+    let ds = h.destinations(&s.key).await.unwrap();
+    assert!(ds.iter().any(|x| x.addr == d.addr && x.weight == 9));
+    h.delete_destination(&s.key, &d).await.unwrap();
+    assert_eq!(h.destinations(&s.key).await.unwrap().len(), 1);
+    h.delete_service(&s.key).await.unwrap();
+    assert_eq!(h.services().await.unwrap().len(), want.len() - 1);
+
+    h.zero(None).await.unwrap();
+    h.zero(Some(&want[1].0.key)).await.unwrap();
+    h.flush().await.unwrap();
+    assert!(h.services().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn typed_kernel_errors() {
+    if !enabled() {
+        return;
+    }
+    let _ns = Ns::new("ipvs-t2");
+    let h = Handle::in_netns("ipvs-t2").await.unwrap();
+    let s = Service::new(ServiceKey::tcp(ip("203.0.113.10"), 80), "wrr");
+    h.add_service(&s).await.unwrap();
+    let e = h.add_service(&s).await.unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+
+    let missing = ServiceKey::tcp(ip("203.0.113.99"), 80);
+    let e = h.delete_service(&missing).await.unwrap_err();
+    assert!(matches!(e, Error::NoSuchService { .. }), "{e}");
+    let e = h.service(&missing).await.unwrap_err();
+    assert!(matches!(e, Error::NoSuchService { .. }), "{e}");
+    let d = Destination::new(ip("198.51.100.11"), 80);
+    let e = h.add_destination(&missing, &d).await.unwrap_err();
+    assert!(matches!(e, Error::NoSuchService { .. }), "{e}");
+
+    let e = h.delete_destination(&s.key, &d).await.unwrap_err();
+    assert!(matches!(e, Error::NoSuchDestination { .. }), "{e}");
+    h.add_destination(&s.key, &d).await.unwrap();
+    let e = h.add_destination(&s.key, &d).await.unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+
+    let bad = Service::new(ServiceKey::tcp(ip("203.0.113.20"), 80), "nosuchsched");
+    let e = h.add_service(&bad).await.unwrap_err();
+    assert!(matches!(e, Error::SchedulerOrEngineNotFound { .. }), "{e}");
+    let mut bad = Service::new(ServiceKey::tcp(ip("203.0.113.21"), 80), "rr").persistent(10);
+    bad.pe_name = Some("nosuchpe".into());
+    let e = h.add_service(&bad).await.unwrap_err();
+    assert!(matches!(e, Error::SchedulerOrEngineNotFound { .. }), "{e}");
+    assert_eq!(e.errno(), Some(libc::ENOENT));
+}
+
+#[tokio::test]
+async fn namespaces_stay_separate() {
+    if !enabled() {
+        return;
+    }
+    let _a = Ns::new("ipvs-t3a");
+    let _b = Ns::new("ipvs-t3b");
+    let a = Handle::in_netns("ipvs-t3a").await.unwrap();
+    let b = Handle::in_netns("ipvs-t3b").await.unwrap();
+    let s = Service::new(ServiceKey::tcp(ip("203.0.113.10"), 80), "wrr");
+    a.add_service(&s).await.unwrap();
+    assert_eq!(a.services().await.unwrap().len(), 1);
+    assert!(b.services().await.unwrap().is_empty());
+    b.add_service(&s).await.unwrap();
+    b.flush().await.unwrap();
+    assert_eq!(a.services().await.unwrap().len(), 1);
+    let e = Handle::in_netns("no-such-ns").await.unwrap_err();
+    assert!(matches!(e, Error::Netns { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_apply_many_in_flight() {
+    if !enabled() {
+        return;
+    }
+    let _ns = Ns::new("ipvs-t4");
+    let h = Handle::in_netns("ipvs-t4").await.unwrap();
+    let n = 1000u16;
+    let ops: Vec<Op> = (0..n)
+        .map(|i| {
+            Op::AddService(Service::new(
+                ServiceKey::tcp(ip("203.0.113.10"), 1000 + i),
+                "rr",
+            ))
+        })
+        .collect();
+    let res = h.apply_many(&ops, 64).await;
+    assert!(res.iter().all(|r| r.is_ok()));
+    let dests: Vec<Op> = (0..n)
+        .map(|i| {
+            Op::AddDestination(
+                ServiceKey::tcp(ip("203.0.113.10"), 1000 + i),
+                Destination::new(ip("198.51.100.11"), 1000 + i),
+            )
+        })
+        .collect();
+    let res = h.apply_many(&dests, 64).await;
+    assert!(res.iter().all(|r| r.is_ok()));
+    let t = h.table().await.unwrap();
+    assert_eq!(t.len(), usize::from(n));
+    assert!(t.iter().all(|(_, d)| d.len() == 1));
+    // Re-applying reports each duplicate, in input order.
+    let res = h.apply_many(&ops[..10], 8).await;
+    assert!(
+        res.iter()
+            .all(|r| matches!(r, Err(Error::AlreadyExists { .. })))
+    );
+    h.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn timeouts_info_and_daemons() {
+    if !enabled() {
+        return;
+    }
+    let _ns = Ns::new("ipvs-t5");
+    let h = Handle::in_netns("ipvs-t5").await.unwrap();
+    let info = h.info().await.unwrap();
+    assert_eq!(info.version_string(), "1.2.1");
+    assert!(info.conn_tab_size > 0);
+    h.set_timeouts(&Timeouts {
+        tcp: 901,
+        tcp_fin: 121,
+        udp: 301,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        h.timeouts().await.unwrap(),
+        Timeouts {
+            tcp: 901,
+            tcp_fin: 121,
+            udp: 301
+        }
+    );
+    assert!(h.daemons().await.unwrap().is_empty());
+    let d = Daemon::new(DaemonState::Master, "d0", 7);
+    h.start_daemon(&d).await.unwrap();
+    let ds = h.daemons().await.unwrap();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(
+        (ds[0].state, ds[0].mcast_ifn.as_str(), ds[0].sync_id),
+        (DaemonState::Master, "d0", 7)
+    );
+    h.stop_daemon(DaemonState::Master).await.unwrap();
+    assert!(h.daemons().await.unwrap().is_empty());
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# lvs-ipvs Handle against the real kernel: runs the crate's kernel tests
+# (ipvs/tests/kernel.rs, built on the host by `cargo test -p lvs-ipvs --no-run`)
+# with LVS_IPVS_KERNEL=1. They create and delete their own namespaces.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+BIN_DIR=$(dirname "$(command -v "$RS_AGENT" || echo "$RS_AGENT")")
+# The newest test executable of ipvs/tests/kernel.rs.
+KTEST=$(ls -t "$BIN_DIR"/deps/kernel-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+[[ -n $KTEST && -x $KTEST ]] || fail "no kernel test binary in $BIN_DIR/deps (cargo test -p lvs-ipvs --no-run)"
+modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc ip_vs_pe_sip
+log "running $KTEST"
+LVS_IPVS_KERNEL=1 RUST_BACKTRACE=1 "$KTEST" --test-threads=1 || fail "kernel tests failed"
+pass "Handle kernel tests"
