@@ -45,7 +45,8 @@ TEST_TMP=$(mktemp -d "/tmp/vm-${SCENARIO}.XXXXXX")
 BG_PIDS=()
 EXIT_HOOKS=()
 
-log() { printf '[%s %s] %s\n' "$(date +%T)" "$SCENARIO" "$*"; }
+# (printf's %(...)T: no date process; every exec is slow in the emulated VM)
+log() { printf '[%(%T)T %s] %s\n' -1 "$SCENARIO" "$*"; }
 fail() { log "FAIL: $*"; exit 1; }
 pass() { log "ok: $*"; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -118,26 +119,27 @@ topo_up() {
     for ns in "${LAB_NAMESPACES[@]}"; do
         ns_destroy "$ns"
         ip netns add "$ns"
-        in_ns "$ns" ip link set lo up
+        ip -n "$ns" link set lo up
         # IPv4 only: no DAD, router solicitations or link-local noise in snapshots.
-        in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        in_ns "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 &&
+                           echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'
     done
-    in_ns lan ip link add br0 type bridge
-    in_ns lan ip link set br0 up
+    ip -n lan link add br0 type bridge
+    ip -n lan link set br0 up
     for host in client director rs1 rs2; do
         ip link add eth0 netns "$host" address "${LAB_MAC[$host]}" type veth peer name "$host" netns lan
-        in_ns lan ip link set "$host" master br0 up
-        in_ns "$host" ip addr add "${LAB_IP[$host]}/24" dev eth0
-        in_ns "$host" ip link set eth0 up
+        ip -n lan link set "$host" master br0 up
+        ip -n "$host" addr add "${LAB_IP[$host]}/24" dev eth0
+        ip -n "$host" link set eth0 up
     done
     # The client reaches the VIP on-link, so it ARPs for it (the seed's single L2 network).
-    in_ns client ip route add "$VIP/32" dev eth0
+    ip -n client route add "$VIP/32" dev eth0
     log "topology up: client, director, rs1, rs2 on br0 ($LAN_NET), VIP $VIP"
 }
 
 # director_vip_up: the VIP as an alias of the director's NIC (eth0:0).
 director_vip_up() {
-    in_ns director ip addr add "$VIP/32" dev eth0 label eth0:0
+    ip -n director addr add "$VIP/32" dev eth0 label eth0:0
 }
 
 ipvsadm_d() { in_ns director ipvsadm "$@"; }
@@ -163,7 +165,7 @@ rs_set_arp_priors() {
 rs_sysctl() { in_ns "$1" cat "/proc/sys/net/ipv4/conf/$2/$3"; }
 
 # rs_vip_on_lo NS: VIP/32 on lo by hand, nothing else (the ARP problem).
-rs_vip_on_lo() { in_ns "$1" ip addr add "$VIP/32" dev lo; }
+rs_vip_on_lo() { ip -n "$1" addr add "$VIP/32" dev lo; }
 
 # rs_prepare_by_hand NS: the seed's classic real-server script.
 rs_prepare_by_hand() {
