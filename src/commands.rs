@@ -15,6 +15,7 @@ use crate::observe::Observed;
 use crate::plan::{Change, Plan, plan_start, plan_stop};
 use crate::state::{Record, Store};
 use crate::status::{Status, status};
+use crate::sysctl_d;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -170,7 +171,12 @@ pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> 
     let record = store.load()?;
     let netlink = Netlink::connect()?;
     let observed = Observed::read(&netlink).await?;
-    Ok(status(&config, &observed, &record))
+    Ok(status(
+        &config,
+        &observed,
+        &record,
+        &sysctl_d::system_settings(),
+    ))
 }
 
 /// Exit code of `check` for a status.

@@ -16,6 +16,8 @@
 //! - [`status`]: desired against actual, for `status` and `check`.
 //! - [`netlink`], [`sysctl`], [`netns`]: thin adapters over rtnetlink,
 //!   /proc/sys/net and setns.
+//! - [`sysctl_d`]: finds sysctl.d entries that would undo the agent at boot.
+//! - [`watch`]: the long-running mode that repairs drift.
 //! - [`commands`]: the subcommands, tying the above together.
 
 pub mod apply;
@@ -29,5 +31,7 @@ pub mod plan;
 pub mod state;
 pub mod status;
 pub mod sysctl;
+pub mod sysctl_d;
+pub mod watch;
 
 pub use error::{Error, exit_code};

@@ -1,13 +1,16 @@
 //! The `rs-agent` command line. Errors are mapped to the exit codes listed in
 //! README.md (see `rs_agent::exit_code`); logs go to stderr, results to stdout.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use rs_agent::commands::{self, Context, Output};
 use rs_agent::config::DEFAULT_CONFIG_PATH;
 use rs_agent::state::DEFAULT_STATE_DIR;
+use rs_agent::watch::{WatchOptions, watch};
 use rs_agent::{Error, exit_code, netns};
 
 #[derive(Parser)]
@@ -64,6 +67,24 @@ enum Command {
         #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Converge like start, then stay in the foreground repairing drift.
+    Watch {
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Seconds between checks of the ARP sysctls (they emit no event).
+        #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_interval)]
+        interval: f64,
+        /// On SIGTERM or SIGINT, undo everything as `stop` does before exiting.
+        #[arg(long)]
+        rollback_on_exit: bool,
+    },
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(v),
+        _ => Err("expected a number of seconds between 0.1 and 3600".to_string()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -96,6 +117,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
 }
@@ -128,6 +150,19 @@ fn run(cli: &Cli) -> Result<u8, Error> {
             Command::Status { config } => {
                 let status = commands::report(&ctx, config).await?;
                 print_status(&status, ctx.output);
+                Ok(exit_code::OK)
+            }
+            Command::Watch {
+                config,
+                interval,
+                rollback_on_exit,
+            } => {
+                let options = WatchOptions {
+                    config_path: config.clone(),
+                    interval: Duration::from_secs_f64(*interval),
+                    rollback_on_exit: *rollback_on_exit,
+                };
+                watch(&ctx, &options).await?;
                 Ok(exit_code::OK)
             }
             Command::Check { config } => {

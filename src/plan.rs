@@ -178,7 +178,11 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
             index: lo.index,
         });
     }
-    plan.record.lo_brought_up = record.lo_brought_up || (!config.vips.is_empty() && !lo.up);
+    // Only a first run records lo as brought up: if lo goes down later, the
+    // state from before the agent still had it up, and stop must keep it so.
+    let first_run = record.is_empty();
+    plan.record.lo_brought_up =
+        record.lo_brought_up || (first_run && !config.vips.is_empty() && !lo.up);
 
     // Addresses the agent added earlier that the configuration no longer names.
     let wanted: HashSet<IpAddr> = config.vips.iter().map(|v| v.address).collect();
@@ -612,6 +616,15 @@ mod tests {
         let system = after(system, &plan);
         let stop = plan_stop(&system, &plan.record);
         assert_eq!(texts(&stop).last().unwrap(), "set lo down");
+        // lo taken down after the agent's first run is brought up again, but
+        // stop leaves it up: it was up before the agent.
+        let first =
+            plan_start(&config(&["10.0.0.1"]), &self::system(), &Record::default()).unwrap();
+        let mut system = after(self::system(), &first);
+        system.links[0].up = false;
+        let again = plan_start(&config(&["10.0.0.1"]), &system, &first.record).unwrap();
+        assert!(texts(&again).contains(&"set lo up".to_string()));
+        assert!(!again.record.lo_brought_up);
         // Without VIPs there is no reason to touch lo.
         let mut system = self::system();
         system.links[0].up = false;

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::observe::Observed;
 use crate::state::Record;
 use crate::sysctl::{ArpKey, SysctlKey};
+use crate::sysctl_d::Setting;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -62,9 +63,15 @@ fn ignores_foreign_targets(arp_ignore: i32) -> bool {
     matches!(arp_ignore, 1 | 2 | 8)
 }
 
-pub fn status(config: &Config, observed: &Observed, record: &Record) -> Status {
+/// `boot_settings`: the ARP lines of the sysctl.d files, in the order they apply.
+pub fn status(
+    config: &Config,
+    observed: &Observed,
+    record: &Record,
+    boot_settings: &[Setting],
+) -> Status {
     let mut drift = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = crate::sysctl_d::conflicts(config, boot_settings);
     let lo_index = observed.lo().map(|l| l.index);
     let by_ip = observed.addresses_by_ip();
 
@@ -360,6 +367,7 @@ mod tests {
             &config(),
             &on_lo(observed((1, 2), (0, 0))),
             &Record::default(),
+            &[],
         );
         assert!(s.in_sync, "{:?}", s.drift);
         assert_eq!(s.vips[0].origin, Some("pre-existing"));
@@ -376,7 +384,12 @@ mod tests {
     fn per_interface_value_counts_through_the_max() {
         let mut c = config();
         c.arp.interfaces = vec!["eth0".into()];
-        let s = status(&c, &on_lo(observed((0, 0), (1, 2))), &Record::default());
+        let s = status(
+            &c,
+            &on_lo(observed((0, 0), (1, 2))),
+            &Record::default(),
+            &[],
+        );
         assert!(s.in_sync, "{:?}", s.drift);
         assert_eq!(
             (s.interfaces[0].arp_ignore, s.interfaces[0].arp_announce),
@@ -386,7 +399,12 @@ mod tests {
 
     #[test]
     fn drift_is_explained() {
-        let s = status(&config(), &observed((0, 2), (3, 0)), &Record::default());
+        let s = status(
+            &config(),
+            &observed((0, 2), (3, 0)),
+            &Record::default(),
+            &[],
+        );
         assert!(!s.in_sync);
         let text = s.drift.join("\n");
         assert!(text.contains("VIP 10.1.252.73 is not on lo"), "{text}");
@@ -416,7 +434,7 @@ mod tests {
             vips: vec![],
             ..config()
         };
-        let s = status(&c, &on_lo(observed((1, 2), (0, 0))), &record);
+        let s = status(&c, &on_lo(observed((1, 2), (0, 0))), &record, &[]);
         assert!(!s.in_sync);
         assert!(s.drift[0].contains("no longer configured"), "{:?}", s.drift);
     }

@@ -1,0 +1,254 @@
+//! Finds sysctl.d settings that would undo the agent: `sysctl --system` and
+//! every boot re-apply them over the runtime values the agent wrote.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::sysctl::ArpKey;
+
+/// Directories systemd-sysctl and `sysctl --system` read, highest priority
+/// first: a file name in an earlier directory hides the same name in later ones.
+pub const DIRS: [&str; 5] = [
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
+
+/// Read after the directories by `sysctl --system`.
+pub const SYSCTL_CONF: &str = "/etc/sysctl.conf";
+
+/// One ARP setting found in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub file: PathBuf,
+    pub line: usize,
+    /// The interface part of the key; may be a glob (`*`).
+    pub interface: String,
+    pub key: ArpKey,
+    pub value: String,
+}
+
+/// The files in the order they are applied (later ones win).
+pub fn files_in_order(dirs: &[&Path], sysctl_conf: &Path) -> Vec<PathBuf> {
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".conf") {
+                by_name.entry(name).or_insert_with(|| entry.path());
+            }
+        }
+    }
+    let mut files: Vec<PathBuf> = by_name
+        .into_values()
+        // A link to /dev/null masks the file of that name.
+        .filter(|p| std::fs::canonicalize(p).map_or(true, |c| c != Path::new("/dev/null")))
+        .collect();
+    let covered = files
+        .iter()
+        .any(|f| std::fs::canonicalize(f).ok() == std::fs::canonicalize(sysctl_conf).ok());
+    if sysctl_conf.exists() && !covered {
+        files.push(sysctl_conf.to_path_buf());
+    }
+    files
+}
+
+/// The ARP settings of every file, in application order.
+pub fn read_settings(files: &[PathBuf]) -> Vec<Setting> {
+    files
+        .iter()
+        .filter_map(|f| Some((f, std::fs::read_to_string(f).ok()?)))
+        .flat_map(|(f, text)| parse(f, &text))
+        .collect()
+}
+
+/// The settings of the standard locations.
+pub fn system_settings() -> Vec<Setting> {
+    let dirs: Vec<&Path> = DIRS.iter().map(Path::new).collect();
+    read_settings(&files_in_order(&dirs, Path::new(SYSCTL_CONF)))
+}
+
+/// Lines of one file that set net.ipv4.conf.<iface>.arp_ignore or arp_announce.
+pub fn parse(file: &Path, text: &str) -> Vec<Setting> {
+    let mut settings = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        // A leading '-' only tells systemd-sysctl to ignore failures.
+        let key = key.trim().trim_start_matches('-');
+        let Some((interface, arp_key)) = split_key(key) else {
+            continue;
+        };
+        settings.push(Setting {
+            file: file.to_path_buf(),
+            line: index + 1,
+            interface,
+            key: arp_key,
+            value: value.trim().to_string(),
+        });
+    }
+    settings
+}
+
+/// `net.ipv4.conf.IFACE.arp_x` (a `/` in IFACE stands for a dot) or
+/// `net/ipv4/conf/IFACE/arp_x` (IFACE written as is).
+fn split_key(key: &str) -> Option<(String, ArpKey)> {
+    let (rest, interface_dot) = if let Some(rest) = key.strip_prefix("net/ipv4/conf/") {
+        (rest, false)
+    } else {
+        (key.strip_prefix("net.ipv4.conf.")?, true)
+    };
+    let separator = if interface_dot { '.' } else { '/' };
+    let (interface, name) = rest.rsplit_once(separator)?;
+    let arp_key = ArpKey::ALL.into_iter().find(|k| k.file_name() == name)?;
+    let interface = if interface_dot {
+        interface.replace('/', ".")
+    } else {
+        interface.to_string()
+    };
+    Some((interface, arp_key))
+}
+
+/// `*` and `?` glob over an interface name.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// Warnings for each sysctl the agent manages whose last setting at boot
+/// differs from what the configuration wants.
+pub fn conflicts(config: &Config, settings: &[Setting]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for interface in &config.arp.interfaces {
+        for key in ArpKey::ALL {
+            let wanted = config.arp.desired(key);
+            let last = settings
+                .iter()
+                .rev()
+                .find(|s| s.key == key && glob_match(&s.interface, interface));
+            if let Some(s) = last
+                && s.value.parse::<i32>().ok() != Some(wanted)
+            {
+                warnings.push(format!(
+                    "{}:{} sets net.ipv4.conf.{}.{} = {}: `sysctl --system` or the next boot undoes rs-agent's {} (wanted {wanted})",
+                    s.file.display(),
+                    s.line,
+                    s.interface.replace('.', "/"),
+                    key.file_name(),
+                    s.value,
+                    key.file_name(),
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ArpPolicy;
+
+    fn config(interfaces: &[&str]) -> Config {
+        Config {
+            arp: ArpPolicy {
+                interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+                ..ArpPolicy::default()
+            },
+            vips: vec![],
+        }
+    }
+
+    #[test]
+    fn parses_both_notations() {
+        let text = "# comment\n\
+                    net.ipv4.conf.all.arp_ignore = 0\n\
+                    -net.ipv4.conf.eth0/100.arp_announce=1\n\
+                    net/ipv4/conf/eth0.200/arp_ignore = 2\n\
+                    net.ipv4.conf.all.rp_filter = 2\n\
+                    kernel.panic = 1\n";
+        let s = parse(Path::new("/x.conf"), text);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s[0].line, s[0].interface.as_str(), s[0].key),
+            (2, "all", ArpKey::Ignore)
+        );
+        assert_eq!(
+            (s[1].interface.as_str(), s[1].key, s[1].value.as_str()),
+            ("eth0.100", ArpKey::Announce, "1")
+        );
+        assert_eq!(s[2].interface, "eth0.200");
+    }
+
+    #[test]
+    fn the_last_setting_wins_and_globs_match() {
+        let a = parse(
+            Path::new("/etc/sysctl.d/10-a.conf"),
+            "net.ipv4.conf.all.arp_ignore = 0\n",
+        );
+        let b = parse(
+            Path::new("/etc/sysctl.d/20-b.conf"),
+            "net.ipv4.conf.all.arp_ignore = 1\n",
+        );
+        let settings: Vec<Setting> = a.iter().chain(&b).cloned().collect();
+        assert!(conflicts(&config(&["all"]), &settings).is_empty());
+        let settings: Vec<Setting> = b.iter().chain(&a).cloned().collect();
+        let w = conflicts(&config(&["all"]), &settings);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("/etc/sysctl.d/10-a.conf:1 sets net.ipv4.conf.all.arp_ignore = 0"),
+            "{w:?}"
+        );
+        let glob = parse(Path::new("/g.conf"), "net.ipv4.conf.*.arp_announce = 0\n");
+        let w = conflicts(&config(&["all", "eth0"]), &glob);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(glob_match("eth?", "eth1") && !glob_match("eth?", "eth10"));
+    }
+
+    #[test]
+    fn file_order_and_masking() {
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc");
+        let usr = root.path().join("usr");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(&usr).unwrap();
+        std::fs::write(usr.join("50-x.conf"), "net.ipv4.conf.all.arp_ignore = 0\n").unwrap();
+        std::fs::write(usr.join("60-y.conf"), "net.ipv4.conf.all.arp_ignore = 0\n").unwrap();
+        std::fs::write(etc.join("50-x.conf"), "# overrides usr\n").unwrap();
+        std::os::unix::fs::symlink("/dev/null", etc.join("60-y.conf")).unwrap();
+        std::fs::write(
+            usr.join("70-z.conf"),
+            "net.ipv4.conf.all.arp_announce = 0\n",
+        )
+        .unwrap();
+        let conf = root.path().join("sysctl.conf");
+        std::fs::write(&conf, "net.ipv4.conf.all.arp_announce = 2\n").unwrap();
+        let files = files_in_order(&[&etc, &usr], &conf);
+        assert_eq!(
+            files,
+            vec![etc.join("50-x.conf"), usr.join("70-z.conf"), conf.clone()]
+        );
+        let settings = read_settings(&files);
+        assert!(conflicts(&config(&["all"]), &settings).is_empty());
+    }
+}
