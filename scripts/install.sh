@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds rs-agent and installs it on this real server, as root:
 #   /usr/local/sbin/rs-agent, /etc/rs-agent/config.toml (example, kept if present),
-#   /etc/systemd/system/rs-agent.service, /usr/local/share/doc/rs-agent/README.md
+#   /etc/systemd/system/rs-agent{,-watch}.service, /usr/local/share/doc/rs-agent/README.md
 #
 #   scripts/install.sh            install only
-#   scripts/install.sh --start    install, then enable and start the unit
-#                                 (or run `rs-agent start` when systemd is not PID 1)
+#   scripts/install.sh --start    install, then enable and start rs-agent.service
+#                                 (or run `rs-agent start` when systemd is not PID 1);
+#                                 for watch mode: systemctl enable --now rs-agent-watch
 #
 # DESTDIR=/some/root installs into a staging tree (packaging, tests); --start
 # is refused then.
@@ -37,6 +38,7 @@ cargo build --release --locked -p rs-agent --manifest-path "$ROOT/Cargo.toml"
 
 install -D -m 0755 "$ROOT/target/release/rs-agent" "$DESTDIR/usr/local/sbin/rs-agent"
 install -D -m 0644 "$ROOT/systemd/rs-agent.service" "$DESTDIR/etc/systemd/system/rs-agent.service"
+install -D -m 0644 "$ROOT/systemd/rs-agent-watch.service" "$DESTDIR/etc/systemd/system/rs-agent-watch.service"
 install -D -m 0644 "$ROOT/README.md" "$DESTDIR/usr/local/share/doc/rs-agent/README.md"
 if [[ -e $DESTDIR/etc/rs-agent/config.toml ]]; then
     say "keeping existing /etc/rs-agent/config.toml"
