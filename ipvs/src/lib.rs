@@ -9,6 +9,12 @@
 //! - [`handle`]: [`Handle`], the async connection (one genetlink socket,
 //!   optionally in a named network namespace) with every table operation,
 //!   and [`Op`] / [`Handle::apply_many`] for bulk work.
+//! - [`rules`]: ipvsadm's rules text: parse every command line `ipvsadm -R`
+//!   reads (-A -E -D -a -e -d -C -Z --set) and print what `ipvsadm -S -n`
+//!   prints.
+//! - [`listing`]: what `ipvsadm -L -n` prints (--stats, --rate, --exact,
+//!   --thresholds, --persistent-conn, --tun-info, --timeout, --daemon), in
+//!   ipvsadm's own (quirky) order.
 //! - [`error`]: [`Error`], with typed kernel answers.
 //!
 //! Everything here speaks to the kernel of the calling process's network
@@ -17,7 +23,9 @@
 pub mod codec;
 pub mod error;
 pub mod handle;
+pub mod listing;
 pub mod model;
+pub mod rules;
 
 pub use error::{Error, OpKind, Result};
 pub use handle::{DEFAULT_CONCURRENCY, Handle, Op};
