@@ -26,6 +26,16 @@ if ! modprobe -a ip_vs ip_vs_wrr ip_vs_rr ip_vs_sh; then
     exit 1
 fi
 
+# The host's files reach the guest over 9p without a page cache, so every exec
+# of a large binary (a debug rs-agent is ~80 MB) reads all of it again: run a
+# copy from tmpfs instead.
+if [[ -f $RS_AGENT ]]; then
+    mkdir -p /run/vm-bin
+    if cp "$RS_AGENT" /run/vm-bin/rs-agent; then
+        RS_AGENT=/run/vm-bin/rs-agent
+    fi
+fi
+
 logs=$(mktemp -d /tmp/vm-logs.XXXXXX)
 passed=0 failed=0 failed_names=()
 for f in "$HERE"/scenarios/*.sh; do

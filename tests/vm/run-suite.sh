@@ -20,7 +20,7 @@
 #                        space-separated prefixes (e.g. "10 30")
 #   VM_VERBOSE=1         show logs of passing scenarios too
 #   VM_LOG_DIR           where the guest copies per-scenario logs
-#                        (default <repo>/target/vm-logs)
+#                        (default <repo>/target/vm-logs/run-DATE-TIME-PID)
 #   VENV_VM              virtualenv with virtme-ng (default <repo>/.venv-vm)
 # Exit status: the guest's (0 = all scenarios passed), 124 if VM_TIMEOUT hit.
 set -euo pipefail
@@ -69,10 +69,16 @@ if [[ ${VM_KVM:-0} == 1 ]]; then
     KVM_ARGS=()
 fi
 VM_TIMEOUT=${VM_TIMEOUT:-900}
-LOG_DIR=${VM_LOG_DIR:-$ROOT/target/vm-logs}
+# One log dir per run (runs may overlap); keep the 5 newest.
+if [[ -n ${VM_LOG_DIR:-} ]]; then
+    LOG_DIR=$VM_LOG_DIR
+else
+    mkdir -p "$ROOT/target/vm-logs"
+    while read -r old; do rm -rf "$old"; done < <(compgen -G "$ROOT/target/vm-logs/run-*" | sort -r | tail -n +5)
+    LOG_DIR=$ROOT/target/vm-logs/run-$(date +%Y%m%d-%H%M%S)-$$
+fi
 mkdir -p "$LOG_DIR"
 LOG_DIR=$(cd "$LOG_DIR" && pwd)
-rm -f "$LOG_DIR"/*.log
 
 say "kernel $KERNEL, rs-agent $RS_AGENT, $([[ ${#KVM_ARGS[@]} -eq 0 ]] && echo KVM || echo 'software emulation (VM_KVM=1 for KVM)'), timeout ${VM_TIMEOUT}s"
 say "logs: $LOG_DIR"

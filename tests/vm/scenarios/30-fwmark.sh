@@ -31,16 +31,17 @@ for rs in rs1 rs2; do
 done
 
 # a) one service across both ports
+ports=(80 3306 80 3306 80 3306 80 3306)
+mapfile -t answers < <(client_get_many "${ports[@]}" || true)
 seq="" prev=""
-for i in 1 2 3 4 5 6 7 8; do
-    port=$((i % 2 ? 80 : 3306))
-    out=$(client_get "$port") || fail "request $i to port $port failed"
-    seq+=" $port:$out"
-    [[ $out == rs1 || $out == rs2 ]] || fail "unexpected answer '$out'"
+for i in "${!ports[@]}"; do
+    out=${answers[i]:-none}
+    seq+=" ${ports[i]}:$out"
+    [[ $out == rs1 || $out == rs2 ]] || fail "request $i to port ${ports[i]}: answer '$out':$seq"
     [[ $out != "$prev" ]] || fail "rr did not alternate across ports 80 and 3306:$seq"
     prev=$out
 done
-log "fwmark rr answers:$seq"
+log "fwmark rr answers (port:server):$seq"
 # IPVS folds its per-cpu counters into what it reports every 2 s: wait for them.
 fwm_conns() { ipvsadm_d -L -n --stats | awk '$1 == "FWM" && $2 == 11 { print $3 }' | grep -qx 8; }
 wait_until 10 "FWM 11 counters to show 8 connections" fwm_conns

@@ -4,10 +4,13 @@
 # with LVS_IPVS_KERNEL=1. They create and delete their own namespaces.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-BIN_DIR=$(dirname "$(command -v "$RS_AGENT" || echo "$RS_AGENT")")
-# The newest test executable of ipvs/tests/kernel.rs.
-KTEST=$(ls -t "$BIN_DIR"/deps/kernel-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
-[[ -n $KTEST && -x $KTEST ]] || fail "no kernel test binary in $BIN_DIR/deps (cargo test -p lvs-ipvs --no-run)"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+DEPS=${LVS_IPVS_DEPS_DIR:-$ROOT/target/debug/deps}
+# The newest test executable of ipvs/tests/kernel.rs, run from a tmpfs copy.
+SRC=$(ls -t "$DEPS"/kernel-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+[[ -n $SRC && -x $SRC ]] || fail "no kernel test binary in $DEPS (cargo test -p lvs-ipvs --no-run)"
+KTEST=$TEST_TMP/kernel-tests
+cp "$SRC" "$KTEST"
 modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc ip_vs_pe_sip
 log "running $KTEST"
 LVS_IPVS_KERNEL=1 RUST_BACKTRACE=1 "$KTEST" --test-threads=1 || fail "kernel tests failed"
