@@ -19,7 +19,6 @@ FILTERS=${VM_SCENARIOS:-}
 export RS_AGENT=${RS_AGENT:-rs-agent}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
-echo "guest: kernel $(uname -r), $(nproc) cpus, rs-agent $RS_AGENT"
 if ! modprobe -a ip_vs ip_vs_wrr ip_vs_rr ip_vs_sh; then
     echo "guest: cannot load the ip_vs modules in kernel $(uname -r)"
     echo "0 passed, 1 failed"
@@ -32,9 +31,12 @@ fi
 if [[ -f $RS_AGENT ]]; then
     mkdir -p /run/vm-bin
     if cp "$RS_AGENT" /run/vm-bin/rs-agent; then
+        echo "guest: rs-agent copied from $RS_AGENT"
         RS_AGENT=/run/vm-bin/rs-agent
     fi
 fi
+
+echo "guest: kernel $(uname -r), $(nproc) cpus, rs-agent $RS_AGENT, ${SCENARIO_TIMEOUT}s per scenario"
 
 logs=$(mktemp -d /tmp/vm-logs.XXXXXX)
 passed=0 failed=0 failed_names=()
