@@ -108,6 +108,12 @@ pub fn parse_command(line: &str) -> Result<Command, RulesError> {
     parse_args(&words).map_err(|message| RulesError { line: 0, message })
 }
 
+/// Parse one command given as separate words (an argv without the
+/// program name), e.g. `["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.2"]`.
+pub fn parse_words(words: &[String]) -> Result<Command, RulesError> {
+    parse_args(words).map_err(|message| RulesError { line: 0, message })
+}
+
 /// Split a line into words on blanks, honouring double and single quotes
 /// and backslash escapes.
 pub fn split_words(line: &str) -> Result<Vec<String>, String> {
@@ -777,6 +783,9 @@ fn check_tunnel_options(t: TunnelType, opts: &[&str]) -> Result<(), String> {
         TunnelType::Gre => {
             if has_port {
                 return Err("Illegal 'tun-port' option with the 'gre' tunnel type".into());
+            }
+            if opts.contains(&"tun-remcsum") {
+                return Err("Illegal 'tun-remcsum' option with the 'gre' tunnel type".into());
             }
         }
     }

@@ -118,13 +118,15 @@ fn tunnel_options() {
         (TunnelType::Gue, 6080, TUN_FLAG_CSUM)
     );
     let Command::AddDest(_, d) =
-        cmd("-a -t 198.51.100.12:443 -r 198.51.100.7 -i --tun-type gre --tun-remcsum")
+        cmd("-a -t 198.51.100.12:443 -r 198.51.100.7 -i --tun-type gre --tun-csum")
     else {
         panic!()
     };
-    assert_eq!(
-        (d.tun_type, d.tun_flags),
-        (TunnelType::Gre, TUN_FLAG_REMCSUM)
+    assert_eq!((d.tun_type, d.tun_flags), (TunnelType::Gre, TUN_FLAG_CSUM));
+    // ipvsadm 1.31 refuses remote checksum offload with GRE.
+    assert!(
+        err("-a -t 198.51.100.12:443 -r 198.51.100.7 -i --tun-type gre --tun-remcsum")
+            .contains("'gre'")
     );
     assert_eq!(
         err("-a -t 198.51.100.12:443 -r 198.51.100.6 -g --tun-type gue --tun-port 1"),
@@ -364,8 +366,10 @@ impl Gen {
         d.weight = self.below(65536) as u32;
         if forward == Forward::Tunnel {
             d.tun_type = *self.pick(&[TunnelType::Ipip, TunnelType::Gue, TunnelType::Gre]);
-            if d.tun_type != TunnelType::Ipip {
-                d.tun_flags = *self.pick(&[0, TUN_FLAG_CSUM, TUN_FLAG_REMCSUM]);
+            match d.tun_type {
+                TunnelType::Gue => d.tun_flags = *self.pick(&[0, TUN_FLAG_CSUM, TUN_FLAG_REMCSUM]),
+                TunnelType::Gre => d.tun_flags = *self.pick(&[0, TUN_FLAG_CSUM]),
+                TunnelType::Ipip => {}
             }
             if d.tun_type == TunnelType::Gue {
                 d.tun_port = 1 + self.below(65535) as u16;
