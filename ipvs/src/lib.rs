@@ -17,6 +17,19 @@
 //!   ipvsadm's own (quirky) order.
 //! - [`error`]: [`Error`], with typed kernel answers.
 //!
+//! ```no_run
+//! use lvs_ipvs::{Destination, Handle, Service, ServiceKey};
+//! # async fn demo() -> Result<(), lvs_ipvs::Error> {
+//! let ipvs = Handle::in_netns("director").await?;
+//! let vip = ServiceKey::tcp("203.0.113.10".parse().unwrap(), 80);
+//! ipvs.add_service(&Service::new(vip, "wrr")).await?;
+//! let mut rs = Destination::new("198.51.100.12".parse().unwrap(), 80);
+//! rs.weight = 2;
+//! ipvs.add_destination(&vip, &rs).await?;
+//! print!("{}", lvs_ipvs::rules::render_save(&ipvs.table().await?));
+//! # Ok(()) }
+//! ```
+//!
 //! Everything here speaks to the kernel of the calling process's network
 //! namespace unless a handle is explicitly bound to another one.
 
@@ -34,3 +47,8 @@ pub use model::{
     Daemon, DaemonState, Destination, Family, Forward, Info, Protocol, Service, ServiceFlags,
     ServiceKey, Stats, Timeouts, TunnelType,
 };
+
+/// The README's example compiles (checked by `cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
