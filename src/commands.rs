@@ -1,6 +1,7 @@
 //! The subcommands. Each one takes its lock, observes once, decides with the
 //! pure planner, and only then touches the system.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -146,9 +147,10 @@ async fn execute(
     match apply(netlink, lo_index, &plan.changes).await {
         Ok(applied) => {
             let mut final_record = plan.record;
-            final_record
-                .addresses
-                .retain(|a| !applied.found_present.contains(a));
+            if !applied.found_present.is_empty() {
+                let not_ours: HashSet<_> = applied.found_present.iter().collect();
+                final_record.addresses.retain(|a| !not_ours.contains(a));
+            }
             store.save(&final_record)?;
             summary.changed = !applied.done.is_empty();
             summary.changes = applied.done;

@@ -179,13 +179,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let entry = entry.into_inner();
         let address = check_vip_address(entry.address.get_ref())
             .map_err(|m| at(Some(entry.address.span()), m))?;
-        if let Some(first_line) = seen.get(&address) {
+        // Positions are turned into lines only for an error: doing it for
+        // every entry would cost a scan of the file per VIP.
+        if let Some(&first_offset) = seen.get(&address) {
+            let first_line = line_column(text, first_offset).0;
             return Err(at(
                 Some(entry.address.span()),
                 format!("VIP {address} is listed twice (first on line {first_line})"),
             ));
         }
-        seen.insert(address, line_column(text, entry.address.span().start).0);
+        seen.insert(address, entry.address.span().start);
         let label = match entry.label {
             None => None,
             Some(label) => {

@@ -2,7 +2,7 @@
 //! of the system and the rollback record, compute the changes to make and the
 //! record that describes the system once they are made.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -140,6 +140,7 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
     }
 
     let mut plan = Plan::default();
+    plan.record.version = record.version;
     let mut sysctl_reverts = Vec::new();
 
     // Sysctls the configuration wants.
@@ -203,7 +204,8 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
     }
 
     // Addresses the configuration wants.
-    let recorded: HashSet<IpAddr> = record.addresses.iter().map(|s| s.address).collect();
+    let recorded: HashMap<IpAddr, &AddressSpec> =
+        record.addresses.iter().map(|s| (s.address, s)).collect();
     for vip in &config.vips {
         let spec = AddressSpec {
             address: vip.address,
@@ -217,10 +219,9 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
                 interface: lo.name.clone(),
             });
             plan.record.addresses.push(spec);
-        } else if recorded.contains(&vip.address) {
+        } else if let Some(earlier) = recorded.get(&vip.address) {
             // Still ours: keep it under the spec it was added with.
-            let earlier = record.addresses.iter().find(|s| s.address == vip.address);
-            plan.record.addresses.push(earlier.cloned().unwrap_or(spec));
+            plan.record.addresses.push((*earlier).clone());
         } else if vip.address.is_ipv6() && !present.iter().any(|a| a.deprecated) {
             plan.warnings.push(format!(
                 "{} was already on lo (not added by rs-agent, so stop keeps it) and is not deprecated: the kernel may pick it as a source address",

@@ -4,8 +4,10 @@
 //! addresses and sysctls it describes), replaced atomically (write, fsync,
 //! rename), and guarded by an exclusive lock so concurrent runs serialize.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,8 +68,9 @@ impl Record {
                 merged.sysctls.push(entry.clone());
             }
         }
+        let mut known: HashSet<IpAddr> = merged.addresses.iter().map(|a| a.address).collect();
         for spec in &other.addresses {
-            if !merged.addresses.iter().any(|a| a.address == spec.address) {
+            if known.insert(spec.address) {
                 merged.addresses.push(spec.clone());
             }
         }

@@ -1,7 +1,9 @@
 //! Desired against actual, for `status` and `check`: pure, from the
 //! configuration, one snapshot and the rollback record.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -75,6 +77,8 @@ pub fn status(
     let lo_index = observed.lo().map(|l| l.index);
     let by_ip = observed.addresses_by_ip();
 
+    let recorded: HashSet<IpAddr> = record.addresses.iter().map(|s| s.address).collect();
+    let configured: HashSet<IpAddr> = config.vips.iter().map(|v| v.address).collect();
     let mut vips = Vec::new();
     for vip in &config.vips {
         let found = by_ip
@@ -93,7 +97,7 @@ pub fn status(
                 observed.link_name(a.index)
             ));
         }
-        let recorded = record.addresses.iter().any(|s| s.address == vip.address);
+        let recorded = recorded.contains(&vip.address);
         vips.push(VipStatus {
             address: vip.address.to_string(),
             configured: true,
@@ -106,7 +110,7 @@ pub fn status(
         });
     }
     for spec in &record.addresses {
-        if config.vips.iter().any(|v| v.address == spec.address) {
+        if configured.contains(&spec.address) {
             continue;
         }
         let found = by_ip
