@@ -192,10 +192,26 @@ fn main() -> ExitCode {
 }
 
 async fn connect(netns: &Option<String>) -> Result<Handle, Fail> {
-    Ok(match netns {
-        Some(ns) => Handle::in_netns(ns).await?,
-        None => Handle::new().await?,
-    })
+    let open = || async {
+        match netns {
+            Some(ns) => Handle::in_netns(ns).await,
+            None => Handle::new().await,
+        }
+    };
+    match open().await {
+        // Like ipvsadm: load the module once and try again.
+        Err(Error::FamilyNotFound) => {
+            let loaded = std::process::Command::new("modprobe")
+                .args(["--", "ip_vs"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !loaded {
+                return Err(Error::FamilyNotFound.into());
+            }
+            Ok(open().await?)
+        }
+        other => Ok(other?),
+    }
 }
 
 fn parse_raw(prefix: &str, raw: &Raw) -> Result<Command, Fail> {
