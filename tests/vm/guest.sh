@@ -36,6 +36,13 @@ if [[ -f $RS_AGENT ]]; then
     fi
 fi
 
+# run-suite.sh lists the hot programs and libraries; copy them up into the
+# guest's tmpfs overlay (guest-only: the host's files are read-only to it).
+if [[ -n ${VM_LOG_DIR:-} && -r $VM_LOG_DIR/prewarm.list ]]; then
+    mapfile -t hot <"$VM_LOG_DIR/prewarm.list"
+    touch -c -- "${hot[@]}" 2>/dev/null
+fi
+
 echo "guest: kernel $(uname -r), $(nproc) cpus, rs-agent $RS_AGENT, ${SCENARIO_TIMEOUT}s per scenario"
 
 logs=$(mktemp -d /tmp/vm-logs.XXXXXX)

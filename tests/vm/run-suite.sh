@@ -20,7 +20,8 @@
 #                        space-separated prefixes (e.g. "10 30")
 #   VM_VERBOSE=1         show logs of passing scenarios too
 #   VM_LOG_DIR           where the guest copies per-scenario logs
-#                        (default <repo>/target/vm-logs/run-DATE-TIME-PID)
+#                        (default <repo>/target/vm-logs/run-DATE-TIME-PID;
+#                        runs older than a day are pruned)
 #   VENV_VM              virtualenv with virtme-ng (default <repo>/.venv-vm)
 # Exit status: the guest's (0 = all scenarios passed), 124 if VM_TIMEOUT hit.
 set -euo pipefail
@@ -69,12 +70,12 @@ if [[ ${VM_KVM:-0} == 1 ]]; then
     KVM_ARGS=()
 fi
 VM_TIMEOUT=${VM_TIMEOUT:-900}
-# One log dir per run (runs may overlap); keep the 5 newest.
+# One log dir per run (runs may overlap); runs older than a day are pruned.
 if [[ -n ${VM_LOG_DIR:-} ]]; then
     LOG_DIR=$VM_LOG_DIR
 else
     mkdir -p "$ROOT/target/vm-logs"
-    while read -r old; do rm -rf "$old"; done < <(compgen -G "$ROOT/target/vm-logs/run-*" | sort -r | tail -n +5)
+    find "$ROOT/target/vm-logs" -mindepth 1 -maxdepth 1 -name 'run-*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
     LOG_DIR=$ROOT/target/vm-logs/run-$(date +%Y%m%d-%H%M%S)-$$
 fi
 mkdir -p "$LOG_DIR"
@@ -82,6 +83,18 @@ LOG_DIR=$(cd "$LOG_DIR" && pwd)
 
 say "kernel $KERNEL, rs-agent $RS_AGENT, $([[ ${#KVM_ARGS[@]} -eq 0 ]] && echo KVM || echo 'software emulation (VM_KVM=1 for KVM)'), timeout ${VM_TIMEOUT}s"
 say "logs: $LOG_DIR"
+
+# Warm-up list for the guest: the programs the scenarios run most, with their
+# shared libraries. The guest's /usr is an overlay over the host's files (9p,
+# no page cache); touching a file copies it up into the guest's tmpfs, which
+# makes later execs cheaper. Computed here because ldd is slow in the VM.
+HOT_BINS=(bash sh ip arping curl ipvsadm nft busybox timeout sleep grep sort
+          sed awk cat cp sysctl diff mktemp rm mkdir kill setsid nsenter)
+for b in "${HOT_BINS[@]}"; do
+    p=$(command -v "$b") || continue
+    readlink -f "$p"
+    ldd "$p" 2>/dev/null | grep -o '/[^ ]*' | xargs -r readlink -f || true
+done | sort -u >"$LOG_DIR/prewarm.list"
 
 # --- run ---------------------------------------------------------------------
 # vng does not pass the host environment to the guest command: hand it over
