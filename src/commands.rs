@@ -170,15 +170,29 @@ async fn execute(
 pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> {
     let config = config::load(config_path)?;
     let store = Store::read_only(&ctx.state_dir, &netns::current_id()?);
-    let record = store.load()?;
+    // A monitoring probe may run unprivileged: without the (root-only) record
+    // the comparison still works, only the origin of each VIP is unknown.
+    let (record, record_readable) = match store.load() {
+        Ok(record) => (record, true),
+        Err(e) if !store.readable() => {
+            info!("{e}");
+            (Record::default(), false)
+        }
+        Err(e) => return Err(e),
+    };
     let netlink = Netlink::connect()?;
     let observed = Observed::read(&netlink).await?;
-    Ok(status(
-        &config,
-        &observed,
-        &record,
-        &sysctl_d::system_settings(),
-    ))
+    let mut status = status(&config, &observed, &record, &sysctl_d::system_settings());
+    if !record_readable {
+        status.warnings.push(format!(
+            "cannot read the rollback record {} (run as root to see which VIPs rs-agent added)",
+            store.path().display()
+        ));
+        for vip in &mut status.vips {
+            vip.origin = vip.origin.map(|_| "unknown");
+        }
+    }
+    Ok(status)
 }
 
 /// Exit code of `check` for a status.

@@ -152,6 +152,15 @@ impl Store {
         &self.path
     }
 
+    /// False when the record (or its directory) exists but this process may
+    /// not read it, as for an unprivileged monitoring probe.
+    pub fn readable(&self) -> bool {
+        match File::open(&self.path) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::PermissionDenied,
+        }
+    }
+
     /// The current record; an empty one when the agent has not changed anything.
     pub fn load(&self) -> Result<Record, Error> {
         let text = match std::fs::read_to_string(&self.path) {

@@ -30,7 +30,8 @@ pub struct VipStatus {
     pub configured: bool,
     /// Interfaces that hold the address (only `lo` is right).
     pub on: Vec<String>,
-    /// "rs-agent" when the agent added it, "pre-existing" when it found it.
+    /// "rs-agent" when the agent added it, "pre-existing" when it found it,
+    /// "unknown" when the rollback record could not be read.
     pub origin: Option<&'static str>,
     pub deprecated: Option<bool>,
 }
@@ -223,10 +224,10 @@ impl Status {
             };
             let mut notes = Vec::new();
             if let Some(origin) = vip.origin {
-                notes.push(if origin == "rs-agent" {
-                    "added by rs-agent"
-                } else {
-                    "pre-existing"
+                notes.push(match origin {
+                    "rs-agent" => "added by rs-agent",
+                    "pre-existing" => "pre-existing",
+                    _ => "origin unknown",
                 });
             }
             if !vip.configured {

@@ -714,3 +714,40 @@ fn arp_for_the_vip_is_answered_before_start_and_not_after() {
     assert_eq!(server.sysctl("all", "arp_ignore"), 0);
     assert_eq!(server.sysctl("all", "arp_announce"), 0);
 }
+
+#[test]
+fn unprivileged_check_works_without_the_record() {
+    let ns = Netns::new(0, 0);
+    let config = ConfigFile::new(&vips(&[VIP4]));
+    std::fs::set_permissions(
+        config.path.parent().unwrap(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &config.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    ns.start(&config.path).ok();
+    let out = ns.exec(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        common::AGENT,
+        "--state-dir",
+        ns.state_dir().to_str().unwrap(),
+        "check",
+        "--config",
+        config.path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout.contains("on lo (origin unknown)"), "{stdout}");
+    assert!(
+        stdout.contains("warning: cannot read the rollback record"),
+        "{stdout}"
+    );
+}
