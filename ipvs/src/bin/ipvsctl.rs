@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lvs_ipvs::listing::{self, Columns, ListFormat};
 use lvs_ipvs::rules::{self, Command, Rule};
-use lvs_ipvs::{DEFAULT_CONCURRENCY, Destination, Error, Handle, Op, Service, Timeouts};
+use lvs_ipvs::{
+    DEFAULT_CONCURRENCY, Daemon, DaemonState, Destination, Error, Handle, Op, Service, Timeouts,
+};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -66,6 +68,39 @@ enum Cmd {
     /// `ipvsadm --set TCP TCPFIN UDP`.
     #[command(name = "set-timeouts")]
     SetTimeouts(Raw),
+    /// `ipvsadm --start-daemon master|backup`: start a connection-sync daemon.
+    #[command(name = "start-daemon")]
+    StartDaemon {
+        #[arg(value_enum)]
+        state: Role,
+        /// Multicast interface.
+        #[arg(long = "mcast-interface", default_value = "eth0")]
+        mcast_interface: String,
+        /// Sync id (0 accepts every id on a backup).
+        #[arg(long, default_value_t = 0)]
+        syncid: u8,
+    },
+    /// `ipvsadm --stop-daemon master|backup`.
+    #[command(name = "stop-daemon")]
+    StopDaemon {
+        #[arg(value_enum)]
+        state: Role,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Role {
+    Master,
+    Backup,
+}
+
+impl From<Role> for DaemonState {
+    fn from(r: Role) -> DaemonState {
+        match r {
+            Role::Master => DaemonState::Master,
+            Role::Backup => DaemonState::Backup,
+        }
+    }
 }
 
 /// ipvsadm options, passed through to the rules parser.
@@ -240,6 +275,19 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Cmd::EditServer(r) => single("-e", r)?,
         Cmd::DeleteServer(r) => single("-d", r)?,
         Cmd::SetTimeouts(r) => single("--set", r)?,
+        Cmd::StartDaemon {
+            state,
+            mcast_interface,
+            syncid,
+        } => {
+            let h = connect(&cli.netns).await?;
+            let d = Daemon::new((*state).into(), mcast_interface.clone(), u32::from(*syncid));
+            return Ok(h.start_daemon(&d).await?);
+        }
+        Cmd::StopDaemon { state } => {
+            let h = connect(&cli.netns).await?;
+            return Ok(h.stop_daemon((*state).into()).await?);
+        }
     };
     let h = connect(&cli.netns).await?;
     h.apply(&command.to_op()).await.map_err(|e| Fail {
