@@ -17,6 +17,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-180}
 FILTERS=${VM_SCENARIOS:-}
 export RS_AGENT=${RS_AGENT:-rs-agent}
+export VM_SUITE_GUEST=1 # lib.sh refuses to run without it (i.e. outside the VM)
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 if ! modprobe -a ip_vs ip_vs_wrr ip_vs_rr ip_vs_sh; then

@@ -27,6 +27,13 @@
 set -euo pipefail
 [[ ${VM_DEBUG:-0} == 1 ]] && set -x
 
+# Scenarios create and delete namespaces with plain names (client, rs1, ...)
+# and load IPVS: only inside the throwaway VM, where guest.sh sets this.
+if [[ ${VM_SUITE_GUEST:-0} != 1 ]]; then
+    echo "$(basename "$0"): runs only inside the VM: use tests/vm/run-suite.sh" >&2
+    exit 2
+fi
+
 VIP=203.0.113.10
 LAN_NET=198.51.100.0/24
 DIRECTOR_IP=198.51.100.1
@@ -44,6 +51,7 @@ SCENARIO=$(basename "${0%.sh}")
 TEST_TMP=$(mktemp -d "/tmp/vm-${SCENARIO}.XXXXXX")
 BG_PIDS=()
 EXIT_HOOKS=()
+CREATED_NS=()
 
 # (printf's %(...)T: no date process; every exec is slow in the emulated VM)
 log() { printf '[%(%T)T %s] %s\n' -1 "$SCENARIO" "$*"; }
@@ -96,7 +104,7 @@ lib_cleanup() {
     for pid in "${BG_PIDS[@]}"; do
         kill "$pid" 2>/dev/null
     done
-    for ns in "${LAB_NAMESPACES[@]}"; do
+    for ns in "${CREATED_NS[@]}"; do
         ns_destroy "$ns"
     done
     rm -rf "$TEST_TMP"
@@ -119,6 +127,7 @@ topo_up() {
     for ns in "${LAB_NAMESPACES[@]}"; do
         ns_destroy "$ns"
         ip netns add "$ns"
+        CREATED_NS+=("$ns")
         ip -n "$ns" link set lo up
         # IPv4 only: no DAD, router solicitations or link-local noise in snapshots.
         in_ns "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 &&
