@@ -204,7 +204,32 @@ ctl rst delete-service -t 203.0.113.10:80
 ! adm rst -Ln -t 203.0.113.10:80 >/dev/null 2>&1 || fail "service not deleted"
 pass "edit/delete/zero/set-timeouts"
 
-# 8. Namespaces stay separate; the host's (VM init namespace) table untouched.
+# 8. Sync daemons: started by either tool (in fresh namespaces), listed the
+# same way.
+for ns in sda sdc; do
+    ns_destroy $ns; ip netns add $ns; on_exit "ns_destroy $ns"
+    in_ns $ns ip link set lo up
+    in_ns $ns ip link add d0 type dummy
+    in_ns $ns ip link set d0 up
+    in_ns $ns ip addr add 198.51.100.1/24 dev d0
+done
+adm sda --start-daemon master --mcast-interface d0 --syncid 5 || fail "ipvsadm --start-daemon master"
+adm sda --start-daemon backup --mcast-interface d0 --syncid 7 || fail "ipvsadm --start-daemon backup"
+ctl sdc start-daemon master --mcast-interface d0 --syncid 5 || fail "ipvsctl start-daemon master"
+ctl sdc start-daemon backup --mcast-interface d0 --syncid 7 || fail "ipvsctl start-daemon backup"
+for ns in sda sdc; do
+    adm $ns -Ln --daemon >"$TEST_TMP/adm-d-$ns"
+    ctl $ns list --daemon >"$TEST_TMP/ctl-d-$ns"
+    same "list --daemon ($ns)" "$TEST_TMP/adm-d-$ns" "$TEST_TMP/ctl-d-$ns"
+done
+same "daemons started by either tool" "$TEST_TMP/adm-d-sda" "$TEST_TMP/adm-d-sdc"
+grep -q 'master sync daemon (mcast=d0, syncid=5' "$TEST_TMP/adm-d-sdc" || fail "daemon: $(cat "$TEST_TMP/adm-d-sdc")"
+ctl sdc stop-daemon master
+ctl sdc stop-daemon backup
+[[ -z $(adm sdc -Ln --daemon) ]] || fail "daemons not stopped"
+pass "sync daemons"
+
+# 9. Namespaces stay separate; the host's (VM init namespace) table untouched.
 ctl ctl flush
 [[ -z $(ctl ctl save) ]] || fail "ctl not empty"
 [[ -n $(ctl adm save) ]] || fail "flush of ctl touched adm"
