@@ -44,7 +44,7 @@ if [[ -n ${VM_LOG_DIR:-} && -r $VM_LOG_DIR/prewarm.list ]]; then
     touch -c -- "${hot[@]}" 2>/dev/null
 fi
 
-echo "guest: kernel $(uname -r), $(nproc) cpus, rs-agent $RS_AGENT, ${SCENARIO_TIMEOUT}s per scenario"
+echo "guest: kernel $(uname -r), $(nproc) cpus, rs-agent $RS_AGENT, ${SCENARIO_TIMEOUT}s per scenario (set up in ${SECONDS}s)"
 
 logs=$(mktemp -d /tmp/vm-logs.XXXXXX)
 passed=0 failed=0 failed_names=()
