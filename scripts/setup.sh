@@ -29,6 +29,7 @@ APT_PACKAGES=(
     python3-venv       # for the virtme-ng virtualenv
     util-linux         # unshare, timeout helpers
     systemd            # systemd-analyze (unit checks)
+    time               # GNU time: peak memory in scripts/bench.py
 )
 
 # --- apt -------------------------------------------------------------------

@@ -23,6 +23,8 @@
 #                        (default <repo>/target/vm-logs/run-DATE-TIME-PID;
 #                        runs older than a day are pruned)
 #   VENV_VM              virtualenv with virtme-ng (default <repo>/.venv-vm)
+#   VM_GUEST             guest script instead of tests/vm/guest.sh (benchmarks)
+#   IPVSCTL              ipvsctl binary for the guest (default <bin dir>/ipvsctl)
 # Exit status: the guest's (0 = all scenarios passed), 124 if VM_TIMEOUT hit.
 set -euo pipefail
 
@@ -106,14 +108,20 @@ GUEST_ENV=(
     "VM_VERBOSE=${VM_VERBOSE:-0}"
     "VM_DEBUG=${VM_DEBUG:-0}"
     "VM_LOG_DIR=$LOG_DIR"
+    "IPVSCTL=${IPVSCTL:-$BIN_DIR/ipvsctl}"
+    "BENCH_SERVICES=${BENCH_SERVICES:-}"
+    "BENCH_DESTS=${BENCH_DESTS:-}"
+    "BENCH_ROUNDS=${BENCH_ROUNDS:-}"
 )
+# Another guest script (the director benchmark) can run in the same VM.
+GUEST=${VM_GUEST:-$ROOT/tests/vm/guest.sh}
 start=$SECONDS
 set +e
 # stdin from /dev/null: vng crashes without a standard input, and must not
 # read the caller's. unshare -n: a throwaway network namespace for the VM.
 timeout -k 20 "$VM_TIMEOUT" unshare -n -- \
     "$VNG" -r "$KERNEL" "${KVM_ARGS[@]}" --user root --rwdir "$LOG_DIR" \
-    -- env "${GUEST_ENV[@]}" bash "$ROOT/tests/vm/guest.sh" </dev/null
+    -- env "${GUEST_ENV[@]}" bash "$GUEST" </dev/null
 rc=$?
 set -e
 took=$((SECONDS - start))
