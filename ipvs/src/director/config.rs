@@ -1,0 +1,621 @@
+//! The director's TOML configuration: read with serde into a raw form that
+//! keeps source positions, then validated into [`DirectorConfig`]. Every
+//! error names `file:line:column`; nothing is applied unless the whole file
+//! is valid.
+//!
+//! ```toml
+//! [[service]]
+//! vip = "10.1.252.73"        # the virtual IP (also what rs-agent puts on lo)
+//! protocol = "tcp"           # tcp (default), udp or sctp
+//! port = 80                  # one port; 0 = every port (needs persistence)
+//! scheduler = "wrr"          # default wlc
+//!
+//! [[service.server]]
+//! address = "10.1.252.74"
+//! forward = "dr"             # dr (default), tun or nat
+//! weight = 1
+//!
+//! [[service]]
+//! vip = "10.1.252.73"
+//! ports = [80, 3306]         # a port group: one firewall-mark service
+//! mark = 11                  # optional; derived from VIP, protocol and ports if absent
+//! persistence = 60           # seconds
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::{Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey};
+
+/// Where the systemd unit reads the director's configuration.
+pub const DEFAULT_DIRECTOR_CONFIG: &str = "/etc/ipvsctl/director.toml";
+
+/// Scheduler when the file names none (ipvsadm's default).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+
+/// Derived marks fall in this range, away from small hand-picked marks.
+pub const AUTO_MARK_BASE: u32 = 0x0001_0000;
+pub const AUTO_MARK_SPAN: u32 = 0x000f_0000;
+
+/// Longest persistence timeout accepted, in seconds (the kernel keeps it in
+/// jiffies in 32 bits; at HZ=1000 this is the most that fits).
+pub const MAX_PERSISTENCE: u32 = u32::MAX / 1000;
+
+/// The validated configuration: the services in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirectorConfig {
+    pub services: Vec<ServiceConfig>,
+}
+
+/// One virtual service with its real servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// The service as the kernel should hold it (key, scheduler, flags,
+    /// persistence).
+    pub service: Service,
+    /// The real servers, in file order.
+    pub servers: Vec<Destination>,
+    /// The VIP (for a port group, the address its marking rule matches).
+    pub vip: IpAddr,
+    /// Set for a port group (a firewall-mark service).
+    pub group: Option<PortGroup>,
+    /// Line of the `[[service]]` header, for messages.
+    pub line: usize,
+}
+
+/// Ports of one VIP scheduled together as one firewall-mark service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortGroup {
+    pub vip: IpAddr,
+    pub protocol: Protocol,
+    /// Sorted, unique.
+    pub ports: Vec<u16>,
+    pub mark: u32,
+}
+
+/// The VIPs of the configuration, unique, in file order: what the real
+/// servers must hold on `lo` (rs-agent reads them from this file).
+pub fn vips(config: &DirectorConfig) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for s in &config.services {
+        if !out.contains(&s.vip) {
+            out.push(s.vip);
+        }
+    }
+    out
+}
+
+/// A configuration error with its position in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column; `None` when the error concerns the whole file.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                line,
+                column,
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    service: Vec<Spanned<RawService>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    vip: Spanned<String>,
+    protocol: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    ports: Option<Spanned<Vec<Spanned<i64>>>>,
+    mark: Option<Spanned<i64>>,
+    scheduler: Option<Spanned<String>>,
+    scheduler_flags: Option<Vec<Spanned<String>>>,
+    persistence: Option<Spanned<i64>>,
+    persistence_netmask: Option<Spanned<i64>>,
+    one_packet: Option<bool>,
+    #[serde(default)]
+    server: Vec<Spanned<RawServer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    address: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    forward: Option<Spanned<String>>,
+    weight: Option<Spanned<i64>>,
+    upper_threshold: Option<Spanned<i64>>,
+    lower_threshold: Option<Spanned<i64>>,
+}
+
+/// Reads and validates the director configuration at `path`.
+pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        position: None,
+        message: format!("cannot read configuration: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates configuration text; `path` is used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
+    let v = Validator { path, text };
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| v.at(e.span(), e.message().to_string()))?;
+    let mut services: Vec<ServiceConfig> = Vec::with_capacity(raw.service.len());
+    // Key -> byte offset of the first definition.
+    let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
+    // (vip, protocol, port) of every port service and grouped port.
+    let mut ports_seen: HashMap<(IpAddr, Protocol, u16), usize> = HashMap::new();
+    // Auto marks are assigned after explicit ones are known.
+    let mut auto_marks: Vec<(usize, usize)> = Vec::new(); // (service index, offset)
+    for entry in raw.service {
+        let start = entry.span().start;
+        let s = v.service(entry.into_inner(), start)?;
+        let ServiceParts {
+            mut cfg,
+            key_offset,
+            port_offsets,
+        } = s;
+        for (port, off) in port_offsets {
+            let k = (cfg.vip, protocol_of(&cfg), port);
+            if let Some(&first) = ports_seen.get(&k) {
+                return Err(v.at(
+                    Some(off..off),
+                    format!(
+                        "{} port {port} of {} is already a service (line {})",
+                        protocol_name(k.1),
+                        cfg.vip,
+                        v.line(first)
+                    ),
+                ));
+            }
+            ports_seen.insert(k, off);
+        }
+        if cfg.group.as_ref().is_some_and(|g| g.mark == 0) {
+            auto_marks.push((services.len(), key_offset));
+        } else {
+            check_unique(&v, &mut seen, &cfg.service.key, key_offset)?;
+        }
+        cfg.line = v.line(start);
+        services.push(cfg);
+    }
+    for (i, offset) in auto_marks {
+        let group = services[i].group.as_mut().expect("a port group");
+        let mark = derived_mark(group);
+        group.mark = mark;
+        let key = ServiceKey::fwmark(Family::of(&group.vip), mark);
+        services[i].service.key = key;
+        if let Some(&first) = seen.get(&key) {
+            return Err(v.at(
+                Some(offset..offset),
+                format!(
+                    "the derived firewall mark {mark} of this port group is already used on line {}: give the group a `mark`",
+                    v.line(first)
+                ),
+            ));
+        }
+        seen.insert(key, offset);
+    }
+    Ok(DirectorConfig { services })
+}
+
+fn protocol_of(cfg: &ServiceConfig) -> Protocol {
+    match (&cfg.group, &cfg.service.key) {
+        (Some(g), _) => g.protocol,
+        (None, ServiceKey::Addr { protocol, .. }) => *protocol,
+        (None, ServiceKey::Fwmark { .. }) => Protocol::Tcp,
+    }
+}
+
+fn check_unique(
+    v: &Validator,
+    seen: &mut HashMap<ServiceKey, usize>,
+    key: &ServiceKey,
+    offset: usize,
+) -> Result<(), ConfigError> {
+    if let Some(&first) = seen.get(key) {
+        return Err(v.at(
+            Some(offset..offset),
+            format!("service {key} is already defined on line {}", v.line(first)),
+        ));
+    }
+    seen.insert(*key, offset);
+    Ok(())
+}
+
+/// A stable mark for a group without one: FNV-1a of its VIP, protocol and
+/// ports, folded into [`AUTO_MARK_BASE`]..+[`AUTO_MARK_SPAN`]. Reordering
+/// the file does not change it; changing the group's ports does.
+pub fn derived_mark(group: &PortGroup) -> u32 {
+    let text = format!(
+        "{} {} {:?}",
+        group.vip,
+        protocol_name(group.protocol),
+        group.ports
+    );
+    let mut h: u32 = 0x811c_9dc5;
+    for b in text.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    AUTO_MARK_BASE + h % AUTO_MARK_SPAN
+}
+
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+    }
+}
+
+struct ServiceParts {
+    cfg: ServiceConfig,
+    /// Where to point at for a duplicate key.
+    key_offset: usize,
+    /// Each served (vip, protocol) port with its position.
+    port_offsets: Vec<(u16, usize)>,
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn at(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+        ConfigError {
+            path: self.path.to_path_buf(),
+            position: span.map(|s| line_column(self.text, s.start)),
+            message,
+        }
+    }
+
+    fn err<T>(&self, span: Range<usize>, message: String) -> Result<T, ConfigError> {
+        Err(self.at(Some(span), message))
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        line_column(self.text, offset).0
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        v: &Spanned<i64>,
+        name: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<T, ConfigError> {
+        let n = *v.get_ref();
+        if n < min || n > max {
+            return self.err(
+                v.span(),
+                format!("{name} = {n} is out of range ({min}..={max})"),
+            );
+        }
+        T::try_from(n).or_else(|_| self.err(v.span(), format!("{name} = {n} is out of range")))
+    }
+
+    fn service(&self, raw: RawService, start: usize) -> Result<ServiceParts, ConfigError> {
+        let vip = check_vip(raw.vip.get_ref()).or_else(|m| self.err(raw.vip.span(), m))?;
+        let family = Family::of(&vip);
+        let protocol = match &raw.protocol {
+            None => Protocol::Tcp,
+            Some(p) => match p.get_ref().as_str() {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                "sctp" => Protocol::Sctp,
+                other => {
+                    return self.err(
+                        p.span(),
+                        format!("protocol {other:?} is not one of \"tcp\", \"udp\", \"sctp\""),
+                    );
+                }
+            },
+        };
+        let scheduler = match &raw.scheduler {
+            None => DEFAULT_SCHEDULER.to_string(),
+            Some(s) => check_scheduler(s.get_ref()).or_else(|m| self.err(s.span(), m))?,
+        };
+        let mut flags = ServiceFlags::default();
+        for f in raw.scheduler_flags.iter().flatten() {
+            let bits = crate::rules::parse_sched_flags(&scheduler, f.get_ref())
+                .map_err(|_| {
+                    format!(
+                        "scheduler flag {:?} is not one of flag-1, flag-2, flag-3, sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port (scheduler mh)",
+                        f.get_ref()
+                    )
+                })
+                .or_else(|m| self.err(f.span(), m))?;
+            flags.0 |= bits;
+        }
+        if raw.one_packet == Some(true) {
+            flags.set(ServiceFlags::ONEPACKET, true);
+        }
+        let timeout = match &raw.persistence {
+            None => 0,
+            Some(p) => self.int::<u32>(p, "persistence", 1, i64::from(MAX_PERSISTENCE))?,
+        };
+        let full_prefix: i64 = if family == Family::Inet { 32 } else { 128 };
+        let prefix = match &raw.persistence_netmask {
+            None => full_prefix as u32,
+            Some(m) => {
+                if raw.persistence.is_none() {
+                    return self.err(
+                        m.span(),
+                        "persistence_netmask needs persistence (a timeout in seconds)".into(),
+                    );
+                }
+                self.int::<u32>(m, "persistence_netmask (a prefix length)", 1, full_prefix)?
+            }
+        };
+
+        let mut port_offsets = Vec::new();
+        let (key, group, key_offset) = match (&raw.port, &raw.ports) {
+            (Some(_), Some(ps)) => {
+                return self.err(
+                    ps.span(),
+                    "a service has either `port` or `ports` (a port group), not both".into(),
+                );
+            }
+            (None, None) => {
+                return self.err(
+                    start..start,
+                    "a service needs `port` (one port, 0 for all) or `ports` (a port group)".into(),
+                );
+            }
+            (Some(p), None) => {
+                let port = self.int::<u16>(p, "port", 0, 65535)?;
+                if port == 0 && timeout == 0 {
+                    return self.err(
+                        p.span(),
+                        "port 0 (every port) needs persistence (a timeout in seconds)".into(),
+                    );
+                }
+                port_offsets.push((port, p.span().start));
+                let key = ServiceKey::Addr {
+                    protocol,
+                    addr: vip,
+                    port,
+                };
+                (key, None, raw.vip.span().start)
+            }
+            (None, Some(ps)) => {
+                if ps.get_ref().is_empty() {
+                    return self.err(ps.span(), "ports is empty".into());
+                }
+                let mut ports: Vec<u16> = Vec::new();
+                for p in ps.get_ref() {
+                    let port = self.int::<u16>(p, "port", 1, 65535)?;
+                    if ports.contains(&port) {
+                        return self.err(p.span(), format!("port {port} is listed twice"));
+                    }
+                    ports.push(port);
+                    port_offsets.push((port, p.span().start));
+                }
+                ports.sort_unstable();
+                let (mark, offset) = match &raw.mark {
+                    Some(m) => (
+                        self.int::<u32>(m, "mark", 1, i64::from(u32::MAX))?,
+                        m.span().start,
+                    ),
+                    // 0: derived once every explicit mark is known.
+                    None => (0, ps.span().start),
+                };
+                let group = PortGroup {
+                    vip,
+                    protocol,
+                    ports,
+                    mark,
+                };
+                (ServiceKey::fwmark(family, mark), Some(group), offset)
+            }
+        };
+        if let (Some(m), None) = (&raw.mark, &group) {
+            return self.err(m.span(), "mark is only for a port group (`ports`)".into());
+        }
+
+        let mut service = Service::new(key, scheduler);
+        service.flags = flags;
+        if timeout > 0 {
+            service = service.persistent(timeout);
+        }
+        service.netmask = match family {
+            Family::Inet if prefix == 32 => u32::MAX,
+            Family::Inet => u32::MAX << (32 - prefix),
+            Family::Inet6 => prefix,
+        };
+
+        let mut servers: Vec<Destination> = Vec::with_capacity(raw.server.len());
+        let mut server_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
+        for rs in raw.server {
+            let rs_start = rs.span().start;
+            let d = self.server(rs.into_inner(), &key, family)?;
+            if let Some(&first) = server_seen.get(&(d.addr, d.port)) {
+                return self.err(
+                    rs_start..rs_start,
+                    format!(
+                        "real server {} is listed twice in this service (first on line {})",
+                        crate::model::fmt_addr_port(&d.addr, d.port),
+                        self.line(first)
+                    ),
+                );
+            }
+            server_seen.insert((d.addr, d.port), rs_start);
+            servers.push(d);
+        }
+        Ok(ServiceParts {
+            cfg: ServiceConfig {
+                service,
+                servers,
+                vip,
+                group,
+                line: 0,
+            },
+            key_offset,
+            port_offsets,
+        })
+    }
+
+    fn server(
+        &self,
+        raw: RawServer,
+        key: &ServiceKey,
+        family: Family,
+    ) -> Result<Destination, ConfigError> {
+        let addr: IpAddr = raw.address.get_ref().trim().parse().or_else(|_| {
+            self.err(
+                raw.address.span(),
+                format!("{:?} is not an IP address", raw.address.get_ref()),
+            )
+        })?;
+        if Family::of(&addr) != family {
+            return self.err(
+                raw.address.span(),
+                format!("real server {addr} is not of the VIP's address family"),
+            );
+        }
+        if addr.is_unspecified() || addr.is_multicast() {
+            return self.err(
+                raw.address.span(),
+                format!("{addr} cannot be a real server"),
+            );
+        }
+        let forward = match &raw.forward {
+            None => Forward::Route,
+            Some(f) => match f.get_ref().as_str() {
+                "dr" => Forward::Route,
+                "tun" => Forward::Tunnel,
+                "nat" => Forward::Masquerade,
+                other => {
+                    return self.err(
+                        f.span(),
+                        format!("forward {other:?} is not one of \"dr\", \"tun\", \"nat\""),
+                    );
+                }
+            },
+        };
+        let svc_port = key.port();
+        let port = match &raw.port {
+            None => svc_port,
+            Some(p) => {
+                let port = self.int::<u16>(p, "port", 0, 65535)?;
+                if forward != Forward::Masquerade && port != svc_port {
+                    return self.err(
+                        p.span(),
+                        format!(
+                            "with forward \"dr\" or \"tun\" a real server gets the service's port ({svc_port}); only \"nat\" can change it"
+                        ),
+                    );
+                }
+                port
+            }
+        };
+        let mut d = Destination::new(addr, port);
+        d.forward = forward;
+        if let Some(w) = &raw.weight {
+            d.weight = self.int::<u32>(w, "weight", 0, i64::from(i32::MAX))?;
+        }
+        if let Some(u) = &raw.upper_threshold {
+            d.upper_threshold = self.int::<u32>(u, "upper_threshold", 0, i64::from(u32::MAX))?;
+        }
+        if let Some(l) = &raw.lower_threshold {
+            d.lower_threshold = self.int::<u32>(l, "lower_threshold", 0, i64::from(u32::MAX))?;
+            if d.upper_threshold != 0 && d.lower_threshold > d.upper_threshold {
+                return self.err(
+                    l.span(),
+                    format!(
+                        "lower_threshold {} is above upper_threshold {}",
+                        d.lower_threshold, d.upper_threshold
+                    ),
+                );
+            }
+        }
+        Ok(d)
+    }
+}
+
+fn check_vip(text: &str) -> Result<IpAddr, String> {
+    let a: IpAddr = text.trim().parse().map_err(|_| {
+        format!("{text:?} is not an IP address (a VIP is a single address, no prefix)")
+    })?;
+    let bad = match a {
+        IpAddr::V4(v4) => {
+            v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_link_local()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local()
+                || v6.to_ipv4_mapped().is_some()
+        }
+    };
+    if bad {
+        Err(format!(
+            "{a} cannot be a VIP (unspecified, loopback, multicast, broadcast, link-local or IPv4-mapped)"
+        ))
+    } else {
+        Ok(a)
+    }
+}
+
+fn check_scheduler(name: &str) -> Result<String, String> {
+    // IP_VS_SCHEDNAME_MAXLEN is 16 with the terminating NUL.
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "scheduler {name:?} is not a scheduler name (1 to 15 of a-z, 0-9, _; e.g. wlc, wrr, rr, sh, mh)"
+        ))
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,379 @@
+use super::*;
+
+fn parse_str(text: &str) -> Result<DirectorConfig, ConfigError> {
+    parse(Path::new("d.toml"), text)
+}
+
+fn error_of(text: &str) -> String {
+    parse_str(text).unwrap_err().to_string()
+}
+
+const SEED: &str = r#"
+[[service]]
+vip = "10.1.252.73"
+port = 80
+scheduler = "wrr"
+
+[[service.server]]
+address = "10.1.252.74"
+weight = 1
+
+[[service.server]]
+address = "10.1.252.75"
+weight = 2
+forward = "dr"
+
+[[service]]
+vip = "10.1.252.76"
+ports = [3306, 80]
+mark = 11
+persistence = 60
+
+[[service.server]]
+address = "10.1.252.74"
+
+[[service.server]]
+address = "10.1.252.75"
+"#;
+
+#[test]
+fn seed_cluster() {
+    let c = parse_str(SEED).unwrap();
+    assert_eq!(c.services.len(), 2);
+    let web = &c.services[0];
+    assert_eq!(
+        web.service.key,
+        ServiceKey::tcp("10.1.252.73".parse().unwrap(), 80)
+    );
+    assert_eq!(web.service.scheduler, "wrr");
+    assert!(!web.service.is_persistent());
+    assert_eq!(web.service.netmask, u32::MAX);
+    assert_eq!(web.line, 2);
+    assert_eq!(web.servers.len(), 2);
+    assert_eq!(web.servers[0].port, 80);
+    assert_eq!(web.servers[0].forward, Forward::Route);
+    assert_eq!((web.servers[0].weight, web.servers[1].weight), (1, 2));
+    assert!(web.group.is_none());
+
+    let g = &c.services[1];
+    assert_eq!(g.service.key, ServiceKey::fwmark(Family::Inet, 11));
+    assert_eq!(g.service.scheduler, "wlc");
+    assert!(g.service.is_persistent());
+    assert_eq!(g.service.timeout, 60);
+    let group = g.group.as_ref().unwrap();
+    assert_eq!(group.ports, vec![80, 3306]);
+    assert_eq!(group.protocol, Protocol::Tcp);
+    assert_eq!(group.mark, 11);
+    // Real servers of a firewall-mark service keep the client's port.
+    assert_eq!(g.servers[0].port, 0);
+
+    let v: Vec<String> = vips(&c).iter().map(|a| a.to_string()).collect();
+    assert_eq!(v, ["10.1.252.73", "10.1.252.76"]);
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let text = include_str!("../../../../config/director.toml");
+    let c = parse_str(text).unwrap();
+    assert!(c.services.iter().any(|s| s.group.is_some()));
+    let v: Vec<String> = vips(&c).iter().map(|a| a.to_string()).collect();
+    assert_eq!(v, ["10.1.252.73", "10.1.252.76"]);
+}
+
+#[test]
+fn vips_are_unique_in_file_order() {
+    let c = parse_str(
+        r#"
+[[service]]
+vip = "203.0.113.20"
+port = 443
+[[service]]
+vip = "2001:db8::10"
+port = 80
+[[service]]
+vip = "203.0.113.20"
+port = 80
+[[service]]
+vip = "203.0.113.10"
+ports = [53]
+protocol = "udp"
+"#,
+    )
+    .unwrap();
+    let v: Vec<String> = vips(&c).iter().map(|a| a.to_string()).collect();
+    assert_eq!(v, ["203.0.113.20", "2001:db8::10", "203.0.113.10"]);
+    assert!(vips(&DirectorConfig::default()).is_empty());
+}
+
+#[test]
+fn empty_file_is_an_empty_config() {
+    assert!(parse_str("").unwrap().services.is_empty());
+}
+
+#[test]
+fn all_settings() {
+    let c = parse_str(
+        r#"
+[[service]]
+vip = "2001:db8::10"
+protocol = "udp"
+port = 53
+scheduler = "sh"
+scheduler_flags = ["sh-fallback", "sh-port"]
+persistence = 300
+persistence_netmask = 64
+one_packet = true
+
+[[service.server]]
+address = "2001:db8::11"
+forward = "nat"
+port = 5353
+weight = 0
+upper_threshold = 100
+lower_threshold = 50
+
+[[service.server]]
+address = "2001:db8::12"
+forward = "tun"
+
+[[service]]
+vip = "203.0.113.10"
+port = 0
+persistence = 60
+persistence_netmask = 24
+"#,
+    )
+    .unwrap();
+    let s = &c.services[0].service;
+    assert_eq!(s.key, ServiceKey::udp("2001:db8::10".parse().unwrap(), 53));
+    assert_eq!(
+        s.flags.0,
+        ServiceFlags::PERSISTENT
+            | ServiceFlags::ONEPACKET
+            | ServiceFlags::SCHED1
+            | ServiceFlags::SCHED2
+    );
+    assert_eq!((s.timeout, s.netmask), (300, 64));
+    let d = &c.services[0].servers;
+    assert_eq!(d[0].forward, Forward::Masquerade);
+    assert_eq!(
+        (
+            d[0].port,
+            d[0].weight,
+            d[0].upper_threshold,
+            d[0].lower_threshold
+        ),
+        (5353, 0, 100, 50)
+    );
+    assert_eq!((d[1].forward, d[1].port), (Forward::Tunnel, 53));
+    let s = &c.services[1].service;
+    assert_eq!(s.key.port(), 0);
+    assert_eq!(s.netmask, 0xffff_ff00);
+}
+
+#[test]
+fn derived_marks_are_stable_and_in_range() {
+    let text = |order: &str| {
+        format!(
+            "[[service]]\nvip = \"203.0.113.10\"\nports = [{order}]\n[[service]]\nvip = \"203.0.113.11\"\nports = [80]\n"
+        )
+    };
+    let a = parse_str(&text("80, 443")).unwrap();
+    let b = parse_str(&text("443, 80")).unwrap();
+    let ma = a.services[0].group.as_ref().unwrap().mark;
+    assert_eq!(ma, b.services[0].group.as_ref().unwrap().mark);
+    assert!((AUTO_MARK_BASE..AUTO_MARK_BASE + AUTO_MARK_SPAN).contains(&ma));
+    assert_eq!(
+        a.services[0].service.key,
+        ServiceKey::fwmark(Family::Inet, ma)
+    );
+    let mb = a.services[1].group.as_ref().unwrap().mark;
+    assert_ne!(ma, mb);
+    // Reordering the file keeps the marks.
+    let swapped = parse_str(
+        "[[service]]\nvip = \"203.0.113.11\"\nports = [80]\n[[service]]\nvip = \"203.0.113.10\"\nports = [443, 80]\n",
+    )
+    .unwrap();
+    assert_eq!(swapped.services[0].group.as_ref().unwrap().mark, mb);
+    assert_eq!(swapped.services[1].group.as_ref().unwrap().mark, ma);
+}
+
+#[test]
+fn derived_mark_clash_with_an_explicit_one() {
+    let g = PortGroup {
+        vip: "203.0.113.10".parse().unwrap(),
+        protocol: Protocol::Tcp,
+        ports: vec![80],
+        mark: 0,
+    };
+    let m = derived_mark(&g);
+    let e = error_of(&format!(
+        "[[service]]\nvip = \"203.0.113.11\"\nports = [81]\nmark = {m}\n[[service]]\nvip = \"203.0.113.10\"\nports = [80]\n"
+    ));
+    assert!(
+        e.starts_with("d.toml:7:9: the derived firewall mark"),
+        "{e}"
+    );
+    assert!(e.contains("line 4"), "{e}");
+}
+
+#[test]
+fn syntax_and_unknown_keys_have_positions() {
+    let e = error_of("[[service]]\nvip = 10.0.0.1\n");
+    assert!(e.starts_with("d.toml:2:11: invalid float"), "{e}");
+    let e = error_of("[[service]]\nvip = \"10.0.0.1\"\nport = 80\nschedular = \"rr\"\n");
+    assert!(
+        e.starts_with("d.toml:4:1: unknown field `schedular`"),
+        "{e}"
+    );
+    let e = error_of(
+        "[[service]]\nvip = \"10.0.0.1\"\nport = 80\n[[service.server]]\naddress = \"10.0.0.2\"\nwieght = 2\n",
+    );
+    assert!(e.starts_with("d.toml:6:1: unknown field `wieght`"), "{e}");
+    let e = error_of("[[services]]\n");
+    assert!(e.starts_with("d.toml:1:3: unknown field `services`"), "{e}");
+    let e = error_of("[[service]]\nvip = \"10.0.0.1\"\nport = \"80\"\n");
+    assert!(e.starts_with("d.toml:3:8: invalid type"), "{e}");
+}
+
+#[test]
+fn bad_values_name_line_and_column() {
+    let svc = |extra: &str| format!("[[service]]\nvip = \"203.0.113.10\"\n{extra}\n");
+    let cases: &[(&str, &str, &str)] = &[
+        ("port = 80\nprotocol = \"icmp\"", "4:12", "is not one of"),
+        ("port = 65536", "3:8", "out of range"),
+        ("port = -1", "3:8", "out of range"),
+        ("port = 0", "3:8", "needs persistence"),
+        (
+            "port = 80\nscheduler = \"\"",
+            "4:13",
+            "not a scheduler name",
+        ),
+        (
+            "port = 80\nscheduler = \"w r r\"",
+            "4:13",
+            "not a scheduler name",
+        ),
+        (
+            "port = 80\nscheduler = \"rr\"\nscheduler_flags = [\"sh-port\"]",
+            "5:20",
+            "scheduler flag",
+        ),
+        ("port = 80\npersistence = 0", "4:15", "out of range"),
+        (
+            "port = 80\npersistence_netmask = 24",
+            "4:23",
+            "needs persistence",
+        ),
+        (
+            "port = 80\npersistence = 60\npersistence_netmask = 33",
+            "5:23",
+            "out of range",
+        ),
+        ("port = 80\nports = [81]", "4:9", "not both"),
+        ("scheduler = \"rr\"", "1:1", "needs `port`"),
+        ("ports = []", "3:9", "ports is empty"),
+        ("ports = [80, 0]", "3:14", "out of range"),
+        ("ports = [80, 80]", "3:14", "listed twice"),
+        ("port = 80\nmark = 5", "4:8", "only for a port group"),
+        ("ports = [80]\nmark = 0", "4:8", "out of range"),
+    ];
+    for (extra, pos, msg) in cases {
+        let e = error_of(&svc(extra));
+        assert!(e.starts_with(&format!("d.toml:{pos}: ")), "{extra}: {e}");
+        assert!(e.contains(msg), "{extra}: {e}");
+    }
+    for bad in [
+        "203.0.113.300",
+        "203.0.113.0/24",
+        "0.0.0.0",
+        "127.0.0.1",
+        "ff02::1",
+        "fe80::1",
+    ] {
+        let e = error_of(&format!("[[service]]\nvip = \"{bad}\"\nport = 80\n"));
+        assert!(e.starts_with("d.toml:2:7: "), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn bad_servers_name_line_and_column() {
+    let rs = |extra: &str| {
+        format!("[[service]]\nvip = \"203.0.113.10\"\nport = 80\n[[service.server]]\n{extra}\n")
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        ("address = \"198.51.100.300\"", "5:11", "not an IP address"),
+        ("address = \"2001:db8::1\"", "5:11", "address family"),
+        ("address = \"0.0.0.0\"", "5:11", "cannot be a real server"),
+        (
+            "address = \"198.51.100.11\"\nforward = \"gre\"",
+            "6:11",
+            "is not one of",
+        ),
+        (
+            "address = \"198.51.100.11\"\nport = 8080",
+            "6:8",
+            "only \"nat\"",
+        ),
+        (
+            "address = \"198.51.100.11\"\nweight = -1",
+            "6:10",
+            "out of range",
+        ),
+        (
+            "address = \"198.51.100.11\"\nweight = 2147483648",
+            "6:10",
+            "out of range",
+        ),
+        (
+            "address = \"198.51.100.11\"\nupper_threshold = 10\nlower_threshold = 20",
+            "7:19",
+            "above upper_threshold",
+        ),
+        ("port = 80", "4:1", "missing field `address`"),
+    ];
+    for (extra, pos, msg) in cases {
+        let e = error_of(&rs(extra));
+        assert!(e.starts_with(&format!("d.toml:{pos}: ")), "{extra}: {e}");
+        assert!(e.contains(msg), "{extra}: {e}");
+    }
+    let e = error_of(&format!(
+        "{}[[service.server]]\naddress = \"198.51.100.11\"\n",
+        rs("address = \"198.51.100.11\"")
+    ));
+    assert_eq!(
+        e,
+        "d.toml:6:1: real server 198.51.100.11:80 is listed twice in this service (first on line 4)"
+    );
+}
+
+#[test]
+fn duplicate_services_and_overlapping_ports() {
+    let e = error_of(
+        "[[service]]\nvip = \"203.0.113.10\"\nport = 80\n[[service]]\nvip = \"203.0.113.10\"\nport = 80\nscheduler = \"rr\"\n",
+    );
+    assert_eq!(
+        e,
+        "d.toml:6:8: tcp port 80 of 203.0.113.10 is already a service (line 3)"
+    );
+    // The same port over UDP is another service.
+    assert!(
+        parse_str(
+            "[[service]]\nvip = \"203.0.113.10\"\nport = 80\n[[service]]\nvip = \"203.0.113.10\"\nport = 80\nprotocol = \"udp\"\n"
+        )
+        .is_ok()
+    );
+    // A grouped port cannot also be its own service.
+    let e = error_of(
+        "[[service]]\nvip = \"203.0.113.10\"\nport = 3306\n[[service]]\nvip = \"203.0.113.10\"\nports = [80, 3306]\n",
+    );
+    assert!(e.starts_with("d.toml:6:14: tcp port 3306"), "{e}");
+    // Two groups with one mark.
+    let e = error_of(
+        "[[service]]\nvip = \"203.0.113.10\"\nports = [80]\nmark = 7\n[[service]]\nvip = \"203.0.113.11\"\nports = [80]\nmark = 7\n",
+    );
+    assert_eq!(
+        e,
+        "d.toml:8:8: service fwmark 7 is already defined on line 4"
+    );
+}

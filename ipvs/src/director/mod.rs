@@ -1,0 +1,243 @@
+//! A declarative director: `ipvsctl apply FILE` makes the kernel's IPVS
+//! table and ipvsctl's nftables table match a TOML file.
+//!
+//! - [`config`]: the file format, validated with `file:line:column` errors,
+//!   and [`vips`] (the VIPs the real servers must hold).
+//! - [`plan`]: the pure diff of the file against the kernel's table
+//!   (edits in place, never delete-and-add).
+//! - [`nft`]: the firewall marks of port groups in `table inet ipvsctl`,
+//!   replaced in one nftables transaction.
+//! - [`apply`]: reads the kernel, plans, applies, and on a failure midway
+//!   converges back to the table read before.
+
+pub mod config;
+pub mod nft;
+pub mod plan;
+
+use serde::Serialize;
+
+pub use config::{
+    ConfigError, DEFAULT_DIRECTOR_CONFIG, DirectorConfig, PortGroup, ServiceConfig, load, parse,
+    vips,
+};
+pub use nft::{Nft, NftError};
+pub use plan::{Plan, Step, plan, plan_removal, steps};
+
+use crate::error::Error;
+use crate::handle::{DEFAULT_CONCURRENCY, Handle, Op};
+use crate::model::{Destination, Service};
+
+/// What `apply` should do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Plan only; change nothing.
+    pub dry_run: bool,
+    /// Delete services that are not in the file.
+    pub prune: bool,
+    /// Delete the file's services and the nftables table instead.
+    pub remove: bool,
+}
+
+/// What happens to ipvsctl's nftables table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum NftAction {
+    /// No port groups and no table: nothing to do.
+    None,
+    /// The table is (re)written with one rule per group.
+    Replace { rules: Vec<String> },
+    /// No port groups remain: the table goes.
+    Remove,
+}
+
+/// The outcome of a successful `apply` (or of a dry run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    /// The IPVS changes, in the order they are applied.
+    pub changes: Vec<Step>,
+    /// Services in the kernel that the file does not name, left alone.
+    pub unmanaged: Vec<String>,
+    pub nft: NftAction,
+}
+
+impl Report {
+    /// The plan as text, one change per line.
+    pub fn render_text(&self) -> String {
+        let mut s = String::new();
+        for c in &self.changes {
+            s.push_str(&format!("{c}\n"));
+        }
+        match &self.nft {
+            NftAction::None => {}
+            NftAction::Replace { rules } => {
+                s.push_str(&format!(
+                    "set nftables table {} {}:\n",
+                    nft::TABLE_FAMILY,
+                    nft::TABLE_NAME
+                ));
+                for r in rules {
+                    s.push_str(&format!("  {r}\n"));
+                }
+            }
+            NftAction::Remove => s.push_str(&format!(
+                "delete nftables table {} {}\n",
+                nft::TABLE_FAMILY,
+                nft::TABLE_NAME
+            )),
+        }
+        for u in &self.unmanaged {
+            s.push_str(&format!(
+                "not in the file, left alone (--prune deletes it): service {u}\n"
+            ));
+        }
+        if self.changes.is_empty() {
+            s.push_str("IPVS table already as configured\n");
+        }
+        if self.dry_run {
+            s.push_str("dry run: nothing changed\n");
+        }
+        s
+    }
+}
+
+/// Why `apply` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Reading the kernel's state failed: nothing was changed.
+    #[error("{0}")]
+    Read(String),
+    /// A change failed; the state from before was put back (or not: then
+    /// `rollback` says why).
+    #[error("{cause}; {}", match .rollback {
+        Ok(()) => "the previous IPVS table was restored".to_string(),
+        Err(e) => format!("restoring the previous IPVS table failed too: {e}"),
+    })]
+    Failed {
+        cause: String,
+        rollback: Result<(), String>,
+    },
+}
+
+/// The services and real servers the file wants, as a table.
+pub fn desired_table(config: &DirectorConfig) -> Vec<(Service, Vec<Destination>)> {
+    config
+        .services
+        .iter()
+        .map(|s| (s.service.clone(), s.servers.clone()))
+        .collect()
+}
+
+/// The nft rule of a group, as text (for the printed plan).
+fn group_text(g: &PortGroup) -> String {
+    let l3 = if g.vip.is_ipv4() { "ip" } else { "ip6" };
+    let ports: Vec<String> = g.ports.iter().map(|p| p.to_string()).collect();
+    format!(
+        "{l3} daddr {} {} dport {{ {} }} meta mark set {}",
+        g.vip,
+        config::protocol_name(g.protocol),
+        ports.join(", "),
+        g.mark
+    )
+}
+
+/// Converge the kernel's IPVS table (through `ipvs`) and ipvsctl's nftables
+/// table (through `nft`) to `config`.
+///
+/// IPVS changes go first (services, then real servers, then deletions),
+/// then the nftables table in one transaction. If any change fails, the
+/// IPVS table is converged back to what it was (again by edits, so live
+/// connections of untouched services are kept) and the nftables table,
+/// changed last and atomically, is left as it was.
+pub async fn apply(
+    ipvs: &Handle,
+    nft: &Nft,
+    config: &DirectorConfig,
+    opts: ApplyOptions,
+) -> Result<Report, ApplyError> {
+    let before = ipvs
+        .table()
+        .await
+        .map_err(|e| ApplyError::Read(e.to_string()))?;
+    let plan = if opts.remove {
+        let keys: Vec<_> = config.services.iter().map(|s| s.service.key).collect();
+        plan_removal(&keys, &before)
+    } else {
+        plan(&desired_table(config), &before, opts.prune)
+    };
+    let groups: Vec<PortGroup> = if opts.remove {
+        Vec::new()
+    } else {
+        config
+            .services
+            .iter()
+            .filter_map(|s| s.group.clone())
+            .collect()
+    };
+    let nft_action = if !groups.is_empty() {
+        if !nft.available() {
+            return Err(ApplyError::Read(format!(
+                "port groups need nftables, but {} cannot be run",
+                nft.program.display()
+            )));
+        }
+        NftAction::Replace {
+            rules: groups.iter().map(group_text).collect(),
+        }
+    } else if nft.available()
+        && nft
+            .list_table()
+            .map_err(|e| ApplyError::Read(e.to_string()))?
+            .is_some()
+    {
+        NftAction::Remove
+    } else {
+        NftAction::None
+    };
+    let report = Report {
+        dry_run: opts.dry_run,
+        changes: steps(&plan, &before),
+        unmanaged: plan.unmanaged.iter().map(|k| k.to_string()).collect(),
+        nft: nft_action,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let cause = match run_plan(ipvs, &plan).await {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => match &report.nft {
+            NftAction::None => None,
+            _ => nft.replace(&groups).err().map(|e| e.to_string()),
+        },
+    };
+    match cause {
+        None => Ok(report),
+        Some(cause) => Err(ApplyError::Failed {
+            cause,
+            rollback: roll_back(ipvs, &before).await.map_err(|e| e.to_string()),
+        }),
+    }
+}
+
+/// Run the plan's phases in order; each phase's requests go in flight
+/// together. Stops after the first phase with a failure.
+async fn run_plan(ipvs: &Handle, plan: &Plan) -> Result<(), Error> {
+    for phase in [&plan.services, &plan.destinations, &plan.deletions] {
+        run_ops(ipvs, phase).await?;
+    }
+    Ok(())
+}
+
+async fn run_ops(ipvs: &Handle, ops: &[Op]) -> Result<(), Error> {
+    for r in ipvs.apply_many(ops, DEFAULT_CONCURRENCY).await {
+        r?;
+    }
+    Ok(())
+}
+
+/// Converge the IPVS table back to `before`: services added since are
+/// deleted, edited ones edited back, removed ones re-added.
+async fn roll_back(ipvs: &Handle, before: &plan::Table) -> Result<(), Error> {
+    let now = ipvs.table().await?;
+    run_plan(ipvs, &plan(before, &now, true)).await
+}

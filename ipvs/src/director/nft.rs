@@ -1,0 +1,257 @@
+//! Firewall marks for port groups: one nftables table owned by ipvsctl,
+//! `table inet ipvsctl`, with a prerouting chain at mangle priority and one
+//! rule per group (`ip daddr VIP tcp dport { 80, 3306 } meta mark set 11`).
+//!
+//! Each apply replaces the whole table in ONE nftables transaction, written
+//! in nftables' JSON input (`nft -j -f -`): add the table (so the delete
+//! cannot fail), delete it, then add it again with its chain and rules.
+//! With no groups the batch only adds and deletes, which removes the table.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::config::{PortGroup, protocol_name};
+
+pub const TABLE_FAMILY: &str = "inet";
+pub const TABLE_NAME: &str = "ipvsctl";
+pub const CHAIN_NAME: &str = "prerouting";
+/// The mangle priority (NF_IP_PRI_MANGLE), as nft names it.
+pub const MANGLE_PRIORITY: i32 = -150;
+
+fn table() -> Value {
+    json!({"family": TABLE_FAMILY, "name": TABLE_NAME})
+}
+
+/// The JSON rule expression of one group.
+fn rule(g: &PortGroup) -> Value {
+    let l3 = if g.vip.is_ipv4() { "ip" } else { "ip6" };
+    let ports: Value = match g.ports.as_slice() {
+        [one] => json!(one),
+        many => json!({"set": many}),
+    };
+    json!({"rule": {
+        "family": TABLE_FAMILY,
+        "table": TABLE_NAME,
+        "chain": CHAIN_NAME,
+        "comment": format!("ipvsctl fwmark {}", g.mark),
+        "expr": [
+            {"match": {"op": "==",
+                       "left": {"payload": {"protocol": l3, "field": "daddr"}},
+                       "right": g.vip.to_string()}},
+            {"match": {"op": "==",
+                       "left": {"payload": {"protocol": protocol_name(g.protocol), "field": "dport"}},
+                       "right": ports}},
+            {"mangle": {"key": {"meta": {"key": "mark"}}, "value": g.mark}},
+        ],
+    }})
+}
+
+/// The `nft -j -f -` input that makes the table hold exactly `groups`
+/// (or removes it when there are none), as one transaction.
+pub fn replace_json(groups: &[PortGroup]) -> String {
+    let mut cmds = vec![
+        json!({"metainfo": {"json_schema_version": 1}}),
+        json!({"add": {"table": table()}}),
+        json!({"delete": {"table": table()}}),
+    ];
+    if !groups.is_empty() {
+        cmds.push(json!({"add": {"table": table()}}));
+        cmds.push(json!({"add": {"chain": {
+            "family": TABLE_FAMILY,
+            "table": TABLE_NAME,
+            "name": CHAIN_NAME,
+            "type": "filter",
+            "hook": "prerouting",
+            "prio": MANGLE_PRIORITY,
+            "policy": "accept",
+        }}}));
+        for g in groups {
+            cmds.push(json!({ "add": rule(g) }));
+        }
+    }
+    let doc = json!({ "nftables": cmds });
+    format!("{doc}\n")
+}
+
+/// Runs the nft program, optionally inside a network namespace.
+#[derive(Debug, Clone)]
+pub struct Nft {
+    pub program: PathBuf,
+    /// A namespace file (`/run/netns/NAME`) to enter before running nft.
+    pub netns: Option<PathBuf>,
+}
+
+/// A failed nft run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("nft {what}: {message}")]
+pub struct NftError {
+    pub what: String,
+    pub message: String,
+}
+
+impl Nft {
+    pub fn new(netns: Option<PathBuf>) -> Nft {
+        Nft {
+            program: PathBuf::from("nft"),
+            netns,
+        }
+    }
+
+    fn run(&self, args: &[&str], input: Option<&str>) -> Result<(bool, String, String), NftError> {
+        let err = |message: String| NftError {
+            what: args.join(" "),
+            message,
+        };
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let ns = match &self.netns {
+            Some(p) => Some(File::open(p).map_err(|e| err(format!("{}: {e}", p.display())))?),
+            None => None,
+        };
+        if let Some(f) = &ns {
+            let fd = f.as_raw_fd();
+            // SAFETY: only the async-signal-safe setns(2) runs between fork
+            // and exec; fd stays open in the parent until the child is spawned.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
+        drop(ns);
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+
+    /// Whether the nft program can be run at all.
+    pub fn available(&self) -> bool {
+        self.run(&["--version"], None).is_ok_and(|(ok, _, _)| ok)
+    }
+
+    /// `nft list table inet ipvsctl`, or `None` if the table does not exist.
+    pub fn list_table(&self) -> Result<Option<String>, NftError> {
+        let (ok, out, err) = self.run(&["list", "table", TABLE_FAMILY, TABLE_NAME], None)?;
+        if ok {
+            Ok(Some(out))
+        } else if err.contains("No such file or directory") {
+            Ok(None)
+        } else {
+            Err(NftError {
+                what: format!("list table {TABLE_FAMILY} {TABLE_NAME}"),
+                message: err,
+            })
+        }
+    }
+
+    /// Replace the table with rules for `groups` (one transaction).
+    pub fn replace(&self, groups: &[PortGroup]) -> Result<(), NftError> {
+        self.feed(&["-j", "-f", "-"], &replace_json(groups))
+    }
+
+    fn feed(&self, args: &[&str], input: &str) -> Result<(), NftError> {
+        let (ok, _, err) = self.run(args, Some(input))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(NftError {
+                what: args.join(" "),
+                message: err,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+
+    fn group(vip: &str, ports: &[u16], mark: u32) -> PortGroup {
+        PortGroup {
+            vip: vip.parse().unwrap(),
+            protocol: Protocol::Tcp,
+            ports: ports.to_vec(),
+            mark,
+        }
+    }
+
+    #[test]
+    fn replace_is_one_batch_with_the_rules() {
+        let text = replace_json(&[
+            group("203.0.113.10", &[80, 3306], 11),
+            PortGroup {
+                protocol: Protocol::Udp,
+                ..group("2001:db8::10", &[53], 12)
+            },
+        ]);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let cmds = v["nftables"].as_array().unwrap();
+        assert_eq!(cmds.len(), 7);
+        assert_eq!(cmds[0]["metainfo"]["json_schema_version"], 1);
+        assert_eq!(
+            cmds[1],
+            json!({"add": {"table": {"family": "inet", "name": "ipvsctl"}}})
+        );
+        assert_eq!(
+            cmds[2],
+            json!({"delete": {"table": {"family": "inet", "name": "ipvsctl"}}})
+        );
+        assert_eq!(cmds[3], cmds[1]);
+        let chain = &cmds[4]["add"]["chain"];
+        assert_eq!(chain["hook"], "prerouting");
+        assert_eq!(chain["type"], "filter");
+        assert_eq!(chain["prio"], -150);
+        let r = &cmds[5]["add"]["rule"];
+        assert_eq!(r["chain"], "prerouting");
+        assert_eq!(
+            r["expr"],
+            json!([
+                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "203.0.113.10"}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [80, 3306]}}},
+                {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 11}}
+            ])
+        );
+        let r6 = &cmds[6]["add"]["rule"]["expr"];
+        assert_eq!(r6[0]["match"]["left"]["payload"]["protocol"], "ip6");
+        assert_eq!(r6[0]["match"]["right"], "2001:db8::10");
+        assert_eq!(r6[1]["match"]["left"]["payload"]["protocol"], "udp");
+        assert_eq!(r6[1]["match"]["right"], 53);
+        assert_eq!(r6[2]["mangle"]["value"], 12);
+        assert!(text.ends_with("}\n"));
+    }
+
+    #[test]
+    fn no_groups_removes_the_table() {
+        let v: Value = serde_json::from_str(&replace_json(&[])).unwrap();
+        let cmds = v["nftables"].as_array().unwrap();
+        assert_eq!(cmds.len(), 3);
+        assert!(cmds[1].get("add").is_some());
+        assert!(cmds[2].get("delete").is_some());
+    }
+}

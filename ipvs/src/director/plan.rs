@@ -1,0 +1,294 @@
+//! The difference between the services a configuration wants and the
+//! kernel's table, as IPVS operations. Pure: no kernel access.
+//!
+//! A service or real server whose settings changed is edited in place
+//! (SET_SERVICE / SET_DEST), never deleted and re-added, so connections
+//! already scheduled to it carry on.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::handle::Op;
+use crate::model::{Destination, Service, ServiceFlags, ServiceKey, fmt_addr_port};
+
+/// A table: services with their destinations.
+pub type Table = [(Service, Vec<Destination>)];
+
+/// The operations to converge, in three phases that must run in order
+/// (services before their destinations, deletions of services last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Adds and edits of services.
+    pub services: Vec<Op>,
+    /// Deletes, edits and adds of destinations.
+    pub destinations: Vec<Op>,
+    /// Deletes of services.
+    pub deletions: Vec<Op>,
+    /// Services in the kernel but not in the file, left alone (no --prune).
+    pub unmanaged: Vec<ServiceKey>,
+}
+
+impl Plan {
+    /// Every operation, in the order it is applied.
+    pub fn ops(&self) -> impl Iterator<Item = &Op> {
+        self.services
+            .iter()
+            .chain(&self.destinations)
+            .chain(&self.deletions)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops().next().is_none()
+    }
+}
+
+/// The settings of a service that an edit can change.
+fn service_differs(want: &Service, have: &Service) -> bool {
+    want.scheduler != have.scheduler
+        || want.flags.0 & ServiceFlags::USER_MASK != have.flags.0 & ServiceFlags::USER_MASK
+        || want.timeout != have.timeout
+        || want.netmask != have.netmask
+        || want.pe_name != have.pe_name
+}
+
+fn destination_differs(want: &Destination, have: &Destination) -> bool {
+    want.forward != have.forward
+        || want.weight != have.weight
+        || want.upper_threshold != have.upper_threshold
+        || want.lower_threshold != have.lower_threshold
+        || want.tun_type != have.tun_type
+        || want.tun_port != have.tun_port
+        || want.tun_flags != have.tun_flags
+}
+
+/// Plan the changes that turn `current` into `desired`. Services of
+/// `current` absent from `desired` are deleted when `prune` is set, else
+/// reported in [`Plan::unmanaged`]. The destinations of every service in
+/// `desired` are made exactly those listed.
+pub fn plan(desired: &Table, current: &Table, prune: bool) -> Plan {
+    let have: HashMap<ServiceKey, &(Service, Vec<Destination>)> =
+        current.iter().map(|e| (e.0.key, e)).collect();
+    let mut p = Plan::default();
+    for (want, want_dests) in desired {
+        let key = want.key;
+        let have_dests: &[Destination] = match have.get(&key) {
+            None => {
+                p.services.push(Op::AddService(strip(want)));
+                &[]
+            }
+            Some((svc, dests)) => {
+                if service_differs(want, svc) {
+                    p.services.push(Op::EditService(strip(want)));
+                }
+                dests
+            }
+        };
+        let index: HashMap<_, &Destination> =
+            have_dests.iter().map(|d| ((d.addr, d.port), d)).collect();
+        let wanted: HashMap<_, ()> = want_dests.iter().map(|d| ((d.addr, d.port), ())).collect();
+        for d in have_dests {
+            if !wanted.contains_key(&(d.addr, d.port)) {
+                p.destinations
+                    .push(Op::DeleteDestination(key, strip_dest(d)));
+            }
+        }
+        for d in want_dests {
+            match index.get(&(d.addr, d.port)) {
+                None => p.destinations.push(Op::AddDestination(key, strip_dest(d))),
+                Some(h) if destination_differs(d, h) => {
+                    p.destinations.push(Op::EditDestination(key, strip_dest(d)))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let wanted: HashMap<ServiceKey, ()> = desired.iter().map(|(s, _)| (s.key, ())).collect();
+    for (svc, _) in current {
+        if !wanted.contains_key(&svc.key) {
+            if prune {
+                p.deletions.push(Op::DeleteService(svc.key));
+            } else {
+                p.unmanaged.push(svc.key);
+            }
+        }
+    }
+    p
+}
+
+/// Plan the removal of the given services (those of a configuration)
+/// from `current`: what `ipvsctl apply --remove` does. Others stay.
+pub fn plan_removal(keys: &[ServiceKey], current: &Table) -> Plan {
+    let mut p = Plan::default();
+    for (svc, _) in current {
+        if keys.contains(&svc.key) {
+            p.deletions.push(Op::DeleteService(svc.key));
+        }
+    }
+    p
+}
+
+/// A service as sent to the kernel: no statistics.
+fn strip(s: &Service) -> Service {
+    Service {
+        stats: None,
+        ..s.clone()
+    }
+}
+
+fn strip_dest(d: &Destination) -> Destination {
+    Destination {
+        active_conns: 0,
+        inact_conns: 0,
+        persist_conns: 0,
+        stats: None,
+        ..d.clone()
+    }
+}
+
+/// One step of a plan, for printing (text or JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// add, edit or delete
+    pub action: &'static str,
+    /// service or destination
+    pub object: &'static str,
+    /// The service, as `tcp 203.0.113.10:80` or `fwmark 11`.
+    pub service: String,
+    /// The destination (`addr:port`), for destination steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The settings it gets (or had, when edited: `weight 1 -> 2`).
+    pub detail: String,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.destination {
+            Some(d) => write!(f, "{} {} {d} of {}", self.action, self.object, self.service)?,
+            None => write!(f, "{} {} {}", self.action, self.object, self.service)?,
+        }
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+fn service_detail(s: &Service) -> String {
+    let mut parts = vec![format!("scheduler {}", s.scheduler)];
+    if s.is_persistent() {
+        parts.push(format!("persistence {}s", s.timeout));
+        if !s.has_full_netmask() {
+            parts.push(format!("netmask {}", netmask_text(s)));
+        }
+    }
+    if s.flags.has(ServiceFlags::ONEPACKET) {
+        parts.push("one-packet".into());
+    }
+    if s.flags.sched_bits() != 0 {
+        parts.push(format!("scheduler flags {:#x}", s.flags.sched_bits()));
+    }
+    parts.join(", ")
+}
+
+fn netmask_text(s: &Service) -> String {
+    match s.key.family() {
+        crate::model::Family::Inet => format!("/{}", s.netmask.count_ones()),
+        crate::model::Family::Inet6 => format!("/{}", s.netmask),
+    }
+}
+
+fn destination_detail(d: &Destination) -> String {
+    let fwd = match d.forward {
+        crate::model::Forward::Route => "dr",
+        crate::model::Forward::Tunnel => "tun",
+        crate::model::Forward::Masquerade => "nat",
+        crate::model::Forward::Local => "local",
+        crate::model::Forward::Bypass => "bypass",
+    };
+    let mut s = format!("{fwd}, weight {}", d.weight);
+    if d.upper_threshold != 0 || d.lower_threshold != 0 {
+        s.push_str(&format!(
+            ", thresholds {}/{}",
+            d.upper_threshold, d.lower_threshold
+        ));
+    }
+    s
+}
+
+/// The plan as printable steps; `current` supplies the old values of edits.
+pub fn steps(plan: &Plan, current: &Table) -> Vec<Step> {
+    let old_svc: HashMap<ServiceKey, &(Service, Vec<Destination>)> =
+        current.iter().map(|e| (e.0.key, e)).collect();
+    let old_dest = |k: &ServiceKey, d: &Destination| {
+        old_svc
+            .get(k)
+            .and_then(|(_, ds)| ds.iter().find(|o| o.addr == d.addr && o.port == d.port))
+    };
+    let mut out = Vec::new();
+    for op in plan.ops() {
+        let step = match op {
+            Op::AddService(s) => Step {
+                action: "add",
+                object: "service",
+                service: s.key.to_string(),
+                destination: None,
+                detail: service_detail(s),
+            },
+            Op::EditService(s) => Step {
+                action: "edit",
+                object: "service",
+                service: s.key.to_string(),
+                destination: None,
+                detail: match old_svc.get(&s.key) {
+                    Some((o, _)) => format!("{} -> {}", service_detail(o), service_detail(s)),
+                    None => service_detail(s),
+                },
+            },
+            Op::DeleteService(k) => Step {
+                action: "delete",
+                object: "service",
+                service: k.to_string(),
+                destination: None,
+                detail: String::new(),
+            },
+            Op::AddDestination(k, d) => Step {
+                action: "add",
+                object: "destination",
+                service: k.to_string(),
+                destination: Some(fmt_addr_port(&d.addr, d.port)),
+                detail: destination_detail(d),
+            },
+            Op::EditDestination(k, d) => Step {
+                action: "edit",
+                object: "destination",
+                service: k.to_string(),
+                destination: Some(fmt_addr_port(&d.addr, d.port)),
+                detail: match old_dest(k, d) {
+                    Some(o) => format!("{} -> {}", destination_detail(o), destination_detail(d)),
+                    None => destination_detail(d),
+                },
+            },
+            Op::DeleteDestination(k, d) => Step {
+                action: "delete",
+                object: "destination",
+                service: k.to_string(),
+                destination: Some(fmt_addr_port(&d.addr, d.port)),
+                detail: String::new(),
+            },
+            other => Step {
+                action: "other",
+                object: "table",
+                service: other.describe(),
+                destination: None,
+                detail: String::new(),
+            },
+        };
+        out.push(step);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
