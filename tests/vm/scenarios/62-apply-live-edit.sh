@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# A weight change applied by `ipvsctl apply` while a client holds a TCP
+# connection open through the VIP: the destination is edited in place (the
+# plan has no delete or add), the kernel keeps the connection entry, and the
+# held connection still gets its answer from the same real server. The new
+# weights (0 for that server) take effect for new connections.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+SRC=${IPVSCTL:-$ROOT/target/debug/ipvsctl}
+[[ -x $SRC ]] || fail "no $SRC (cargo build -p lvs-ipvs)"
+IPVSCTL=$TEST_TMP/ipvsctl
+cp "$SRC" "$IPVSCTL"
+ctl() { "$IPVSCTL" --netns director "$@"; }
+CFG=$TEST_TMP/director.toml
+
+# config W1 W2: the seed's wrr service with these weights.
+config() {
+    cat >"$CFG" <<TOML
+[[service]]
+vip = "$VIP"
+port = 80
+scheduler = "wrr"
+
+[[service.server]]
+address = "$RS1_IP"
+weight = $1
+
+[[service.server]]
+address = "$RS2_IP"
+weight = $2
+TOML
+}
+
+load_ipvs_modules
+topo_up
+director_vip_up
+for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
+rs_serve rs1 80
+rs_serve rs2 80
+config 1 2
+ctl apply "$CFG" >/dev/null || fail "apply failed"
+
+# The long connection: opened now, the request is sent only once $TEST_TMP/go
+# exists (busybox httpd waits 60 s for a request).
+in_ns client bash -c '
+    exec 3<>"/dev/tcp/$1/80" || exit 1
+    : >"$2/open"
+    for _ in $(seq 200); do [[ -e $2/go ]] && break; sleep 0.2; done
+    printf "GET / HTTP/1.0\r\n\r\n" >&3
+    timeout 10 cat <&3 >"$2/long.out"
+' _ "$VIP" "$TEST_TMP" &
+holder_pid=$!
+BG_PIDS+=("$holder_pid")
+wait_until 20 "the long connection to open" test -e "$TEST_TMP/open"
+conn() { ipvsadm_d -Lnc | awk -v v="$VIP:80" -v c="$CLIENT_IP" '$3 == "ESTABLISHED" && $5 == v && index($4, c ":") == 1 { print $4, $6 }'; }
+wait_until 10 "the connection entry" bash -c "ip netns exec director ipvsadm -Lnc | grep -q ESTABLISHED"
+read -r client_end rs_end < <(conn)
+[[ -n ${rs_end:-} ]] || fail "no ESTABLISHED entry: $(ipvsadm_d -Lnc)"
+holder=rs1 w1=0 w2=5
+[[ $rs_end == "$RS2_IP:80" ]] && holder=rs2 w1=5 w2=0
+log "long connection $client_end -> $rs_end ($holder); new weights rs1=$w1 rs2=$w2"
+
+config "$w1" "$w2"
+out=$(ctl apply "$CFG") || fail "apply failed: $out"
+log "plan: ${out//$'\n'/; }"
+grep -q "^edit destination ${LAB_IP[$holder]}:80 of tcp $VIP:80 (dr, weight [12] -> dr, weight 0)" <<<"$out" ||
+    fail "the weight change is not an in-place edit: $out"
+grep -qE "^(add|delete) " <<<"$out" && fail "the plan deletes or adds: $out"
+read -r client_after rs_after < <(conn)
+[[ $client_after == "$client_end" && $rs_after == "$rs_end" ]] ||
+    fail "the connection entry changed: $(ipvsadm_d -Lnc)"
+pass "weights edited in place; the connection entry $client_end -> $rs_end is still ESTABLISHED"
+
+# New connections follow the new weights: none to the holder (weight 0).
+out=$(client_get_many 80 80 80) || true
+[[ $(sort -u <<<"$out") != "$holder" && $(grep -c . <<<"$out") == 3 && $(grep -c "^$holder\$" <<<"$out" || true) == 0 ]] ||
+    fail "new connections after the edit: ${out//$'\n'/ } (none should reach $holder)"
+
+# The held connection still works, served by the same real server.
+: >"$TEST_TMP/go"
+wait "$holder_pid" || true
+grep -q "^$holder\$" "$TEST_TMP/long.out" 2>/dev/null ||
+    fail "the held connection got no answer from $holder: $(cat "$TEST_TMP/long.out" 2>/dev/null)"
+pass "the connection opened before the edit was answered by $holder (weight now 0); new ones go elsewhere"
