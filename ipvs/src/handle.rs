@@ -6,14 +6,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::{StreamExt, stream};
-use genetlink::GenetlinkHandle;
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-};
-use netlink_packet_generic::GenlMessage;
+use std::sync::{Mutex, MutexGuard};
 
-use crate::codec::{IpvsAttr, IpvsCmd, IpvsMessage};
+use crate::codec::{IPVS_GENL_NAME, IpvsAttr, IpvsCmd, IpvsMessage};
 use crate::error::{Error, OpKind, Result};
 use crate::model::{
     Daemon, DaemonState, Destination, Info, Service, ServiceKey, Timeouts, fmt_addr_port,
@@ -113,23 +108,23 @@ impl Op {
 ///
 /// Cloning is cheap; clones share the socket. The socket lives in the
 /// namespace it was created in, whichever thread later uses the handle.
+///
+/// The socket is a plain blocking netlink socket: the kernel handles every
+/// IPVS request inside the send call, so replies are already queued when
+/// the handle reads them and no call waits on anything but the kernel's
+/// own work. Requests from clones are serialised (one request, dump or
+/// batch at a time).
 #[derive(Clone, Debug)]
 pub struct Handle {
-    inner: GenetlinkHandle,
+    sock: Arc<Mutex<sock::Socket>>,
     family_id: u16,
-    /// A netlink socket runs one dump at a time (the kernel answers EBUSY
-    /// to a second): dumps take this lock; plain requests do not.
-    dump_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Handle {
-    /// Connect in the calling thread's network namespace. Must run inside a
-    /// tokio runtime (the connection task is spawned on it).
+    /// Connect in the calling thread's network namespace.
     pub async fn new() -> Result<Handle> {
-        let (conn, inner, _) =
-            genetlink::new_connection().map_err(|e| Error::Netlink(e.to_string()))?;
-        tokio::spawn(conn);
-        Handle::resolve(inner).await
+        let s = sock::Socket::open().map_err(|e| Error::Netlink(e.to_string()))?;
+        Handle::resolve(s)
     }
 
     /// Connect in the named network namespace (`/run/netns/NAME`, as
@@ -150,7 +145,6 @@ impl Handle {
     /// socket there and exits; the socket stays in that namespace.
     pub async fn in_netns_path(path: impl Into<PathBuf>) -> Result<Handle> {
         let path = path.into();
-        let rt = tokio::runtime::Handle::current();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let name = path.display().to_string();
         std::thread::Builder::new()
@@ -162,10 +156,7 @@ impl Handle {
                     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                    let _guard = rt.enter();
-                    let (conn, inner, _) = genetlink::new_connection()?;
-                    rt.spawn(conn);
-                    Ok(inner)
+                    sock::Socket::open()
                 })();
                 let _ = tx.send(res);
             })
@@ -173,32 +164,33 @@ impl Handle {
                 name: name.clone(),
                 source,
             })?;
-        let inner = rx
+        let s = rx
             .await
             .map_err(|_| Error::Netlink("namespace thread died".into()))?
             .map_err(|source| Error::Netns { name, source })?;
-        Handle::resolve(inner).await
+        Handle::resolve(s)
     }
 
-    async fn resolve(inner: GenetlinkHandle) -> Result<Handle> {
-        match inner.resolve_family::<IpvsMessage>().await {
-            Ok(f) => Ok(Handle {
-                inner,
-                family_id: f.id,
-                dump_lock: Arc::new(tokio::sync::Mutex::new(())),
+    fn resolve(mut s: sock::Socket) -> Result<Handle> {
+        match s.resolve_family(IPVS_GENL_NAME) {
+            Ok(family_id) => Ok(Handle {
+                sock: Arc::new(Mutex::new(s)),
+                family_id,
             }),
-            Err(genetlink::GenetlinkError::NetlinkError(e))
-                if e.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Err(Error::FamilyNotFound)
-            }
-            Err(e) => Err(Error::Netlink(e.to_string())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(Error::FamilyNotFound),
+            Err(e) => Err(Error::Netlink(format!(
+                "resolve family {IPVS_GENL_NAME}: {e}"
+            ))),
         }
     }
 
     /// The generic-netlink id of the IPVS family in this namespace's kernel.
     pub fn family_id(&self) -> u16 {
         self.family_id
+    }
+
+    fn socket(&self) -> MutexGuard<'_, sock::Socket> {
+        self.sock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Send one message and collect the replies. `dump` asks for a dump;
@@ -220,58 +212,64 @@ impl Handle {
         kind: OpKind,
         what: String,
     ) -> Result<Vec<IpvsMessage>> {
-        let mut genl = GenlMessage::from_payload(msg);
-        genl.set_resolved_family_id(self.family_id);
-        let mut nl =
-            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(genl));
-        nl.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
-        nl.finalize();
-        let _dump_guard = if dump {
-            Some(self.dump_lock.lock().await)
-        } else {
-            None
-        };
-        let mut h = self.inner.clone();
-        let mut replies = h
-            .send_request(nl)
-            .map_err(|e| Error::Netlink(format!("{what}: {e}")))?;
+        self.send_sync(msg, dump, kind, what)
+    }
+
+    fn send_sync(
+        &self,
+        msg: IpvsMessage,
+        dump: bool,
+        kind: OpKind,
+        what: String,
+    ) -> Result<Vec<IpvsMessage>> {
         let mut out = Vec::new();
-        while let Some(reply) = replies.next().await {
-            let reply = reply.map_err(|e| Error::Decode(format!("{what}: {e}")))?;
-            match reply.payload {
-                NetlinkPayload::InnerMessage(m) => out.push(m.payload),
-                NetlinkPayload::Error(e) => {
-                    if let Some(code) = e.code {
-                        return Err(Error::from_errno(-code.get(), kind, what));
-                    }
-                }
-                NetlinkPayload::Overrun(_) => {
-                    return Err(Error::Netlink(format!("{what}: receive buffer overrun")));
-                }
-                _ => {}
+        match self
+            .socket()
+            .call(self.family_id, msg, dump, |m| out.push(m))
+        {
+            Ok(None) => Ok(out),
+            Ok(Some(errno)) => Err(Error::from_errno(errno, kind, what)),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Err(Error::Decode(format!("{what}: {e}")))
             }
+            Err(e) => Err(Error::Netlink(format!("{what}: {e}"))),
         }
-        Ok(out)
     }
 
     /// Apply one change.
     pub async fn apply(&self, op: &Op) -> Result<()> {
-        self.send(op.to_message(), false, op.kind(), op.describe())
-            .await
+        self.send_sync(op.to_message(), false, op.kind(), op.describe())
             .map(|_| ())
     }
 
-    /// Apply many independent changes with up to `concurrency` requests in
-    /// flight; results come back in input order. The kernel has no
-    /// transactions: each change succeeds or fails on its own.
+    /// Apply many independent changes; results come back in input order.
+    /// The kernel has no transactions: each change succeeds or fails on its
+    /// own, and the kernel applies them in input order.
+    ///
+    /// The changes go to the kernel in batches, many messages per send
+    /// (sized so that every reply fits the socket's receive buffer), and
+    /// only failures and the end of each batch are acknowledged.
+    /// `concurrency` is kept for compatibility: batching does not need it.
     pub async fn apply_many(&self, ops: &[Op], concurrency: usize) -> Vec<Result<()>> {
-        let mut results: Vec<(usize, Result<()>)> = stream::iter(ops.iter().enumerate())
-            .map(|(i, op)| async move { (i, self.apply(op).await) })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, r)| r).collect()
+        let _ = concurrency;
+        let mut results: Vec<Result<()>> = ops.iter().map(|_| Ok(())).collect();
+        let outcome = self.socket().batch(
+            self.family_id,
+            ops.iter().map(Op::to_message),
+            |i, errno| {
+                let op = &ops[i];
+                results[i] = Err(Error::from_errno(errno, op.kind(), op.describe()));
+            },
+        );
+        if let Err((first, e)) = outcome {
+            // What the kernel did not answer failed with the socket.
+            for (op, r) in ops.iter().zip(results.iter_mut()).skip(first) {
+                if r.is_ok() {
+                    *r = Err(Error::Netlink(format!("{}: {e}", op.describe())));
+                }
+            }
+        }
+        results
     }
 
     pub async fn add_service(&self, svc: &Service) -> Result<()> {
@@ -471,5 +469,411 @@ impl Handle {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The netlink socket under [`Handle`]: blocking, one reusable receive
+/// buffer, sequence numbers, batches.
+mod sock {
+    use std::fmt;
+    use std::io;
+    use std::mem;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use netlink_packet_core::{
+        NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
+        NetlinkPayload, NetlinkSerializable,
+    };
+    use netlink_packet_generic::GenlMessage;
+    use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+    use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+
+    use crate::codec::IpvsMessage;
+
+    const NLMSG_HDRLEN: usize = 16;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    const NLMSG_OVERRUN: u16 = 4;
+    /// Larger than the biggest datagram the kernel builds for a dump (it
+    /// sizes them after the reader's buffer, up to 32 KiB).
+    const RECV_BUF: usize = 64 * 1024;
+    /// Receive buffer asked for (root may exceed net.core.rmem_max).
+    const WANT_RCVBUF: libc::c_int = 4 << 20;
+    const WANT_SNDBUF: libc::c_int = 1 << 20;
+    /// Receive-buffer bytes reserved per message of a batch: an error
+    /// reply to every message of a batch must fit, or the kernel drops
+    /// replies. Generous for a capped (NETLINK_CAP_ACK) error reply.
+    const RCVBUF_PER_MESSAGE: usize = 2048;
+
+    pub(super) struct Socket {
+        fd: OwnedFd,
+        seq: u32,
+        buf: Vec<u8>,
+        out: Vec<u8>,
+        max_batch: usize,
+        max_bytes: usize,
+    }
+
+    impl fmt::Debug for Socket {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Socket")
+                .field("fd", &self.fd.as_raw_fd())
+                .field("max_batch", &self.max_batch)
+                .finish()
+        }
+    }
+
+    fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> bool {
+        // SAFETY: valid fd, pointer to a live c_int of the given size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&v as *const libc::c_int).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    }
+
+    fn getsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> Option<libc::c_int> {
+        let mut v: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid fd, pointers to a live c_int and its length.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    }
+
+    fn kernel_addr() -> libc::sockaddr_nl {
+        // SAFETY: sockaddr_nl is plain data; all zeroes is valid.
+        let mut a: libc::sockaddr_nl = unsafe { mem::zeroed() };
+        a.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        a
+    }
+
+    /// Append one netlink message to `out`, 4-byte aligned.
+    fn encode<T: NetlinkSerializable + fmt::Debug>(
+        out: &mut Vec<u8>,
+        payload: T,
+        flags: u16,
+        seq: u32,
+    ) {
+        let mut nl = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(payload),
+        );
+        nl.header.flags = flags;
+        nl.header.sequence_number = seq;
+        nl.finalize();
+        let start = out.len();
+        out.resize(start + nl.header.length as usize, 0);
+        nl.serialize(&mut out[start..]);
+        out.resize((out.len() + 3) & !3, 0);
+    }
+
+    fn ipvs(family: u16, msg: IpvsMessage) -> GenlMessage<IpvsMessage> {
+        let mut genl = GenlMessage::from_payload(msg);
+        genl.set_resolved_family_id(family);
+        genl
+    }
+
+    fn parse<T: NetlinkDeserializable + fmt::Debug>(msg: &[u8]) -> io::Result<T> {
+        match NetlinkMessage::<T>::deserialize(msg) {
+            Ok(NetlinkMessage {
+                payload: NetlinkPayload::InnerMessage(m),
+                ..
+            }) => Ok(m),
+            Ok(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected message {:?}", other.header),
+            )),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        }
+    }
+
+    fn read_u32(b: &[u8], at: usize) -> u32 {
+        u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    /// The errno of an NLMSG_ERROR or NLMSG_DONE message (0 for an ack or a
+    /// clean end), positive.
+    fn errno_of(msg: &[u8]) -> i32 {
+        if msg.len() >= NLMSG_HDRLEN + 4 {
+            -(read_u32(msg, NLMSG_HDRLEN) as i32)
+        } else {
+            0
+        }
+    }
+
+    impl Socket {
+        /// A generic-netlink socket in the calling thread's namespace.
+        pub(super) fn open() -> io::Result<Socket> {
+            // SAFETY: plain syscall; the fd is owned right below.
+            let raw = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_GENERIC,
+                )
+            };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: a fresh fd nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let addr = kernel_addr();
+            // SAFETY: valid fd and a sockaddr_nl of the given size.
+            let r = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&addr as *const libc::sockaddr_nl).cast(),
+                    mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Best effort: bigger buffers allow bigger batches.
+            if !setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, WANT_RCVBUF) {
+                setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, WANT_RCVBUF);
+            }
+            if !setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, WANT_SNDBUF) {
+                setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, WANT_SNDBUF);
+            }
+            // Error replies without a copy of the request.
+            setsockopt(&fd, libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, 1);
+            let rcvbuf = getsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap_or(0);
+            let sndbuf = getsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap_or(0);
+            let max_batch =
+                (usize::try_from(rcvbuf).unwrap_or(0) / RCVBUF_PER_MESSAGE).clamp(8, 4096);
+            let max_bytes = usize::try_from(sndbuf)
+                .unwrap_or(0)
+                .saturating_sub(1024)
+                .clamp(4096, 1 << 20);
+            Ok(Socket {
+                fd,
+                seq: 0,
+                buf: vec![0; RECV_BUF],
+                out: Vec::with_capacity(8192),
+                max_batch,
+                max_bytes,
+            })
+        }
+
+        fn next_seq(&mut self) -> u32 {
+            self.seq = self.seq.wrapping_add(1);
+            self.seq
+        }
+
+        fn send_out(&self) -> io::Result<()> {
+            let addr = kernel_addr();
+            loop {
+                // SAFETY: valid fd, buffer and sockaddr_nl.
+                let n = unsafe {
+                    libc::sendto(
+                        self.fd.as_raw_fd(),
+                        self.out.as_ptr().cast(),
+                        self.out.len(),
+                        0,
+                        (&addr as *const libc::sockaddr_nl).cast(),
+                        mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                if n as usize != self.out.len() {
+                    return Err(io::Error::other("short netlink send"));
+                }
+                return Ok(());
+            }
+        }
+
+        /// Receive datagrams and hand each message (type, sequence number,
+        /// bytes) to `f` until it returns true.
+        fn receive(
+            &mut self,
+            mut f: impl FnMut(u16, u32, &[u8]) -> io::Result<bool>,
+        ) -> io::Result<()> {
+            loop {
+                // SAFETY: valid fd and buffer of the given length.
+                let n = unsafe {
+                    libc::recv(
+                        self.fd.as_raw_fd(),
+                        self.buf.as_mut_ptr().cast(),
+                        self.buf.len(),
+                        libc::MSG_TRUNC,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                let n = n as usize;
+                if n > self.buf.len() {
+                    return Err(io::Error::other("netlink reply truncated"));
+                }
+                let data = &self.buf[..n];
+                let mut off = 0;
+                while off + NLMSG_HDRLEN <= n {
+                    let len = read_u32(data, off) as usize;
+                    if len < NLMSG_HDRLEN || off + len > n {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "malformed netlink message",
+                        ));
+                    }
+                    let msg = &data[off..off + len];
+                    let ty = u16::from_ne_bytes([msg[4], msg[5]]);
+                    let seq = read_u32(msg, 8);
+                    if ty == NLMSG_OVERRUN {
+                        return Err(io::Error::other("receive buffer overrun"));
+                    }
+                    if f(ty, seq, msg)? {
+                        return Ok(());
+                    }
+                    off += (len + 3) & !3;
+                }
+            }
+        }
+
+        /// The id of a generic-netlink family (ENOENT when unknown).
+        pub(super) fn resolve_family(&mut self, name: &str) -> io::Result<u16> {
+            let seq = self.next_seq();
+            self.out.clear();
+            let ctrl = GenlMessage::from_payload(GenlCtrl {
+                cmd: GenlCtrlCmd::GetFamily,
+                nlas: vec![GenlCtrlAttrs::FamilyName(name.to_string())],
+            });
+            encode(&mut self.out, ctrl, NLM_F_REQUEST | NLM_F_ACK, seq);
+            self.send_out()?;
+            let mut id = None;
+            let mut errno = 0;
+            self.receive(|ty, s, msg| {
+                if s != seq {
+                    return Ok(false);
+                }
+                if ty == NLMSG_ERROR {
+                    errno = errno_of(msg);
+                    return Ok(true);
+                }
+                if ty != NLMSG_DONE {
+                    let m: GenlMessage<GenlCtrl> = parse(msg)?;
+                    for a in m.payload.nlas {
+                        if let GenlCtrlAttrs::FamilyId(i) = a {
+                            id = Some(i);
+                        }
+                    }
+                }
+                Ok(false)
+            })?;
+            if errno != 0 {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            id.ok_or_else(|| io::Error::other(format!("no id for family {name}")))
+        }
+
+        /// One request (a dump if `dump`), its replies to `on_msg`; the
+        /// kernel's errno if it refused.
+        pub(super) fn call(
+            &mut self,
+            family: u16,
+            msg: IpvsMessage,
+            dump: bool,
+            mut on_msg: impl FnMut(IpvsMessage),
+        ) -> io::Result<Option<i32>> {
+            let seq = self.next_seq();
+            self.out.clear();
+            let flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
+            encode(&mut self.out, ipvs(family, msg), flags, seq);
+            self.send_out()?;
+            let mut errno = 0;
+            self.receive(|ty, s, msg| {
+                if s != seq {
+                    return Ok(false);
+                }
+                match ty {
+                    NLMSG_ERROR => {
+                        errno = errno_of(msg);
+                        Ok(true)
+                    }
+                    NLMSG_DONE => {
+                        errno = errno_of(msg).max(0);
+                        Ok(true)
+                    }
+                    t if t == family => {
+                        let m: GenlMessage<IpvsMessage> = parse(msg)?;
+                        on_msg(m.payload);
+                        Ok(false)
+                    }
+                    _ => Ok(false),
+                }
+            })?;
+            Ok((errno != 0).then_some(errno))
+        }
+
+        /// Send change requests (no replies but errors) in batches of many
+        /// messages per send; only the last message of a batch asks for an
+        /// acknowledgement. The kernel handles them in order, and calls
+        /// `on_error(index, errno)` in index order. On a socket error,
+        /// returns the index of the first request not known to be handled.
+        pub(super) fn batch(
+            &mut self,
+            family: u16,
+            msgs: impl Iterator<Item = IpvsMessage>,
+            mut on_error: impl FnMut(usize, i32),
+        ) -> Result<(), (usize, io::Error)> {
+            let mut msgs = msgs.peekable();
+            let mut base = 0usize;
+            while msgs.peek().is_some() {
+                self.out.clear();
+                let first_seq = self.seq.wrapping_add(1);
+                let mut count = 0usize;
+                let mut last_start = 0;
+                while count < self.max_batch && self.out.len() < self.max_bytes {
+                    let Some(m) = msgs.next() else { break };
+                    last_start = self.out.len();
+                    let seq = self.next_seq();
+                    encode(&mut self.out, ipvs(family, m), NLM_F_REQUEST, seq);
+                    count += 1;
+                }
+                // The last message asks for an ack: its reply ends the batch.
+                let flags =
+                    u16::from_ne_bytes([self.out[last_start + 6], self.out[last_start + 7]])
+                        | NLM_F_ACK;
+                self.out[last_start + 6..last_start + 8].copy_from_slice(&flags.to_ne_bytes());
+                let last_seq = self.seq;
+                self.send_out().map_err(|e| (base, e))?;
+                self.receive(|ty, s, msg| {
+                    let i = s.wrapping_sub(first_seq) as usize;
+                    if ty != NLMSG_ERROR || i >= count {
+                        return Ok(false);
+                    }
+                    let errno = errno_of(msg);
+                    if errno != 0 {
+                        on_error(base + i, errno);
+                    }
+                    Ok(s == last_seq)
+                })
+                .map_err(|e| (base, e))?;
+                base += count;
+            }
+            Ok(())
+        }
     }
 }
