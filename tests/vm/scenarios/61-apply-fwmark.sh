@@ -8,7 +8,11 @@
 #  c) a port-0 persistent service: every port of the client on one real
 #     server; without --prune the old group service is left (and reported),
 #     the marking table goes with the last group; --prune deletes it;
-#  d) --remove deletes the file's services and nothing else.
+#  d) --remove deletes the file's services and nothing else;
+#  e) nft failing after the IPVS changes (a stand-in nft that refuses the
+#     batch): exit 255, the IPVS edits are undone, the marking table is as
+#     before;
+#  f) a group without `mark` gets a derived mark, the same in IPVS and nft.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -65,6 +69,29 @@ for i in "${!ports[@]}"; do
 done
 pass "port group 80+3306 is one service (mark 11 in table inet ipvsctl); rr alternates:$seq"
 
+# e) nft fails after the IPVS changes were made: all is put back
+snapshot() { ipvsadm_d -Sn; echo "# nft"; in_ns director nft list ruleset; }
+snapshot >"$TEST_TMP/before"
+mkdir -p "$TEST_TMP/fakebin"
+cat >"$TEST_TMP/fakebin/nft" <<'SH'
+#!/bin/sh
+# Refuse the JSON batch of an apply; anything else goes to the real nft.
+[ "$1" = "-j" ] && { cat >/dev/null; echo "Error: refused by the test" >&2; exit 1; }
+exec /usr/sbin/nft "$@"
+SH
+chmod +x "$TEST_TMP/fakebin/nft"
+config $'ports = [80, 3306, 8080]\nmark = 11\npersistence = 30'
+sed -i 's/^scheduler = "rr"$/scheduler = "wrr"/' "$CFG"
+rc=0
+err=$(PATH=$TEST_TMP/fakebin:$PATH ctl apply "$CFG" 2>&1) || rc=$?
+log "apply with a failing nft: $err"
+((rc == 255)) || fail "apply with a failing nft exited $rc, not 255"
+grep -q "refused by the test" <<<"$err" || fail "the nft error is not reported: $err"
+grep -q "previous IPVS table was restored" <<<"$err" || fail "no rollback reported: $err"
+snapshot >"$TEST_TMP/after"
+diff -u "$TEST_TMP/before" "$TEST_TMP/after" || fail "after the failed nft step the director differs (diff above)"
+pass "nft failing after the IPVS edits: exit 255, IPVS edits undone, marking table unchanged"
+
 # b) persistence on the group: an edit, and port affinity
 config $'ports = [80, 3306]\nmark = 11\npersistence = 60'
 out=$(ctl apply "$CFG") || fail "apply failed: $out"
@@ -103,3 +130,15 @@ grep -qxF -- "-A -t $VIP:443 -s rr" <<<"$rules" && grep -qxF -- "-A -t $VIP:0 -s
 grep -q -- "-f 11" <<<"$rules" && fail "--remove left fwmark 11: $rules"
 ! in_ns director nft list table inet ipvsctl >/dev/null 2>&1 || fail "--remove left table inet ipvsctl"
 pass "--remove deleted the file's service and the marking table, kept the others"
+
+# f) a derived mark
+ctl apply --prune /dev/null >/dev/null || fail "apply --prune of an empty file failed"
+[[ -z $(ipvsadm_d -Sn) ]] || fail "apply --prune of an empty file left services: $(ipvsadm_d -Sn)"
+config $'ports = [80, 3306]'
+ctl apply "$CFG" >/dev/null || fail "apply failed"
+mark=$(ipvsadm_d -Sn | awk '$1 == "-A" && $2 == "-f" { print $3 }')
+((mark >= 0x10000 && mark < 0x100000)) || fail "derived mark '$mark' out of range: $(ipvsadm_d -Sn)"
+grep -q "meta mark set $(printf '0x%08x' "$mark")" <<<"$(in_ns director nft list table inet ipvsctl)" ||
+    fail "nft does not set the derived mark $mark"
+who=$(client_get_many 80 3306) || fail "no answer through the derived-mark group"
+pass "derived mark $mark: fwmark service and nft rule agree; answers: ${who//$'\n'/ }"
