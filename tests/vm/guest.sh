@@ -8,13 +8,13 @@
 #   RS_AGENT             rs-agent binary (required by the rs-agent scenarios)
 #   VM_SCENARIOS         space-separated filters; a scenario runs if its file
 #                        name starts with one of them (e.g. "10 30"); default all
-#   VM_SCENARIO_TIMEOUT  seconds per scenario (default 180)
+#   VM_SCENARIO_TIMEOUT  seconds per scenario (default 300)
 #   VM_LOG_DIR           if set and writable, per-scenario logs are copied there
 #   VM_VERBOSE=1         print the log of passing scenarios too
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-180}
+SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-300}
 FILTERS=${VM_SCENARIOS:-}
 export RS_AGENT=${RS_AGENT:-rs-agent}
 export VM_SUITE_GUEST=1 # lib.sh refuses to run without it (i.e. outside the VM)

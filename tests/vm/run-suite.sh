@@ -14,8 +14,8 @@
 #   VM_KERNEL            kernel image (default: newest /boot/vmlinuz-* with ip_vs)
 #   VM_KVM=1             use KVM (default: software emulation, --disable-kvm;
 #                        QEMU aborts with KVM on some machines)
-#   VM_TIMEOUT           seconds for the whole VM run (default 900)
-#   VM_SCENARIO_TIMEOUT  seconds per scenario inside the VM (default 180)
+#   VM_TIMEOUT           seconds for the whole VM run (default 1800)
+#   VM_SCENARIO_TIMEOUT  seconds per scenario inside the VM (default 300)
 #   VM_SCENARIOS         run only scenarios whose name starts with one of these
 #                        space-separated prefixes (e.g. "10 30")
 #   VM_VERBOSE=1         show logs of passing scenarios too
@@ -71,7 +71,7 @@ KVM_ARGS=(--disable-kvm)
 if [[ ${VM_KVM:-0} == 1 ]]; then
     KVM_ARGS=()
 fi
-VM_TIMEOUT=${VM_TIMEOUT:-900}
+VM_TIMEOUT=${VM_TIMEOUT:-1800}
 # One log dir per run (runs may overlap); runs older than a day are pruned.
 if [[ -n ${VM_LOG_DIR:-} ]]; then
     LOG_DIR=$VM_LOG_DIR
@@ -103,7 +103,7 @@ done | sort -u >"$LOG_DIR/prewarm.list"
 # explicitly with env. Paths are absolute; the guest sees the host's files.
 GUEST_ENV=(
     "RS_AGENT=$RS_AGENT"
-    "VM_SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-180}"
+    "VM_SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-300}"
     "VM_SCENARIOS=${VM_SCENARIOS:-}"
     "VM_VERBOSE=${VM_VERBOSE:-0}"
     "VM_DEBUG=${VM_DEBUG:-0}"
