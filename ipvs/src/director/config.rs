@@ -180,11 +180,12 @@ pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
         let s = v.service(entry.into_inner(), start)?;
         let ServiceParts {
             mut cfg,
+            protocol,
             key_offset,
             port_offsets,
         } = s;
         for (port, off) in port_offsets {
-            let k = (cfg.vip, protocol_of(&cfg), port);
+            let k = (cfg.vip, protocol, port);
             if let Some(&first) = ports_seen.get(&k) {
                 return Err(v.at(
                     Some(off..off),
@@ -224,14 +225,6 @@ pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
         seen.insert(key, offset);
     }
     Ok(DirectorConfig { services })
-}
-
-fn protocol_of(cfg: &ServiceConfig) -> Protocol {
-    match (&cfg.group, &cfg.service.key) {
-        (Some(g), _) => g.protocol,
-        (None, ServiceKey::Addr { protocol, .. }) => *protocol,
-        (None, ServiceKey::Fwmark { .. }) => Protocol::Tcp,
-    }
 }
 
 fn check_unique(
@@ -278,6 +271,8 @@ pub fn protocol_name(p: Protocol) -> &'static str {
 
 struct ServiceParts {
     cfg: ServiceConfig,
+    /// The protocol of the service's ports.
+    protocol: Protocol,
     /// Where to point at for a duplicate key.
     key_offset: usize,
     /// Each served (vip, protocol) port with its position.
@@ -479,6 +474,7 @@ impl Validator<'_> {
                 group,
                 line: 0,
             },
+            protocol,
             key_offset,
             port_offsets,
         })
