@@ -104,6 +104,9 @@ impl std::error::Error for ConfigError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Path of the director's `ipvsctl apply` configuration: its VIPs are
+    /// held too, so one file describes the whole cluster.
+    vips_from_director: Option<Spanned<String>>,
     arp: Option<RawArp>,
     #[serde(default)]
     vip: Vec<Spanned<RawVip>>,
@@ -197,7 +200,39 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         };
         vips.push(Vip { address, label });
     }
+    if let Some(director) = raw.vips_from_director {
+        let director_path = resolve(path, director.get_ref());
+        let cluster = lvs_ipvs::director::config::load(&director_path)
+            .map_err(|e| at(Some(director.span()), format!("vips_from_director: {e}")))?;
+        for address in lvs_ipvs::director::config::vips(&cluster) {
+            // A VIP also listed here keeps its [[vip]] entry (and label).
+            if seen.contains_key(&address) {
+                continue;
+            }
+            check_vip_address(&address.to_string()).map_err(|m| {
+                at(
+                    Some(director.span()),
+                    format!("vips_from_director {}: {m}", director_path.display()),
+                )
+            })?;
+            seen.insert(address, director.span().start);
+            vips.push(Vip {
+                address,
+                label: None,
+            });
+        }
+    }
     Ok(Config { arp, vips })
+}
+
+/// A relative path in the configuration is relative to the file's directory.
+fn resolve(config_path: &Path, value: &str) -> PathBuf {
+    let value = Path::new(value);
+    if value.is_absolute() {
+        value.to_path_buf()
+    } else {
+        config_path.parent().unwrap_or(Path::new(".")).join(value)
+    }
 }
 
 fn check_sysctl_value(key: ArpKey, value: i64) -> Result<i32, String> {
@@ -469,6 +504,43 @@ address = "2001:db8::73"
             assert!(e.contains("is invalid"), "{bad}: {e}");
         }
         assert!(parse_str("[[vip]]\naddress = \"10.0.0.1\"\nlabel = \"lo:vip1\"\n").is_ok());
+    }
+
+    #[test]
+    fn vips_from_the_director_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("director.toml"),
+            "[[service]]\nvip = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 80\n\
+             [[service.server]]\naddress = \"198.51.100.2\"\n\
+             [[service]]\nvip = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 443\n\
+             [[service]]\nvip = \"2001:db8::10\"\nprotocol = \"tcp\"\nport = 80\n",
+        )
+        .unwrap();
+        let agent = dir.path().join("config.toml");
+        let config = parse(
+            &agent,
+            "vips_from_director = \"director.toml\"\n[[vip]]\naddress = \"203.0.113.10\"\nlabel = \"lo:0\"\n",
+        )
+        .unwrap();
+        let addresses: Vec<String> = config.vips.iter().map(|v| v.address.to_string()).collect();
+        assert_eq!(addresses, vec!["203.0.113.10", "2001:db8::10"]);
+        assert_eq!(config.vips[0].label.as_deref(), Some("lo:0"));
+
+        // An error in the director's file names both places.
+        std::fs::write(dir.path().join("director.toml"), "[[service]]\nvipp = 1\n").unwrap();
+        let e = parse(&agent, "vips_from_director = \"director.toml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}:1:22: vips_from_director: ", agent.display())),
+            "{e}"
+        );
+        assert!(e.contains("director.toml:2:1: unknown field `vipp`"), "{e}");
+        let e = parse(&agent, "vips_from_director = \"missing.toml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.toml"), "{e}");
     }
 
     #[test]

@@ -751,3 +751,24 @@ fn unprivileged_check_works_without_the_record() {
         "{stdout}"
     );
 }
+
+#[test]
+fn vips_can_come_from_the_director_configuration() {
+    let ns = Netns::new(0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("director.toml"),
+        "[[service]]\nvip = \"203.0.113.30\"\nprotocol = \"tcp\"\nport = 80\n\
+         [[service.server]]\naddress = \"198.51.100.2\"\nforward = \"dr\"\n\
+         [[service]]\nvip = \"2001:db8::30\"\nprotocol = \"tcp\"\nport = 80\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "vips_from_director = \"director.toml\"\n").unwrap();
+    ns.start(&config).ok();
+    let lo = ns.addresses("lo");
+    assert!(lo.contains(&"203.0.113.30/32".to_string()), "{lo:?}");
+    assert!(lo.contains(&"2001:db8::30/128".to_string()), "{lo:?}");
+    ns.stop().ok();
+    assert_eq!(ns.addresses("lo"), vec!["127.0.0.1/8", "::1/128"]);
+}
