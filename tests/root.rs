@@ -292,32 +292,31 @@ fn namespaces_keep_separate_records() {
     assert_eq!(b.sysctl("all", "arp_ignore"), 1);
 }
 
+/// `count` simultaneous `rs-agent start` runs in `ns`, each successful.
+fn parallel_starts(ns: &Netns, config: &ConfigFile, count: usize) -> Vec<Run> {
+    let handles: Vec<_> = (0..count)
+        .map(|_| {
+            let mut command = Command::new(common::AGENT);
+            command
+                .args(["--netns", &ns.name, "--state-dir"])
+                .arg(ns.state_dir())
+                .args(["start", "--config"])
+                .arg(&config.path);
+            std::thread::spawn(move || Run::of(&mut command))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap().ok())
+        .collect()
+}
+
 #[test]
 fn concurrent_starts_serialize() {
     let ns = Netns::new(2, 0);
     let before = ns.snapshot();
     let config = ConfigFile::new(&vips(&[VIP4, VIP6, "203.0.113.11"]));
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let name = ns.name.clone();
-            let dir = ns.state_dir().to_path_buf();
-            let path = config.path.clone();
-            std::thread::spawn(move || {
-                Run::of(Command::new(common::AGENT).args([
-                    "--netns",
-                    &name,
-                    "--state-dir",
-                    dir.to_str().unwrap(),
-                    "start",
-                    "--config",
-                    path.to_str().unwrap(),
-                ]))
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap().ok();
-    }
+    parallel_starts(&ns, &config, 8);
     let lo = ns.addresses("lo");
     assert_eq!(
         lo.iter().filter(|a| a.starts_with(VIP4)).count(),
@@ -333,28 +332,7 @@ fn concurrent_first_starts_record_the_true_originals() {
     let ns = Netns::new(3, 1);
     let before = ns.snapshot();
     let config = ConfigFile::new(&vips(&[VIP4]));
-    let handles: Vec<_> = (0..6)
-        .map(|_| {
-            let name = ns.name.clone();
-            let dir = ns.state_dir().to_path_buf();
-            let path = config.path.clone();
-            std::thread::spawn(move || {
-                Run::of(Command::new(common::AGENT).args([
-                    "--netns",
-                    &name,
-                    "--state-dir",
-                    dir.to_str().unwrap(),
-                    "start",
-                    "--config",
-                    path.to_str().unwrap(),
-                ]))
-            })
-        })
-        .collect();
-    let runs: Vec<Run> = handles
-        .into_iter()
-        .map(|h| h.join().unwrap().ok())
-        .collect();
+    let runs = parallel_starts(&ns, &config, 6);
     let changed = runs
         .iter()
         .filter(|r| r.stdout.contains("change(s) made"))
