@@ -46,6 +46,8 @@ pub enum NftAction {
     None,
     /// The table is (re)written with one rule per group.
     Replace { rules: Vec<String> },
+    /// The table already holds exactly these rules.
+    Unchanged { rules: Vec<String> },
     /// No port groups remain: the table goes.
     Remove,
 }
@@ -80,6 +82,11 @@ impl Report {
                     s.push_str(&format!("  {r}\n"));
                 }
             }
+            NftAction::Unchanged { .. } => s.push_str(&format!(
+                "nftables table {} {} already as configured\n",
+                nft::TABLE_FAMILY,
+                nft::TABLE_NAME
+            )),
             NftAction::Remove => s.push_str(&format!(
                 "delete nftables table {} {}\n",
                 nft::TABLE_FAMILY,
@@ -174,25 +181,25 @@ pub async fn apply(
             .filter_map(|s| s.group.clone())
             .collect()
     };
-    let nft_action = if !groups.is_empty() {
-        if !nft.available() {
-            return Err(ApplyError::Read(format!(
-                "port groups need nftables, but {} cannot be run",
-                nft.program.display()
-            )));
-        }
-        NftAction::Replace {
-            rules: groups.iter().map(group_text).collect(),
-        }
-    } else if nft.available()
-        && nft
-            .list_table()
+    let have_nft = nft.available();
+    if !groups.is_empty() && !have_nft {
+        return Err(ApplyError::Read(format!(
+            "port groups need nftables, but {} cannot be run",
+            nft.program.display()
+        )));
+    }
+    let listed = if have_nft {
+        nft.list_table()
             .map_err(|e| ApplyError::Read(e.to_string()))?
-            .is_some()
-    {
-        NftAction::Remove
     } else {
-        NftAction::None
+        None
+    };
+    let rules = || groups.iter().map(group_text).collect();
+    let nft_action = match listed {
+        _ if groups.is_empty() && listed.is_none() => NftAction::None,
+        _ if groups.is_empty() => NftAction::Remove,
+        Some(l) if nft::table_matches(&l, &groups) => NftAction::Unchanged { rules: rules() },
+        _ => NftAction::Replace { rules: rules() },
     };
     let report = Report {
         dry_run: opts.dry_run,
@@ -206,8 +213,10 @@ pub async fn apply(
     let cause = match run_plan(ipvs, &plan).await {
         Err(e) => Some(e.to_string()),
         Ok(()) => match &report.nft {
-            NftAction::None => None,
-            _ => nft.replace(&groups).err().map(|e| e.to_string()),
+            NftAction::None | NftAction::Unchanged { .. } => None,
+            NftAction::Replace { .. } | NftAction::Remove => {
+                nft.replace(&groups).err().map(|e| e.to_string())
+            }
         },
     };
     match cause {

@@ -28,7 +28,19 @@ fn table() -> Value {
     json!({"family": TABLE_FAMILY, "name": TABLE_NAME})
 }
 
-/// The JSON rule expression of one group.
+fn chain() -> Value {
+    json!({"chain": {
+        "family": TABLE_FAMILY,
+        "table": TABLE_NAME,
+        "name": CHAIN_NAME,
+        "type": "filter",
+        "hook": "prerouting",
+        "prio": MANGLE_PRIORITY,
+        "policy": "accept",
+    }})
+}
+
+/// The JSON rule of one group.
 fn rule(g: &PortGroup) -> Value {
     let l3 = if g.vip.is_ipv4() { "ip" } else { "ip6" };
     let ports: Value = match g.ports.as_slice() {
@@ -62,21 +74,41 @@ pub fn replace_json(groups: &[PortGroup]) -> String {
     ];
     if !groups.is_empty() {
         cmds.push(json!({"add": {"table": table()}}));
-        cmds.push(json!({"add": {"chain": {
-            "family": TABLE_FAMILY,
-            "table": TABLE_NAME,
-            "name": CHAIN_NAME,
-            "type": "filter",
-            "hook": "prerouting",
-            "prio": MANGLE_PRIORITY,
-            "policy": "accept",
-        }}}));
+        cmds.push(json!({ "add": chain() }));
         for g in groups {
             cmds.push(json!({ "add": rule(g) }));
         }
     }
     let doc = json!({ "nftables": cmds });
     format!("{doc}\n")
+}
+
+/// Whether `listing` (what `nft -j list table inet ipvsctl` printed) is
+/// exactly the table [`replace_json`] would write for `groups`: the same
+/// table, chain and rules, in order, handles aside. Anything else in the
+/// table (another chain, a set, a rule added by hand) makes it differ.
+pub fn table_matches(listing: &str, groups: &[PortGroup]) -> bool {
+    let Ok(doc) = serde_json::from_str::<Value>(listing) else {
+        return false;
+    };
+    let Some(objects) = doc["nftables"].as_array() else {
+        return false;
+    };
+    let listed: Vec<Value> = objects
+        .iter()
+        .filter(|o| o.get("metainfo").is_none())
+        .map(|o| {
+            let mut o = o.clone();
+            let inner = o.as_object_mut().and_then(|m| m.values_mut().next());
+            if let Some(fields) = inner.and_then(Value::as_object_mut) {
+                fields.remove("handle");
+            }
+            o
+        })
+        .collect();
+    let mut wanted = vec![json!({ "table": table() }), chain()];
+    wanted.extend(groups.iter().map(rule));
+    listed == wanted
 }
 
 /// Runs the nft program, optionally inside a network namespace.
@@ -154,9 +186,10 @@ impl Nft {
         self.run(&["--version"], None).is_ok_and(|(ok, _, _)| ok)
     }
 
-    /// `nft list table inet ipvsctl`, or `None` if the table does not exist.
+    /// `nft -j list table inet ipvsctl` (JSON), or `None` if the table
+    /// does not exist.
     pub fn list_table(&self) -> Result<Option<String>, NftError> {
-        let (ok, out, err) = self.run(&["list", "table", TABLE_FAMILY, TABLE_NAME], None)?;
+        let (ok, out, err) = self.run(&["-j", "list", "table", TABLE_FAMILY, TABLE_NAME], None)?;
         if ok {
             Ok(Some(out))
         } else if err.contains("No such file or directory") {
@@ -244,6 +277,33 @@ mod tests {
         assert_eq!(r6[1]["match"]["right"], 53);
         assert_eq!(r6[2]["mangle"]["value"], 12);
         assert!(text.ends_with("}\n"));
+    }
+
+    /// What `nft -j list table inet ipvsctl` printed (nft 1.0.6) after
+    /// `replace_json` of the seed's group.
+    const LISTED: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "ipvsctl", "handle": 2}}, {"chain": {"family": "inet", "table": "ipvsctl", "name": "prerouting", "handle": 1, "type": "filter", "hook": "prerouting", "prio": -150, "policy": "accept"}}, {"rule": {"family": "inet", "table": "ipvsctl", "chain": "prerouting", "handle": 3, "comment": "ipvsctl fwmark 11", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "203.0.113.10"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [80, 3306]}}}, {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 11}}]}}]}"#;
+
+    #[test]
+    fn listing_of_the_same_table_matches() {
+        let g = group("203.0.113.10", &[80, 3306], 11);
+        assert!(table_matches(LISTED, std::slice::from_ref(&g)));
+        assert!(!table_matches(
+            LISTED,
+            &[group("203.0.113.10", &[80, 3306], 12)]
+        ));
+        assert!(!table_matches(LISTED, &[group("203.0.113.10", &[80], 11)]));
+        assert!(!table_matches(
+            LISTED,
+            &[g.clone(), group("203.0.113.11", &[80], 12)]
+        ));
+        assert!(!table_matches(LISTED, &[]));
+        // A rule added by hand makes it differ.
+        let extra = LISTED.replace(
+            "]}}]}",
+            r#"]}}, {"rule": {"family": "inet", "table": "ipvsctl", "chain": "prerouting", "handle": 4, "expr": [{"accept": null}]}}]}"#,
+        );
+        assert!(!table_matches(&extra, &[g]));
+        assert!(!table_matches("not json", &[]));
     }
 
     #[test]

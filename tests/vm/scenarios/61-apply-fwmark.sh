@@ -2,7 +2,7 @@
 # The seed's firewall-mark scenarios built by `ipvsctl apply` alone: the
 # marks live in ipvsctl's nftables table (inet ipvsctl), written by apply.
 #  a) a port group [80, 3306] with mark 11, rr: both ports are ONE service
-#     (rr alternates across them);
+#     (rr alternates across them); a second apply changes nothing;
 #  b) persistence 60 on the group: both ports of the client stick to one
 #     real server;
 #  c) a port-0 persistent service: every port of the client on one real
@@ -68,6 +68,10 @@ for i in "${!ports[@]}"; do
     prev=$a
 done
 pass "port group 80+3306 is one service (mark 11 in table inet ipvsctl); rr alternates:$seq"
+out=$(ctl apply "$CFG") || fail "second apply failed: $out"
+grep -qx "nftables table inet ipvsctl already as configured" <<<"$out" &&
+    grep -qx "IPVS table already as configured" <<<"$out" || fail "a second apply plans changes: $out"
+pass "a second apply leaves IPVS and the marking table alone"
 
 # e) nft fails after the IPVS changes were made: all is put back
 snapshot() { ipvsadm_d -Sn; echo "# nft"; in_ns director nft list ruleset; }
@@ -76,7 +80,7 @@ mkdir -p "$TEST_TMP/fakebin"
 cat >"$TEST_TMP/fakebin/nft" <<'SH'
 #!/bin/sh
 # Refuse the JSON batch of an apply; anything else goes to the real nft.
-[ "$1" = "-j" ] && { cat >/dev/null; echo "Error: refused by the test" >&2; exit 1; }
+[ "$1 $2" = "-j -f" ] && { cat >/dev/null; echo "Error: refused by the test" >&2; exit 1; }
 exec /usr/sbin/nft "$@"
 SH
 chmod +x "$TEST_TMP/fakebin/nft"
