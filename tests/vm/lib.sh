@@ -238,6 +238,19 @@ agent() {
     timeout -k 5 60 "$RS_AGENT" --netns "$ns" --state-dir "$TEST_TMP/rsa-$ns" "$@"
 }
 
+# --- ipvsctl ------------------------------------------------------------------
+
+# use_ipvsctl: IPVSCTL becomes a tmpfs copy of the host's build (the IPVSCTL
+# variable, if set, names the build): over 9p every exec re-reads the binary.
+use_ipvsctl() {
+    local root src
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    src=${IPVSCTL:-$root/target/debug/ipvsctl}
+    [[ -x $src ]] || fail "no $src (cargo build -p lvs-ipvs)"
+    cp "$src" "$TEST_TMP/ipvsctl"
+    IPVSCTL=$TEST_TMP/ipvsctl
+}
+
 # --- client side -------------------------------------------------------------
 
 # client_get [PORT]: one HTTP request to the VIP from the client; prints the page.

@@ -7,11 +7,7 @@
 
 # ipvsctl from the host's build (IPVSCTL overrides), run from a tmpfs copy
 # (the host's files reach the guest over 9p without a page cache).
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-SRC=${IPVSCTL:-$ROOT/target/debug/ipvsctl}
-[[ -x $SRC ]] || fail "no $SRC (cargo build -p lvs-ipvs)"
-IPVSCTL=$TEST_TMP/ipvsctl
-cp "$SRC" "$IPVSCTL"
+use_ipvsctl
 modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_mh ip_vs_pe_sip
 
 mkns() {

@@ -10,11 +10,7 @@
 #     client goes to one real server.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-SRC=${IPVSCTL:-$ROOT/target/debug/ipvsctl}
-[[ -x $SRC ]] || fail "no $SRC (cargo build -p lvs-ipvs)"
-IPVSCTL=$TEST_TMP/ipvsctl
-cp "$SRC" "$IPVSCTL"
+use_ipvsctl
 ctl() { "$IPVSCTL" --netns director "$@"; }
 CFG=$TEST_TMP/director.toml
 

@@ -15,11 +15,7 @@
 #  f) a group without `mark` gets a derived mark, the same in IPVS and nft.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-SRC=${IPVSCTL:-$ROOT/target/debug/ipvsctl}
-[[ -x $SRC ]] || fail "no $SRC (cargo build -p lvs-ipvs)"
-IPVSCTL=$TEST_TMP/ipvsctl
-cp "$SRC" "$IPVSCTL"
+use_ipvsctl
 ctl() { "$IPVSCTL" --netns director "$@"; }
 CFG=$TEST_TMP/director.toml
 

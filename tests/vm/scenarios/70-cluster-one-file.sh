@@ -6,11 +6,7 @@
 # `rs-agent stop` restores both real servers exactly.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-SRC=${IPVSCTL:-$ROOT/target/debug/ipvsctl}
-[[ -x $SRC ]] || fail "no $SRC (cargo build -p lvs-ipvs)"
-IPVSCTL=$TEST_TMP/ipvsctl
-cp "$SRC" "$IPVSCTL"
+use_ipvsctl
 
 CLUSTER=$TEST_TMP/director.toml
 cat >"$CLUSTER" <<TOML
