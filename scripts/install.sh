@@ -7,6 +7,9 @@
 #   scripts/install.sh --start    install, then enable and start rs-agent.service
 #                                 (or run `rs-agent start` when systemd is not PID 1);
 #                                 for watch mode: systemctl enable --now rs-agent-watch
+#   scripts/install.sh --director also install the director side: /usr/local/sbin/ipvsctl,
+#                                 ipvsctl.service, /etc/ipvsctl/director.toml (example);
+#                                 with --start, enable and start ipvsctl.service instead
 #
 # DESTDIR=/some/root installs into a staging tree (packaging, tests); --start
 # is refused then.
@@ -15,10 +18,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DESTDIR=${DESTDIR:-}
 start=no
+director=no
 for arg in "$@"; do
     case $arg in
         --start) start=yes ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --director) director=yes ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "install: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -33,8 +38,8 @@ if [[ -n $DESTDIR && $start == yes ]]; then
     exit 2
 fi
 
-say "building (cargo build --release --locked -p rs-agent)"
-cargo build --release --locked -p rs-agent --manifest-path "$ROOT/Cargo.toml"
+say "building (cargo build --release --locked --workspace --bins)"
+cargo build --release --locked --workspace --bins --manifest-path "$ROOT/Cargo.toml"
 
 install -D -m 0755 "$ROOT/target/release/rs-agent" "$DESTDIR/usr/local/sbin/rs-agent"
 install -D -m 0644 "$ROOT/systemd/rs-agent.service" "$DESTDIR/etc/systemd/system/rs-agent.service"
@@ -48,7 +53,30 @@ else
 fi
 say "installed rs-agent $("$DESTDIR/usr/local/sbin/rs-agent" --version | cut -d' ' -f2)"
 
+if [[ $director == yes ]]; then
+    install -D -m 0755 "$ROOT/target/release/ipvsctl" "$DESTDIR/usr/local/sbin/ipvsctl"
+    install -D -m 0644 "$ROOT/systemd/ipvsctl.service" "$DESTDIR/etc/systemd/system/ipvsctl.service"
+    install -D -m 0644 "$ROOT/ipvs/README.md" "$DESTDIR/usr/local/share/doc/ipvsctl/README.md"
+    if [[ -e $DESTDIR/etc/ipvsctl/director.toml ]]; then
+        say "keeping existing /etc/ipvsctl/director.toml"
+    else
+        install -D -m 0644 "$ROOT/config/director.toml" "$DESTDIR/etc/ipvsctl/director.toml"
+        say "installed the example /etc/ipvsctl/director.toml: edit the services"
+    fi
+    say "installed ipvsctl $("$DESTDIR/usr/local/sbin/ipvsctl" --version | cut -d' ' -f2)"
+fi
+
 [[ $start == yes ]] || exit 0
+if [[ $director == yes ]]; then
+    if [[ -d /run/systemd/system ]]; then
+        systemctl daemon-reload
+        systemctl enable --now ipvsctl.service
+        /usr/local/sbin/ipvsctl list
+    else
+        /usr/local/sbin/ipvsctl apply /etc/ipvsctl/director.toml
+    fi
+    exit 0
+fi
 if [[ -d /run/systemd/system ]]; then
     systemctl daemon-reload
     systemctl enable --now rs-agent.service

@@ -82,13 +82,14 @@ pub struct PortGroup {
 /// The VIPs of the configuration, unique, in file order: what the real
 /// servers must hold on `lo` (rs-agent reads them from this file).
 pub fn vips(config: &DirectorConfig) -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = Vec::new();
-    for s in &config.services {
-        if !out.contains(&s.vip) {
-            out.push(s.vip);
-        }
-    }
-    out
+    // A set, not Vec::contains: clusters with thousands of services exist.
+    let mut seen = std::collections::HashSet::new();
+    config
+        .services
+        .iter()
+        .map(|s| s.vip)
+        .filter(|vip| seen.insert(*vip))
+        .collect()
 }
 
 /// A configuration error with its position in the file.
