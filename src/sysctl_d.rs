@@ -74,7 +74,7 @@ pub fn system_settings() -> Vec<Setting> {
     read_settings(&files_in_order(&dirs, Path::new(SYSCTL_CONF)))
 }
 
-/// Lines of one file that set net.ipv4.conf.<iface>.arp_ignore or arp_announce.
+/// Lines of one file that set `net.ipv4.conf.IFACE.arp_ignore` or arp_announce.
 pub fn parse(file: &Path, text: &str) -> Vec<Setting> {
     let mut settings = Vec::new();
     for (index, line) in text.lines().enumerate() {
