@@ -421,23 +421,9 @@ fn without_privileges_nothing_changes() {
     let ns = Netns::new(0, 0);
     let before = ns.snapshot();
     let config = ConfigFile::new(&vips(&[VIP4]));
-    std::fs::set_permissions(
-        config.path.parent().unwrap(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &config.path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    config.make_world_readable();
     for command in ["start", "stop"] {
-        let out = ns.exec(&[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
+        let out = ns.exec_as_nobody(&[
             common::AGENT,
             "--state-dir",
             ns.state_dir().to_str().unwrap(),
@@ -697,23 +683,9 @@ fn arp_for_the_vip_is_answered_before_start_and_not_after() {
 fn unprivileged_check_works_without_the_record() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
-    std::fs::set_permissions(
-        config.path.parent().unwrap(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &config.path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    config.make_world_readable();
     ns.start(&config.path).ok();
-    let out = ns.exec(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
+    let out = ns.exec_as_nobody(&[
         common::AGENT,
         "--state-dir",
         ns.state_dir().to_str().unwrap(),

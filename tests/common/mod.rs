@@ -79,6 +79,19 @@ impl Netns {
             .unwrap()
     }
 
+    /// Runs a command in the namespace as user nobody, without capabilities.
+    pub fn exec_as_nobody(&self, args: &[&str]) -> Output {
+        let mut full = vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ];
+        full.extend_from_slice(args);
+        self.exec(&full)
+    }
+
     pub fn sysctl(&self, interface: &str, key: &str) -> i32 {
         let path = format!("/proc/sys/net/ipv4/conf/{interface}/{key}");
         let out = self.exec(&["cat", &path]);
@@ -213,6 +226,14 @@ impl ConfigFile {
         let path = dir.path().join("config.toml");
         std::fs::write(&path, text).unwrap();
         ConfigFile { _dir: dir, path }
+    }
+
+    /// Lets an unprivileged user read the file.
+    pub fn make_world_readable(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.path.parent().unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
 
     pub fn set(&self, text: &str) {
