@@ -143,36 +143,75 @@ fn addr_of(k: &ServiceKey) -> IpAddr {
 /// Sort like glibc's `qsort` (top-down merge sort, left run first, left
 /// element taken when the comparison is <= 0) with a C comparison.
 pub fn ipvsadm_sort<T: Clone>(v: &mut [T], cmp: &impl Fn(&T, &T) -> i32) {
+    let order = ipvsadm_order(v, cmp);
+    let sorted: Vec<T> = order.iter().map(|&i| v[i].clone()).collect();
+    v.clone_from_slice(&sorted);
+}
+
+/// The positions of `items` in ipvsadm's order (see [`ipvsadm_sort`]):
+/// the merge sort runs on indices, so no item is copied.
+pub fn ipvsadm_order<T>(items: &[T], cmp: &impl Fn(&T, &T) -> i32) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    let mut tmp = Vec::with_capacity(items.len());
+    merge_sort(&mut idx, &mut tmp, &|a: usize, b: usize| {
+        cmp(&items[a], &items[b])
+    });
+    idx
+}
+
+fn merge_sort(v: &mut [usize], tmp: &mut Vec<usize>, cmp: &impl Fn(usize, usize) -> i32) {
     let n = v.len();
     if n <= 1 {
         return;
     }
     let n1 = n / 2;
-    ipvsadm_sort(&mut v[..n1], cmp);
-    ipvsadm_sort(&mut v[n1..], cmp);
-    let mut tmp: Vec<T> = Vec::with_capacity(n);
+    merge_sort(&mut v[..n1], tmp, cmp);
+    merge_sort(&mut v[n1..], tmp, cmp);
+    tmp.clear();
     let (mut i, mut j) = (0, n1);
     while i < n1 && j < n {
-        if cmp(&v[i], &v[j]) <= 0 {
-            tmp.push(v[i].clone());
+        if cmp(v[i], v[j]) <= 0 {
+            tmp.push(v[i]);
             i += 1;
         } else {
-            tmp.push(v[j].clone());
+            tmp.push(v[j]);
             j += 1;
         }
     }
+    // What is left of the right run is already in place.
     tmp.extend_from_slice(&v[i..n1]);
     let k = tmp.len();
-    v[..k].clone_from_slice(&tmp);
+    v[..k].copy_from_slice(tmp);
+}
+
+/// ipvsadm's order of a table: service positions, and for each service
+/// (by position in `table`) the positions of its destinations.
+pub fn table_order(table: &[(Service, Vec<Destination>)]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let services = ipvsadm_order(table, &|a: &(Service, Vec<Destination>), b| {
+        ipvsadm_cmp_services(&a.0, &b.0)
+    });
+    let dests = table
+        .iter()
+        .map(|(_, d)| ipvsadm_order(d, &ipvsadm_cmp_dests))
+        .collect();
+    (services, dests)
 }
 
 /// Order a table (services and each service's destinations) like ipvsadm.
 pub fn sort_table(table: &mut [(Service, Vec<Destination>)]) {
-    ipvsadm_sort(table, &|a: &(Service, Vec<Destination>), b| {
-        ipvsadm_cmp_services(&a.0, &b.0)
-    });
-    for (_, dests) in table.iter_mut() {
-        ipvsadm_sort(dests, &ipvsadm_cmp_dests);
+    let (services, dests) = table_order(table);
+    let mut taken: Vec<Option<(Service, Vec<Destination>)>> = table
+        .iter_mut()
+        .map(|e| Some((e.0.clone(), std::mem::take(&mut e.1))))
+        .collect();
+    for (slot, &i) in table.iter_mut().zip(&services) {
+        let (svc, ds) = taken[i].take().expect("a permutation");
+        let mut ds: Vec<Option<Destination>> = ds.into_iter().map(Some).collect();
+        let ordered = dests[i]
+            .iter()
+            .map(|&j| ds[j].take().expect("a permutation"))
+            .collect();
+        *slot = (svc, ordered);
     }
 }
 
@@ -419,16 +458,17 @@ pub fn dest_line(svc: &Service, d: &Destination, fmt: &ListFormat) -> String {
     }
 }
 
-/// Sort a copy of the table unless `nosort`.
+/// The order to print a table in: ipvsadm's, or the kernel's for `nosort`.
 fn ordered(
     table: &[(Service, Vec<Destination>)],
     nosort: bool,
-) -> Vec<(Service, Vec<Destination>)> {
-    let mut t = table.to_vec();
-    if !nosort {
-        sort_table(&mut t);
+) -> (Vec<usize>, Option<Vec<Vec<usize>>>) {
+    if nosort {
+        ((0..table.len()).collect(), None)
+    } else {
+        let (s, d) = table_order(table);
+        (s, Some(d))
     }
-    t
 }
 
 /// `ipvsadm -L -n [options]`: the version line, the titles, every service.
@@ -446,12 +486,18 @@ pub fn render_list(info: &Info, table: &[(Service, Vec<Destination>)], fmt: &Lis
 /// version line).
 pub fn render_services(table: &[(Service, Vec<Destination>)], fmt: &ListFormat) -> String {
     let mut out = title(fmt.columns);
-    for (svc, dests) in ordered(table, fmt.nosort) {
-        out.push_str(&service_line(&svc, fmt));
+    let (services, dests) = ordered(table, fmt.nosort);
+    for i in services {
+        let (svc, ds) = &table[i];
+        out.push_str(&service_line(svc, fmt));
         out.push('\n');
-        for d in &dests {
-            out.push_str(&dest_line(&svc, d, fmt));
+        let mut line = |d: &Destination| {
+            out.push_str(&dest_line(svc, d, fmt));
             out.push('\n');
+        };
+        match &dests {
+            Some(order) => order[i].iter().for_each(|&j| line(&ds[j])),
+            None => ds.iter().for_each(line),
         }
     }
     out

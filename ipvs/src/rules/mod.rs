@@ -13,9 +13,10 @@
 //! service port.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::listing::{netmask_text, sched_flag_names, sort_table};
+use crate::listing::{netmask_text, sched_flag_names, table_order};
 use crate::model::{
     Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey, TUN_FLAG_CSUM,
     TUN_FLAG_REMCSUM, Timeouts, TunnelType, fmt_addr_port,
@@ -915,17 +916,18 @@ pub fn save_dest_line(key: &ServiceKey, d: &Destination) -> String {
 
 /// `ipvsadm -S -n` for this table (sorted the way ipvsadm sorts).
 pub fn render_save(table: &[(Service, Vec<Destination>)]) -> String {
-    let mut t = table.to_vec();
-    sort_table(&mut t);
-    let mut out = String::new();
-    for (svc, dests) in &t {
-        out.push_str(&format!(
-            "-A {}{}\n",
+    let (services, dests) = table_order(table);
+    let mut out = String::with_capacity(table.len() * 200);
+    for i in services {
+        let (svc, ds) = &table[i];
+        let _ = writeln!(
+            out,
+            "-A {}{}",
             rule_service_name(&svc.key),
             service_options(svc)
-        ));
-        for d in dests {
-            out.push_str(&save_dest_line(&svc.key, d));
+        );
+        for &j in &dests[i] {
+            out.push_str(&save_dest_line(&svc.key, &ds[j]));
             out.push('\n');
         }
     }
