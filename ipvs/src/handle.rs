@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::codec::{IPVS_GENL_NAME, IpvsAttr, IpvsCmd, IpvsMessage};
@@ -104,6 +105,18 @@ impl Op {
     }
 }
 
+/// Half a table from which [`Handle::table`] dumps destinations on two threads.
+const PARALLEL_DUMPS_FROM: usize = 32;
+
+/// Which socket a request goes to.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// One of the small-read sockets.
+    Small(usize),
+    /// The big-read socket.
+    Big,
+}
+
 /// A connection to the kernel's IPVS table of one network namespace.
 ///
 /// Cloning is cheap; clones share the socket. The socket lives in the
@@ -116,14 +129,23 @@ impl Op {
 /// batch at a time).
 #[derive(Clone, Debug)]
 pub struct Handle {
-    sock: Arc<Mutex<sock::Socket>>,
+    /// Requests and destination dumps. Reads with a small buffer: the
+    /// kernel sizes every dump datagram after the largest read so far, and
+    /// zeroes each one it allocates (init_on_alloc), so small reads keep
+    /// a dump of a few destinations cheap.
+    sock: Arc<[Mutex<sock::Socket>; 2]>,
+    /// Dumps of all services (many messages: large datagrams), and the
+    /// fallback when a reply did not fit `sock`'s reads.
+    big: Arc<Mutex<sock::Socket>>,
+    /// Set once a reply did not fit `sock`'s reads: everything then goes to `big`.
+    small_broken: Arc<AtomicBool>,
     family_id: u16,
 }
 
 impl Handle {
     /// Connect in the calling thread's network namespace.
     pub async fn new() -> Result<Handle> {
-        let s = sock::Socket::open().map_err(|e| Error::Netlink(e.to_string()))?;
+        let s = sock::Socket::open_all().map_err(|e| Error::Netlink(e.to_string()))?;
         Handle::resolve(s)
     }
 
@@ -156,7 +178,7 @@ impl Handle {
                     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                    sock::Socket::open()
+                    sock::Socket::open_all()
                 })();
                 let _ = tx.send(res);
             })
@@ -171,10 +193,12 @@ impl Handle {
         Handle::resolve(s)
     }
 
-    fn resolve(mut s: sock::Socket) -> Result<Handle> {
-        match s.resolve_family(IPVS_GENL_NAME) {
+    fn resolve((mut small, small2, big): sock::Sockets) -> Result<Handle> {
+        match small.resolve_family(IPVS_GENL_NAME) {
             Ok(family_id) => Ok(Handle {
-                sock: Arc::new(Mutex::new(s)),
+                sock: Arc::new([Mutex::new(small), Mutex::new(small2)]),
+                big: Arc::new(Mutex::new(big)),
+                small_broken: Arc::new(AtomicBool::new(false)),
                 family_id,
             }),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(Error::FamilyNotFound),
@@ -189,8 +213,17 @@ impl Handle {
         self.family_id
     }
 
-    fn socket(&self) -> MutexGuard<'_, sock::Socket> {
-        self.sock.lock().unwrap_or_else(|e| e.into_inner())
+    fn socket(&self, which: usize) -> MutexGuard<'_, sock::Socket> {
+        let s = if self.small_broken.load(Ordering::Relaxed) {
+            &self.big
+        } else {
+            &self.sock[which]
+        };
+        s.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn big_socket(&self) -> MutexGuard<'_, sock::Socket> {
+        self.big.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Send one message and collect the replies. `dump` asks for a dump;
@@ -222,17 +255,39 @@ impl Handle {
         kind: OpKind,
         what: String,
     ) -> Result<Vec<IpvsMessage>> {
-        let mut out = Vec::new();
-        match self
-            .socket()
-            .call(self.family_id, msg, dump, |m| out.push(m))
-        {
-            Ok(None) => Ok(out),
-            Ok(Some(errno)) => Err(Error::from_errno(errno, kind, what)),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                Err(Error::Decode(format!("{what}: {e}")))
+        self.exchange(msg, dump, Via::Small(0), kind, || what)
+    }
+
+    /// One request on the small socket (or on the big one for `big`); a
+    /// reply too large for the small socket's reads retries the request on
+    /// the big socket, which then serves everything.
+    fn exchange(
+        &self,
+        msg: IpvsMessage,
+        dump: bool,
+        via: Via,
+        kind: OpKind,
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<IpvsMessage>> {
+        let res = if let Via::Small(which) = via {
+            let res = self.socket(which).call(self.family_id, &msg, dump);
+            match res {
+                Err(e) if sock::is_truncated(&e) => {
+                    self.small_broken.store(true, Ordering::Relaxed);
+                    self.big_socket().call(self.family_id, &msg, dump)
+                }
+                other => other,
             }
-            Err(e) => Err(Error::Netlink(format!("{what}: {e}"))),
+        } else {
+            self.big_socket().call(self.family_id, &msg, dump)
+        };
+        match res {
+            Ok((out, None)) => Ok(out),
+            Ok((_, Some(errno))) => Err(Error::from_errno(errno, kind, what())),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Err(Error::Decode(format!("{}: {e}", what())))
+            }
+            Err(e) => Err(Error::Netlink(format!("{}: {e}", what()))),
         }
     }
 
@@ -253,7 +308,7 @@ impl Handle {
     pub async fn apply_many(&self, ops: &[Op], concurrency: usize) -> Vec<Result<()>> {
         let _ = concurrency;
         let mut results: Vec<Result<()>> = ops.iter().map(|_| Ok(())).collect();
-        let outcome = self.socket().batch(
+        let outcome = self.socket(0).batch(
             self.family_id,
             ops.iter().map(Op::to_message),
             |i, errno| {
@@ -301,14 +356,13 @@ impl Handle {
 
     /// All services, in kernel order (one dump).
     pub async fn services(&self) -> Result<Vec<Service>> {
-        let replies = self
-            .send(
-                IpvsMessage::new(IpvsCmd::GetService, vec![]),
-                true,
-                OpKind::Other,
-                "list services".into(),
-            )
-            .await?;
+        let replies = self.exchange(
+            IpvsMessage::new(IpvsCmd::GetService, vec![]),
+            true,
+            Via::Big,
+            OpKind::Other,
+            || "list services".into(),
+        )?;
         let mut out = Vec::new();
         for m in replies {
             for a in m.nlas {
@@ -344,14 +398,17 @@ impl Handle {
 
     /// The destinations of one service, in kernel order (one dump).
     pub async fn destinations(&self, key: &ServiceKey) -> Result<Vec<Destination>> {
-        let replies = self
-            .send(
-                IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(key.to_attrs())]),
-                true,
-                OpKind::Other,
-                format!("list destinations of {key}"),
-            )
-            .await?;
+        self.dests_via(Via::Small(0), key)
+    }
+
+    fn dests_via(&self, via: Via, key: &ServiceKey) -> Result<Vec<Destination>> {
+        let replies = self.exchange(
+            IpvsMessage::new(IpvsCmd::GetDest, vec![IpvsAttr::Service(key.to_attrs())]),
+            true,
+            via,
+            OpKind::Other,
+            || format!("list destinations of {key}"),
+        )?;
         let family = key.family();
         let mut out = Vec::new();
         for m in replies {
@@ -365,16 +422,31 @@ impl Handle {
     }
 
     /// The whole table: every service with its destinations, in kernel
-    /// order (one service dump, then one destination dump per service; a
-    /// socket runs one dump at a time).
+    /// order (one service dump, then one destination dump per service).
+    ///
+    /// A socket runs one dump at a time: with many services, two threads
+    /// share the destination dumps, each on a socket of its own.
     pub async fn table(&self) -> Result<Vec<(Service, Vec<Destination>)>> {
         let services = self.services().await?;
-        let mut out = Vec::with_capacity(services.len());
-        for s in services {
-            let d = self.destinations(&s.key).await?;
-            out.push((s, d));
-        }
-        Ok(out)
+        let half = services.len() / 2;
+        let (first, second) = services.split_at(half);
+        let dump = |via: Via, part: &[Service]| -> Result<Vec<Vec<Destination>>> {
+            part.iter().map(|s| self.dests_via(via, &s.key)).collect()
+        };
+        let (a, b) = if half >= PARALLEL_DUMPS_FROM {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| dump(Via::Small(1), second));
+                let a = dump(Via::Small(0), first);
+                let b = other
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Netlink("dump thread panicked".into())));
+                (a, b)
+            })
+        } else {
+            (dump(Via::Small(0), first), dump(Via::Small(0), second))
+        };
+        let dests = a?.into_iter().chain(b?);
+        Ok(services.into_iter().zip(dests).collect())
     }
 
     pub async fn timeouts(&self) -> Result<Timeouts> {
@@ -505,8 +577,33 @@ mod sock {
     /// replies. Generous for a capped (NETLINK_CAP_ACK) error reply.
     const RCVBUF_PER_MESSAGE: usize = 2048;
 
+    /// The read size of the small socket: NLMSG_GOODSIZE for 4 KiB pages,
+    /// the kernel's smallest dump datagram (one page with the skb's shared
+    /// info), so the kernel keeps allocating single pages for dumps.
+    const SMALL_READ: usize = 4096 - 320;
+
+    /// A reply longer than the socket's reads (it was cut).
+    #[derive(Debug)]
+    struct Truncated;
+
+    impl fmt::Display for Truncated {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("netlink reply truncated")
+        }
+    }
+
+    impl std::error::Error for Truncated {}
+
+    pub(super) fn is_truncated(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|x| x.is::<Truncated>())
+    }
+
+    pub(super) type Sockets = (Socket, Socket, Socket);
+
     pub(super) struct Socket {
         fd: OwnedFd,
+        /// How much one read asks for (at most `buf.len()`).
+        read_len: usize,
         seq: u32,
         buf: Vec<u8>,
         out: Vec<u8>,
@@ -614,8 +711,18 @@ mod sock {
     }
 
     impl Socket {
+        /// Three sockets in the calling thread's namespace: two with small
+        /// reads, one with big reads.
+        pub(super) fn open_all() -> io::Result<Sockets> {
+            Ok((
+                Socket::open(SMALL_READ)?,
+                Socket::open(SMALL_READ)?,
+                Socket::open(RECV_BUF)?,
+            ))
+        }
+
         /// A generic-netlink socket in the calling thread's namespace.
-        pub(super) fn open() -> io::Result<Socket> {
+        fn open(read_len: usize) -> io::Result<Socket> {
             // SAFETY: plain syscall; the fd is owned right below.
             let raw = unsafe {
                 libc::socket(
@@ -660,6 +767,7 @@ mod sock {
                 .clamp(4096, 1 << 20);
             Ok(Socket {
                 fd,
+                read_len,
                 seq: 0,
                 buf: vec![0; RECV_BUF],
                 out: Vec::with_capacity(8192),
@@ -713,7 +821,7 @@ mod sock {
                     libc::recv(
                         self.fd.as_raw_fd(),
                         self.buf.as_mut_ptr().cast(),
-                        self.buf.len(),
+                        self.read_len,
                         libc::MSG_TRUNC,
                     )
                 };
@@ -725,8 +833,8 @@ mod sock {
                     return Err(e);
                 }
                 let n = n as usize;
-                if n > self.buf.len() {
-                    return Err(io::Error::other("netlink reply truncated"));
+                if n > self.read_len {
+                    return Err(io::Error::other(Truncated));
                 }
                 let data = &self.buf[..n];
                 let mut off = 0;
@@ -793,14 +901,14 @@ mod sock {
         pub(super) fn call(
             &mut self,
             family: u16,
-            msg: IpvsMessage,
+            msg: &IpvsMessage,
             dump: bool,
-            mut on_msg: impl FnMut(IpvsMessage),
-        ) -> io::Result<Option<i32>> {
+        ) -> io::Result<(Vec<IpvsMessage>, Option<i32>)> {
             let seq = self.next_seq();
             self.out.clear();
             let flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
-            encode(&mut self.out, ipvs(family, msg), flags, seq);
+            encode(&mut self.out, ipvs(family, msg.clone()), flags, seq);
+            let mut replies = Vec::new();
             self.send_out()?;
             let mut errno = 0;
             self.receive(|ty, s, msg| {
@@ -818,13 +926,13 @@ mod sock {
                     }
                     t if t == family => {
                         let m: GenlMessage<IpvsMessage> = parse(msg)?;
-                        on_msg(m.payload);
+                        replies.push(m.payload);
                         Ok(false)
                     }
                     _ => Ok(false),
                 }
             })?;
-            Ok((errno != 0).then_some(errno))
+            Ok((replies, (errno != 0).then_some(errno)))
         }
 
         /// Send change requests (no replies but errors) in batches of many
