@@ -1,5 +1,6 @@
-//! An async handle on the kernel's IPVS table: one long-lived generic
-//! netlink socket, the family id resolved once, many requests in flight.
+//! An async handle on the kernel's IPVS table: long-lived generic netlink
+//! sockets, the family id resolved once, bulk changes sent in batches of
+//! many messages per send.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -15,7 +16,9 @@ use crate::model::{
     Daemon, DaemonState, Destination, Info, Service, ServiceKey, Timeouts, fmt_addr_port,
 };
 
-/// Default number of requests kept in flight by the bulk helpers.
+/// The `concurrency` argument callers pass to [`Handle::apply_many`]; kept
+/// for compatibility (apply_many sizes its batches after the socket's
+/// buffers).
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// One change to the IPVS table, for [`Handle::apply`] and
