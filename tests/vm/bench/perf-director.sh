@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Profiling aid for the director benchmark, run in the VM like director.sh:
+#   VM_GUEST=$PWD/tests/vm/bench/perf-director.sh BENCH_SERVICES=1000 bash tests/vm/run-suite.sh
+# user/sys time, syscall counts (strace -c) and a flat perf profile of
+# ipvsctl and ipvsadm on one table; restores into fresh namespaces too (no
+# recycled destinations in the kernel's trash).
+set -uo pipefail
+SERVICES=${BENCH_SERVICES:-1000}
+DESTS=${BENCH_DESTS:-5}
+NS=ipvs-perf-$$
+WORK=$(mktemp -d /tmp/ipvs-perf.XXXXXX)
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+cleanup() { for n in "$NS" "$NS-a" "$NS-c"; do ip netns del "$n" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+modprobe -a ip_vs ip_vs_wrr dummy
+cp "${IPVSCTL:?}" "$WORK/ipvsctl"; C=$WORK/ipvsctl
+cp "$(command -v ipvsadm)" "$WORK/ipvsadm"; A=$WORK/ipvsadm
+for n in "$NS" "$NS-a" "$NS-c"; do
+    ip netns add "$n"
+    ip -n "$n" link set lo up
+    ip -n "$n" link add d0 type dummy
+    ip -n "$n" addr add 203.0.113.254/24 dev d0
+    ip -n "$n" link set d0 up
+done
+python3 - "$SERVICES" "$DESTS" >"$WORK/rules" <<'PY'
+import ipaddress, sys
+services, dests = int(sys.argv[1]), int(sys.argv[2])
+base = int(ipaddress.IPv4Address("198.18.0.1"))
+for i in range(services):
+    vip = f"{ipaddress.IPv4Address(base + i)}:80"
+    print(f"-A -t {vip} -s wrr")
+    for d in range(dests):
+        print(f"-a -t {vip} -r 203.0.113.{d + 1}:80 -g -w {d + 1}")
+PY
+IN=(ip netns exec "$NS")
+TIMEFORMAT='   real %3R user %3U sys %3S'
+t() { echo "== $*"; { time "$@" >/dev/null 2>"$WORK/err"; } 2>&1; head -c 300 "$WORK/err"; }
+sc() { echo "== strace $*"; strace -c -f -o "$WORK/sc" "$@" >/dev/null; head -25 "$WORK/sc"; }
+echo "--- empty table"
+t "${IN[@]}" "$C" list
+t "${IN[@]}" "$A" -Ln
+t "${IN[@]}" true
+t "$C" --version
+echo "--- restore $SERVICES"
+"${IN[@]}" "$A" -C; t "${IN[@]}" "$C" restore "$WORK/rules"
+"${IN[@]}" "$A" -C; t "${IN[@]}" "$A" -R <"$WORK/rules"
+echo "--- restore $SERVICES into fresh namespaces"
+t ip netns exec "$NS-c" "$C" restore "$WORK/rules"
+t ip netns exec "$NS-a" "$A" -R <"$WORK/rules"
+echo "--- save/list"
+t "${IN[@]}" "$C" save
+t "${IN[@]}" "$A" -Sn
+t "${IN[@]}" "$C" list
+t "${IN[@]}" "$C" list --nosort
+t "${IN[@]}" "$A" -Ln
+sc "${IN[@]}" "$C" save
+sc "${IN[@]}" "$A" -Sn
+"${IN[@]}" "$A" -C; sc "${IN[@]}" "$C" restore "$WORK/rules"
+"${IN[@]}" "$A" -C; sc "${IN[@]}" "$A" -R <"$WORK/rules"
+if perf --version >/dev/null 2>&1; then
+  for what in save list; do
+    echo "== perf $what"
+    "${IN[@]}" perf record -q -e cpu-clock -F 4000 -o "$WORK/perf.data" -- "$C" $what >/dev/null 2>"$WORK/err" || head -c 300 "$WORK/err"
+    perf report -i "$WORK/perf.data" --stdio --sort dso,sym 2>/dev/null | grep -v '^#' | grep -v '^$' | head -45
+  done
+fi
