@@ -6,9 +6,10 @@
 //!   (message and attribute enums, shaped like `netlink_packet_generic::ctrl`).
 //! - [`model`]: typed services, destinations, statistics, timeouts, info and
 //!   sync daemons, converted to and from codec attributes.
-//! - [`handle`]: [`Handle`], the async connection (one genetlink socket,
+//! - [`handle`]: [`Handle`], the connection (long-lived netlink sockets,
 //!   optionally in a named network namespace) with every table operation,
-//!   and [`Op`] / [`Handle::apply_many`] for bulk work.
+//!   and [`Op`] / [`Handle::apply_many`] for bulk work. Its methods are
+//!   async but do blocking socket I/O on the calling thread (see README).
 //! - [`rules`]: ipvsadm's rules text: parse every command line `ipvsadm -R`
 //!   reads (-A -E -D -a -e -d -C -Z --set) and print what `ipvsadm -S -n`
 //!   prints.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lvs-ipvs Handle against the real kernel: runs the crate's kernel tests
-# (ipvs/tests/kernel.rs, built on the host by `cargo test -p lvs-ipvs --no-run`)
-# with LVS_IPVS_KERNEL=1. They create and delete their own namespaces.
+# (ipvs/tests/kernel.rs, built on the host by `cargo test -p lvs-ipvs --no-run`;
+# ignored on the host, run here with --ignored). They create and delete their
+# own namespaces.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -13,5 +14,8 @@ KTEST=$TEST_TMP/kernel-tests
 cp "$SRC" "$KTEST"
 modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc ip_vs_pe_sip
 log "running $KTEST"
-LVS_IPVS_KERNEL=1 RUST_BACKTRACE=1 "$KTEST" --test-threads=1 || fail "kernel tests failed"
-pass "Handle kernel tests"
+RUST_BACKTRACE=1 "$KTEST" --ignored --test-threads=1 | tee "$TEST_TMP/kernel-tests.log" ||
+    fail "kernel tests failed"
+ran=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' "$TEST_TMP/kernel-tests.log")
+((${ran:-0} >= 5)) || fail "only ${ran:-0} kernel tests ran (expected at least 5)"
+pass "Handle kernel tests ($ran)"
