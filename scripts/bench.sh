@@ -20,6 +20,8 @@ python3 scripts/bench.py --rounds "$rounds"
 echo
 echo "## Director: ipvsctl against ipvsadm (VM)"
 echo
+logs=$(mktemp -d "$ROOT/target/bench-director.XXXXXX")
 RS_AGENT_BIN_DIR=$ROOT/target/release VM_GUEST=$ROOT/tests/vm/bench/director.sh \
-    VM_TIMEOUT=${VM_TIMEOUT:-2400} bash tests/vm/run-suite.sh 2>&1 |
-    grep -v '^vm-suite: \|^guest: '
+    VM_LOG_DIR=$logs VM_TIMEOUT=${VM_TIMEOUT:-2400} bash tests/vm/run-suite.sh >"$logs/console.log" 2>&1 ||
+    { cat "$logs/console.log"; exit 1; }
+cat "$logs/director-bench.md"

@@ -84,6 +84,10 @@ done
 in_ns "$IPVSCTL" save | cmp -s - "$WORK/reference" || { echo "ipvsctl save differs from ipvsadm -Sn"; exit 1; }
 in_ns "$IPVSCTL" list | cmp -s - <(in_ns "$IPVSADM" -Ln) || { echo "ipvsctl list differs from ipvsadm -Ln"; exit 1; }
 
+# The table also goes to a file the host reads after the VM stops: console
+# output of the guest and the host's own messages can interleave.
+exec > >(tee "${VM_LOG_DIR:-$WORK}/director-bench.md")
+
 ms() { awk -v us="$1" 'BEGIN {printf (us >= 1e6) ? "%.2f s" : "%.1f ms", (us >= 1e6) ? us / 1e6 : us / 1e3}'; }
 echo "| comparison | ipvsctl | ipvsadm | ratio | target |"
 echo "|---|---:|---:|---:|---|"
