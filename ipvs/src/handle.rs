@@ -452,24 +452,35 @@ impl Handle {
         Ok(services.into_iter().zip(dests).collect())
     }
 
-    pub async fn timeouts(&self) -> Result<Timeouts> {
+    /// The attributes of every reply to a request that carries none.
+    async fn query(
+        &self,
+        cmd: IpvsCmd,
+        dump: bool,
+        what: &str,
+    ) -> Result<impl Iterator<Item = IpvsAttr>> {
         let replies = self
             .send(
-                IpvsMessage::new(IpvsCmd::GetConfig, vec![]),
-                false,
+                IpvsMessage::new(cmd, vec![]),
+                dump,
                 OpKind::Other,
-                "get timeouts".into(),
+                what.into(),
             )
             .await?;
+        Ok(replies.into_iter().flat_map(|m| m.nlas))
+    }
+
+    pub async fn timeouts(&self) -> Result<Timeouts> {
         let mut t = Timeouts::default();
-        for m in replies {
-            for a in m.nlas {
-                match a {
-                    IpvsAttr::TimeoutTcp(v) => t.tcp = v,
-                    IpvsAttr::TimeoutTcpFin(v) => t.tcp_fin = v,
-                    IpvsAttr::TimeoutUdp(v) => t.udp = v,
-                    _ => {}
-                }
+        for a in self
+            .query(IpvsCmd::GetConfig, false, "get timeouts")
+            .await?
+        {
+            match a {
+                IpvsAttr::TimeoutTcp(v) => t.tcp = v,
+                IpvsAttr::TimeoutTcpFin(v) => t.tcp_fin = v,
+                IpvsAttr::TimeoutUdp(v) => t.udp = v,
+                _ => {}
             }
         }
         Ok(t)
@@ -481,22 +492,12 @@ impl Handle {
     }
 
     pub async fn info(&self) -> Result<Info> {
-        let replies = self
-            .send(
-                IpvsMessage::new(IpvsCmd::GetInfo, vec![]),
-                false,
-                OpKind::Other,
-                "get info".into(),
-            )
-            .await?;
         let mut info = Info::default();
-        for m in replies {
-            for a in m.nlas {
-                match a {
-                    IpvsAttr::InfoVersion(v) => info.version = v,
-                    IpvsAttr::InfoConnTabSize(v) => info.conn_tab_size = v,
-                    _ => {}
-                }
+        for a in self.query(IpvsCmd::GetInfo, false, "get info").await? {
+            match a {
+                IpvsAttr::InfoVersion(v) => info.version = v,
+                IpvsAttr::InfoConnTabSize(v) => info.conn_tab_size = v,
+                _ => {}
             }
         }
         Ok(info)
@@ -504,20 +505,10 @@ impl Handle {
 
     /// Running sync daemons (one dump).
     pub async fn daemons(&self) -> Result<Vec<Daemon>> {
-        let replies = self
-            .send(
-                IpvsMessage::new(IpvsCmd::GetDaemon, vec![]),
-                true,
-                OpKind::Other,
-                "list daemons".into(),
-            )
-            .await?;
         let mut out = Vec::new();
-        for m in replies {
-            for a in m.nlas {
-                if let IpvsAttr::Daemon(attrs) = a {
-                    out.push(Daemon::from_attrs(&attrs)?);
-                }
+        for a in self.query(IpvsCmd::GetDaemon, true, "list daemons").await? {
+            if let IpvsAttr::Daemon(attrs) = a {
+                out.push(Daemon::from_attrs(&attrs)?);
             }
         }
         Ok(out)

@@ -251,6 +251,28 @@ use_ipvsctl() {
     IPVSCTL=$TEST_TMP/ipvsctl
 }
 
+# seed_director_config FILE [W1 W2 [EXTRA_SERVICE_LINES]]: the seed's service
+# for `ipvsctl apply`: wrr on VIP:80, rs1 weight W1 (default 1, forwarding
+# left at its default, DR) and rs2 weight W2 (default 2, `forward = "dr"`).
+seed_director_config() {
+    cat >"$1" <<TOML
+[[service]]
+vip = "$VIP"
+port = 80
+scheduler = "wrr"
+${4:-}
+
+[[service.server]]
+address = "$RS1_IP"
+weight = ${2:-1}
+
+[[service.server]]
+address = "$RS2_IP"
+forward = "dr"
+weight = ${3:-2}
+TOML
+}
+
 # --- client side -------------------------------------------------------------
 
 # client_get [PORT]: one HTTP request to the VIP from the client; prints the page.

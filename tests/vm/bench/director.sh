@@ -18,31 +18,10 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-modprobe -a ip_vs ip_vs_wrr dummy
-# The host's files reach the guest over 9p: time a tmpfs copy, as for ipvsadm
-# (which the suite pre-warms into the guest's page cache).
-cp "${IPVSCTL:?IPVSCTL must name the ipvsctl binary}" "$WORK/ipvsctl"
-IPVSCTL=$WORK/ipvsctl
-cp "$(command -v ipvsadm)" "$WORK/ipvsadm"
-IPVSADM=$WORK/ipvsadm
-
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" link add d0 type dummy
-ip -n "$NS" addr add 203.0.113.254/24 dev d0
-ip -n "$NS" link set d0 up
-
-# 10,000 services on 198.18.0.0/15 (port 80), each with DESTS real servers.
-python3 - "$SERVICES" "$DESTS" >"$WORK/rules" <<'PY'
-import ipaddress, sys
-services, dests = int(sys.argv[1]), int(sys.argv[2])
-base = int(ipaddress.IPv4Address("198.18.0.1"))
-for i in range(services):
-    vip = f"{ipaddress.IPv4Address(base + i)}:80"
-    print(f"-A -t {vip} -s wrr")
-    for d in range(dests):
-        print(f"-a -t {vip} -r 203.0.113.{d + 1}:80 -g -w {d + 1}")
-PY
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+bench_tools
+bench_ns "$NS"
+bench_rules "$SERVICES" "$DESTS" >"$WORK/rules"
 lines=$(wc -l <"$WORK/rules")
 
 now() { date +%s%N; }

@@ -15,24 +15,7 @@ ctl() { "$IPVSCTL" --netns director "$@"; }
 CFG=$TEST_TMP/director.toml
 
 # seed_config [EXTRA_SERVICE_LINES]: the seed's wrr service.
-seed_config() {
-    cat >"$CFG" <<TOML
-[[service]]
-vip = "$VIP"
-port = 80
-scheduler = "wrr"
-$1
-
-[[service.server]]
-address = "$RS1_IP"
-weight = 1
-
-[[service.server]]
-address = "$RS2_IP"
-forward = "dr"
-weight = 2
-TOML
-}
+seed_config() { seed_director_config "$CFG" 1 2 "${1:-}"; }
 snapshot() { ipvsadm_d -Sn; echo "# nft"; in_ns director nft list ruleset; }
 
 load_ipvs_modules

@@ -11,22 +11,7 @@ ctl() { "$IPVSCTL" --netns director "$@"; }
 CFG=$TEST_TMP/director.toml
 
 # config W1 W2: the seed's wrr service with these weights.
-config() {
-    cat >"$CFG" <<TOML
-[[service]]
-vip = "$VIP"
-port = 80
-scheduler = "wrr"
-
-[[service.server]]
-address = "$RS1_IP"
-weight = $1
-
-[[service.server]]
-address = "$RS2_IP"
-weight = $2
-TOML
-}
+config() { seed_director_config "$CFG" "$1" "$2"; }
 
 load_ipvs_modules
 topo_up

@@ -9,23 +9,7 @@
 use_ipvsctl
 
 CLUSTER=$TEST_TMP/director.toml
-cat >"$CLUSTER" <<TOML
-[[service]]
-vip = "$VIP"
-protocol = "tcp"
-port = 80
-scheduler = "wrr"
-
-[[service.server]]
-address = "$RS1_IP"
-forward = "dr"
-weight = 1
-
-[[service.server]]
-address = "$RS2_IP"
-forward = "dr"
-weight = 2
-TOML
+seed_director_config "$CLUSTER"
 AGENT_CFG=$TEST_TMP/rs-agent-cluster.toml
 printf 'vips_from_director = "%s"\n' "$CLUSTER" >"$AGENT_CFG"
 
