@@ -7,9 +7,10 @@
 #   scripts/install.sh --start    install, then enable and start rs-agent.service
 #                                 (or run `rs-agent start` when systemd is not PID 1);
 #                                 for watch mode: systemctl enable --now rs-agent-watch
-#   scripts/install.sh --director also install the director side: /usr/local/sbin/ipvsctl,
-#                                 ipvsctl.service, /etc/ipvsctl/director.toml (example);
-#                                 with --start, enable and start ipvsctl.service instead
+#   scripts/install.sh --director also install the director side: /usr/local/sbin/ipvsctl
+#                                 and lvs-director, lvs-director-apply.service,
+#                                 /etc/lvs-director/director.toml (example); with --start,
+#                                 enable and start lvs-director-apply.service instead
 #
 # DESTDIR=/some/root installs into a staging tree (packaging, tests); --start
 # is refused then.
@@ -55,25 +56,27 @@ say "installed rs-agent $("$DESTDIR/usr/local/sbin/rs-agent" --version | cut -d'
 
 if [[ $director == yes ]]; then
     install -D -m 0755 "$ROOT/target/release/ipvsctl" "$DESTDIR/usr/local/sbin/ipvsctl"
-    install -D -m 0644 "$ROOT/systemd/ipvsctl.service" "$DESTDIR/etc/systemd/system/ipvsctl.service"
+    install -D -m 0755 "$ROOT/target/release/lvs-director" "$DESTDIR/usr/local/sbin/lvs-director"
+    install -D -m 0644 "$ROOT/systemd/lvs-director-apply.service" "$DESTDIR/etc/systemd/system/lvs-director-apply.service"
     install -D -m 0644 "$ROOT/ipvs/README.md" "$DESTDIR/usr/local/share/doc/ipvsctl/README.md"
-    if [[ -e $DESTDIR/etc/ipvsctl/director.toml ]]; then
-        say "keeping existing /etc/ipvsctl/director.toml"
+    install -D -m 0644 "$ROOT/director/README.md" "$DESTDIR/usr/local/share/doc/lvs-director/README.md"
+    if [[ -e $DESTDIR/etc/lvs-director/director.toml ]]; then
+        say "keeping existing /etc/lvs-director/director.toml"
     else
-        install -D -m 0644 "$ROOT/config/director.toml" "$DESTDIR/etc/ipvsctl/director.toml"
-        say "installed the example /etc/ipvsctl/director.toml: edit the services"
+        install -D -m 0644 "$ROOT/config/director.toml" "$DESTDIR/etc/lvs-director/director.toml"
+        say "installed the example /etc/lvs-director/director.toml: edit the services"
     fi
-    say "installed ipvsctl $("$DESTDIR/usr/local/sbin/ipvsctl" --version | cut -d' ' -f2)"
+    say "installed ipvsctl $("$DESTDIR/usr/local/sbin/ipvsctl" --version | cut -d' ' -f2) and lvs-director"
 fi
 
 [[ $start == yes ]] || exit 0
 if [[ $director == yes ]]; then
     if [[ -d /run/systemd/system ]]; then
         systemctl daemon-reload
-        systemctl enable --now ipvsctl.service
+        systemctl enable --now lvs-director-apply.service
         /usr/local/sbin/ipvsctl list
     else
-        /usr/local/sbin/ipvsctl apply /etc/ipvsctl/director.toml
+        /usr/local/sbin/lvs-director apply /etc/lvs-director/director.toml
     fi
     exit 0
 fi

@@ -42,7 +42,7 @@ verify_units() {
     dir=$(mktemp -d)
     for unit in systemd/*.service; do
         # verify checks that ExecStart exists: point it at the built binary.
-        sed -e "s#/usr/local/sbin/rs-agent#$ROOT/target/debug/rs-agent#g" -e "s#/usr/local/sbin/ipvsctl#$ROOT/target/debug/ipvsctl#g" "$unit" >"$dir/$(basename "$unit")"
+        sed -e "s#/usr/local/sbin/rs-agent#$ROOT/target/debug/rs-agent#g" -e "s#/usr/local/sbin/ipvsctl#$ROOT/target/debug/ipvsctl#g" -e "s#/usr/local/sbin/lvs-director#$ROOT/target/debug/lvs-director#g" "$unit" >"$dir/$(basename "$unit")"
     done
     systemd-analyze verify "$dir"/*.service || rc=$?
     rm -rf "$dir"

@@ -104,7 +104,7 @@ impl std::error::Error for ConfigError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    /// Path of the director's `ipvsctl apply` configuration: its VIPs are
+    /// Path of the director file (lvs-director): its VIPs are
     /// held too, so one file describes the whole cluster.
     vips_from_director: Option<Spanned<String>>,
     arp: Option<RawArp>,
@@ -202,9 +202,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     if let Some(director) = raw.vips_from_director {
         let director_path = resolve(path, director.get_ref());
-        let cluster = lvs_ipvs::director::config::load(&director_path)
+        let cluster = lvs_director::config::load(&director_path)
             .map_err(|e| at(Some(director.span()), format!("vips_from_director: {e}")))?;
-        for address in lvs_ipvs::director::config::vips(&cluster) {
+        for address in lvs_director::config::vips(&cluster) {
             // A VIP also listed here keeps its [[vip]] entry (and label).
             if seen.contains_key(&address) {
                 continue;

@@ -17,9 +17,6 @@
 //!   --thresholds, --persistent-conn, --tun-info, --timeout, --daemon), in
 //!   ipvsadm's own (quirky) order.
 //! - [`error`]: [`Error`], with typed kernel answers.
-//! - [`director`]: `ipvsctl apply`: a TOML director configuration
-//!   (services, port groups marked by nftables, real servers) converged
-//!   onto the kernel by in-place edits.
 //!
 //! ```no_run
 //! use lvs_ipvs::{Destination, Handle, Service, ServiceKey};
@@ -38,7 +35,6 @@
 //! namespace unless a handle is explicitly bound to another one.
 
 pub mod codec;
-pub mod director;
 pub mod error;
 pub mod handle;
 pub mod listing;

@@ -251,8 +251,19 @@ use_ipvsctl() {
     IPVSCTL=$TEST_TMP/ipvsctl
 }
 
+# use_director: DIRECTOR becomes a tmpfs copy of the host's lvs-director
+# build (the LVS_DIRECTOR variable, if set, names the build).
+use_director() {
+    local root src
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    src=${LVS_DIRECTOR:-$root/target/debug/lvs-director}
+    [[ -x $src ]] || fail "no $src (cargo build -p lvs-director)"
+    cp "$src" "$TEST_TMP/lvs-director"
+    DIRECTOR=$TEST_TMP/lvs-director
+}
+
 # seed_director_config FILE [W1 W2 [EXTRA_SERVICE_LINES]]: the seed's service
-# for `ipvsctl apply`: wrr on VIP:80, rs1 weight W1 (default 1, forwarding
+# for `lvs-director apply`: wrr on VIP:80, rs1 weight W1 (default 1, forwarding
 # left at its default, DR) and rs2 weight W2 (default 2, `forward = "dr"`).
 seed_director_config() {
     cat >"$1" <<TOML

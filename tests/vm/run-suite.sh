@@ -25,6 +25,7 @@
 #   VENV_VM              virtualenv with virtme-ng (default <repo>/.venv-vm)
 #   VM_GUEST             guest script instead of tests/vm/guest.sh (benchmarks)
 #   IPVSCTL              ipvsctl binary for the guest (default <bin dir>/ipvsctl)
+#   LVS_DIRECTOR         lvs-director binary for the guest (default <bin dir>/lvs-director)
 # Exit status: the guest's (0 = all scenarios passed), 124 if VM_TIMEOUT hit.
 set -euo pipefail
 
@@ -109,6 +110,7 @@ GUEST_ENV=(
     "VM_DEBUG=${VM_DEBUG:-0}"
     "VM_LOG_DIR=$LOG_DIR"
     "IPVSCTL=${IPVSCTL:-$BIN_DIR/ipvsctl}"
+    "LVS_DIRECTOR=${LVS_DIRECTOR:-$BIN_DIR/lvs-director}"
     "BENCH_SERVICES=${BENCH_SERVICES:-}"
     "BENCH_DESTS=${BENCH_DESTS:-}"
     "BENCH_ROUNDS=${BENCH_ROUNDS:-}"

@@ -88,27 +88,6 @@ enum Cmd {
         #[arg(value_enum)]
         state: Role,
     },
-    /// Make the director match a TOML file (services, port groups, real
-    /// servers): changes are edits in place; prints the plan.
-    Apply(ApplyArgs),
-}
-
-#[derive(Args, Debug)]
-struct ApplyArgs {
-    /// Director configuration (see ipvs/README.md).
-    file: std::path::PathBuf,
-    /// Print the plan, change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Also delete services that are not in the file.
-    #[arg(long)]
-    prune: bool,
-    /// Delete the file's services and ipvsctl's nftables table instead.
-    #[arg(long, conflicts_with = "prune")]
-    remove: bool,
-    /// Output format of the plan.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -311,7 +290,6 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             let h = connect(&cli.netns).await?;
             return Ok(h.stop_daemon((*state).into()).await?);
         }
-        Cmd::Apply(a) => return apply(&cli.netns, a).await,
     };
     let h = connect(&cli.netns).await?;
     h.apply(&command.to_op()).await.map_err(|e| Fail {
@@ -564,35 +542,6 @@ async fn roll_back(
         .any(|r| matches!(r.command, Command::SetTimeouts(_)))
     {
         h.set_timeouts(timeouts).await?;
-    }
-    Ok(())
-}
-
-/// `ipvsctl apply`: a bad file changes nothing (exit 2); a failed change
-/// puts the previous IPVS table back (exit 255).
-async fn apply(netns: &Option<String>, a: &ApplyArgs) -> Result<(), Fail> {
-    use lvs_ipvs::director;
-    let config = director::load(&a.file).map_err(|e| Fail::usage(e.to_string()))?;
-    let h = connect(netns).await?;
-    let nft = director::Nft::new(netns.as_ref().map(|n| format!("/run/netns/{n}").into()));
-    let opts = director::ApplyOptions {
-        dry_run: a.dry_run,
-        prune: a.prune,
-        remove: a.remove,
-    };
-    let report = director::apply(&h, &nft, &config, opts)
-        .await
-        .map_err(|e| Fail {
-            code: 255,
-            message: format!("ipvsctl apply: {e}"),
-        })?;
-    match a.output {
-        Output::Text => print(&report.render_text()),
-        Output::Json => {
-            let text =
-                serde_json::to_string_pretty(&report).map_err(|e| Fail::usage(e.to_string()))?;
-            print(&format!("{text}\n"));
-        }
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's director built by `ipvsctl apply` alone (no ipvsadm command):
+# The seed's director built by `lvs-director apply` alone (no ipvsadm command):
 #  a) wrr 1:2 over DR from a TOML file; a second apply plans nothing;
 #  b) --dry-run (text and JSON) changes nothing: `ipvsadm -Sn` and
 #     `nft list ruleset` are the same before and after;
@@ -11,7 +11,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 use_ipvsctl
-ctl() { "$IPVSCTL" --netns director "$@"; }
+use_director
+ctl() { "$DIRECTOR" --netns director "$@"; }
 CFG=$TEST_TMP/director.toml
 
 # seed_config [EXTRA_SERVICE_LINES]: the seed's wrr service.

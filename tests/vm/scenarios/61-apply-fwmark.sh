@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's firewall-mark scenarios built by `ipvsctl apply` alone: the
+# The seed's firewall-mark scenarios built by `lvs-director apply` alone: the
 # marks live in ipvsctl's nftables table (inet ipvsctl), written by apply.
 #  a) a port group [80, 3306] with mark 11, rr: both ports are ONE service
 #     (rr alternates across them); a second apply changes nothing;
@@ -16,7 +16,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 use_ipvsctl
-ctl() { "$IPVSCTL" --netns director "$@"; }
+use_director
+ctl() { "$DIRECTOR" --netns director "$@"; }
 CFG=$TEST_TMP/director.toml
 
 # config SERVICE_LINES: one service with rs1 and rs2 (DR).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A weight change applied by `ipvsctl apply` while a client holds a TCP
+# A weight change applied by `lvs-director apply` while a client holds a TCP
 # connection open through the VIP: the destination is edited in place (the
 # plan has no delete or add), the kernel keeps the connection entry, and the
 # held connection still gets its answer from the same real server. The new
@@ -7,7 +7,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 use_ipvsctl
-ctl() { "$IPVSCTL" --netns director "$@"; }
+use_director
+ctl() { "$DIRECTOR" --netns director "$@"; }
 CFG=$TEST_TMP/director.toml
 
 # config W1 W2: the seed's wrr service with these weights.

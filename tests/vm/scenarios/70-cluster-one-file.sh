@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole seed cluster from ONE file: the director is built by
-# `ipvsctl apply director.toml`, and the real servers by `rs-agent start`
+# `lvs-director apply director.toml`, and the real servers by `rs-agent start`
 # with `vips_from_director = director.toml` (no VIP repeated anywhere).
 # Asserts: only the director answers ARP for the VIP; wrr rs2:rs1 = 6:3;
 # `rs-agent stop` restores both real servers exactly.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 use_ipvsctl
+use_director
 
 CLUSTER=$TEST_TMP/director.toml
 seed_director_config "$CLUSTER"
@@ -16,7 +17,7 @@ printf 'vips_from_director = "%s"\n' "$CLUSTER" >"$AGENT_CFG"
 load_ipvs_modules
 topo_up
 director_vip_up
-"$IPVSCTL" --netns director apply "$CLUSTER" || fail "ipvsctl apply failed"
+"$DIRECTOR" --netns director apply "$CLUSTER" || fail "lvs-director apply failed"
 log "director: $(ipvsadm_d -Sn | tr '\n' ';')"
 
 for rs in rs1 rs2; do

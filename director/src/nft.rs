@@ -223,7 +223,7 @@ impl Nft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Protocol;
+    use lvs_ipvs::model::Protocol;
 
     fn group(vip: &str, ports: &[u16], mark: u32) -> PortGroup {
         PortGroup {

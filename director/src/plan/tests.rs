@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{Family, Forward, Stats};
+use lvs_ipvs::model::{Family, Forward, Stats};
 
 fn key(port: u16) -> ServiceKey {
     ServiceKey::tcp("203.0.113.10".parse().unwrap(), port)

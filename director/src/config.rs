@@ -31,10 +31,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey};
+use lvs_ipvs::model::{Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey};
 
 /// Where the systemd unit reads the director's configuration.
-pub const DEFAULT_DIRECTOR_CONFIG: &str = "/etc/ipvsctl/director.toml";
+pub const DEFAULT_DIRECTOR_CONFIG: &str = "/etc/lvs-director/director.toml";
 
 /// Scheduler when the file names none (ipvsadm's default).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -247,12 +247,17 @@ fn check_unique(
 /// A stable mark for a group without one: FNV-1a of its VIP, protocol and
 /// ports, folded into [`AUTO_MARK_BASE`]..+[`AUTO_MARK_SPAN`]. Reordering
 /// the file does not change it; changing the group's ports does.
+///
+/// The hashed bytes are spelled out here (`VIP PROTO [P1, P2]`) rather than
+/// taken from a `Debug` rendering, whose format Rust does not promise: a
+/// different mark after an upgrade would silently re-mark live traffic.
 pub fn derived_mark(group: &PortGroup) -> u32 {
+    let ports: Vec<String> = group.ports.iter().map(u16::to_string).collect();
     let text = format!(
-        "{} {} {:?}",
+        "{} {} [{}]",
         group.vip,
         protocol_name(group.protocol),
-        group.ports
+        ports.join(", ")
     );
     let mut h: u32 = 0x811c_9dc5;
     for b in text.bytes() {
@@ -342,7 +347,7 @@ impl Validator<'_> {
         };
         let mut flags = ServiceFlags::default();
         for f in raw.scheduler_flags.iter().flatten() {
-            let bits = crate::rules::parse_sched_flags(&scheduler, f.get_ref())
+            let bits = lvs_ipvs::rules::parse_sched_flags(&scheduler, f.get_ref())
                 .map_err(|_| {
                     format!(
                         "scheduler flag {:?} is not one of flag-1, flag-2, flag-3, sh-fallback, sh-port (scheduler sh), mh-fallback, mh-port (scheduler mh)",
@@ -459,7 +464,7 @@ impl Validator<'_> {
                     rs_start..rs_start,
                     format!(
                         "real server {} is listed twice in this service (first on line {})",
-                        crate::model::fmt_addr_port(&d.addr, d.port),
+                        lvs_ipvs::model::fmt_addr_port(&d.addr, d.port),
                         self.line(first)
                     ),
                 );

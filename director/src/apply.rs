@@ -1,31 +1,14 @@
-//! A declarative director: `ipvsctl apply FILE` makes the kernel's IPVS
-//! table and ipvsctl's nftables table match a TOML file.
-//!
-//! - [`config`]: the file format, validated with `file:line:column` errors,
-//!   and [`vips`] (the VIPs the real servers must hold).
-//! - [`plan`]: the pure diff of the file against the kernel's table
-//!   (edits in place, never delete-and-add).
-//! - [`nft`]: the firewall marks of port groups in `table inet ipvsctl`,
-//!   replaced in one nftables transaction.
-//! - [`apply`]: reads the kernel, plans, applies, and on a failure midway
-//!   converges back to the table read before.
-
-pub mod config;
-pub mod nft;
-pub mod plan;
+//! `lvs-director apply`: read the kernel, plan, apply, and on a failure
+//! midway converge back to the table read before.
 
 use serde::Serialize;
 
-pub use config::{
-    ConfigError, DEFAULT_DIRECTOR_CONFIG, DirectorConfig, PortGroup, ServiceConfig, load, parse,
-    vips,
-};
-pub use nft::{Nft, NftError};
-pub use plan::{Plan, Step, plan, plan_removal, steps};
+use lvs_ipvs::model::{Destination, Service};
+use lvs_ipvs::{DEFAULT_CONCURRENCY, Error, Handle, Op};
 
-use crate::error::Error;
-use crate::handle::{DEFAULT_CONCURRENCY, Handle, Op};
-use crate::model::{Destination, Service};
+use crate::config::{self, DirectorConfig, PortGroup};
+use crate::nft::{self, Nft};
+use crate::plan::{self, Plan, Step, plan, plan_removal, steps};
 
 /// What `apply` should do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -73,7 +73,7 @@ fn seed_cluster() {
 
 #[test]
 fn the_shipped_example_is_valid() {
-    let text = include_str!("../../../../config/director.toml");
+    let text = include_str!("../../../config/director.toml");
     let c = parse_str(text).unwrap();
     assert!(c.services.iter().any(|s| s.group.is_some()));
     let v: Vec<String> = vips(&c).iter().map(|a| a.to_string()).collect();
@@ -196,6 +196,30 @@ fn derived_marks_are_stable_and_in_range() {
     .unwrap();
     assert_eq!(swapped.services[0].group.as_ref().unwrap().mark, mb);
     assert_eq!(swapped.services[1].group.as_ref().unwrap().mark, ma);
+}
+
+/// The marks of released versions: a change here re-marks traffic of
+/// groups without an explicit `mark` after an upgrade.
+#[test]
+fn derived_marks_are_pinned() {
+    let group = |vip: &str, protocol, ports: &[u16]| PortGroup {
+        vip: vip.parse().unwrap(),
+        protocol,
+        ports: ports.to_vec(),
+        mark: 0,
+    };
+    // The seed's group (config/director.toml) without its explicit mark.
+    let seed = group("10.1.252.76", Protocol::Tcp, &[80, 3306]);
+    assert_eq!(
+        derived_mark(&seed),
+        AUTO_MARK_BASE + 632_593_870 % AUTO_MARK_SPAN
+    );
+    assert_eq!(derived_mark(&seed), 0x0001_0000 + 632_593_870 % 0x000f_0000);
+    let v6 = group("2001:db8::76", Protocol::Udp, &[53]);
+    assert_eq!(
+        derived_mark(&v6),
+        AUTO_MARK_BASE + 519_568_798 % AUTO_MARK_SPAN
+    );
 }
 
 #[test]

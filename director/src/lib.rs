@@ -1,0 +1,31 @@
+//! The LVS director: a TOML file (services, port groups marked by nftables,
+//! real servers) converged onto the kernel's IPVS table.
+//!
+//! - [`config`]: the file format, validated with `file:line:column` errors,
+//!   and [`vips`] (the VIPs the real servers must hold). Built alone (without
+//!   the default `runtime` feature) it is all rs-agent needs.
+//! - [`plan`]: the pure diff of the file against the kernel's table
+//!   (edits in place, never delete-and-add).
+//! - [`nft`]: the firewall marks of port groups in `table inet ipvsctl`,
+//!   replaced in one nftables transaction.
+//! - [`apply`]: reads the kernel, plans, applies, and on a failure midway
+//!   converges back to the table read before.
+
+#[cfg(feature = "runtime")]
+pub mod apply;
+pub mod config;
+#[cfg(feature = "runtime")]
+pub mod nft;
+#[cfg(feature = "runtime")]
+pub mod plan;
+
+#[cfg(feature = "runtime")]
+pub use apply::{ApplyError, ApplyOptions, NftAction, Report, apply, desired_table};
+pub use config::{
+    ConfigError, DEFAULT_DIRECTOR_CONFIG, DirectorConfig, PortGroup, ServiceConfig, load, parse,
+    vips,
+};
+#[cfg(feature = "runtime")]
+pub use nft::{Nft, NftError};
+#[cfg(feature = "runtime")]
+pub use plan::{Plan, Step, plan, plan_removal, steps};

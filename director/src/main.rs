@@ -1,0 +1,154 @@
+//! lvs-director: the LVS director's command line.
+//!
+//! `apply` converges the kernel's IPVS table and the port-group nftables
+//! table to a TOML file once. Exit codes: 0 success, 2 bad command line or
+//! file (nothing changed), 255 the kernel or nft refused (the previous IPVS
+//! table was put back).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lvs_director as director;
+use lvs_ipvs::{Error, Handle};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lvs-director",
+    version,
+    about = "The LVS director: IPVS services and real servers from a TOML file"
+)]
+struct Cli {
+    /// Work in this network namespace (/run/netns/NAME).
+    #[arg(long, global = true, value_name = "NAME")]
+    netns: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Make the director match a TOML file once (services, port groups, real
+    /// servers): changes are edits in place; prints the plan.
+    Apply(ApplyArgs),
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    /// Director configuration (see director/README.md).
+    file: PathBuf,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also delete services that are not in the file.
+    #[arg(long)]
+    prune: bool,
+    /// Delete the file's services and the nftables table instead.
+    #[arg(long, conflicts_with = "prune")]
+    remove: bool,
+    /// Output format of the plan.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// A failure and its exit code.
+struct Fail {
+    code: u8,
+    message: String,
+}
+
+impl Fail {
+    fn usage(message: impl Into<String>) -> Fail {
+        Fail {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    fn kernel(message: impl Into<String>) -> Fail {
+        Fail {
+            code: 255,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lvs-director: {e}");
+            return ExitCode::from(255);
+        }
+    };
+    let result = match &cli.command {
+        Cmd::Apply(a) => rt.block_on(apply(&cli.netns, a)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn connect(netns: &Option<String>) -> Result<Handle, Fail> {
+    let open = || async {
+        match netns {
+            Some(ns) => Handle::in_netns(ns).await,
+            None => Handle::new().await,
+        }
+    };
+    let fail = |e: Error| Fail::kernel(format!("lvs-director: {e}"));
+    match open().await {
+        // Like ipvsadm: load the module once and try again.
+        Err(Error::FamilyNotFound) => {
+            let loaded = std::process::Command::new("modprobe")
+                .args(["--", "ip_vs"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !loaded {
+                return Err(fail(Error::FamilyNotFound));
+            }
+            open().await.map_err(fail)
+        }
+        other => other.map_err(fail),
+    }
+}
+
+/// `lvs-director apply`: a bad file changes nothing (exit 2); a failed
+/// change puts the previous IPVS table back (exit 255).
+async fn apply(netns: &Option<String>, a: &ApplyArgs) -> Result<(), Fail> {
+    let config = director::load(&a.file).map_err(|e| Fail::usage(e.to_string()))?;
+    let h = connect(netns).await?;
+    let nft = director::Nft::new(netns.as_ref().map(|n| format!("/run/netns/{n}").into()));
+    let opts = director::ApplyOptions {
+        dry_run: a.dry_run,
+        prune: a.prune,
+        remove: a.remove,
+    };
+    let report = director::apply(&h, &nft, &config, opts)
+        .await
+        .map_err(|e| Fail::kernel(format!("lvs-director apply: {e}")))?;
+    let text = match a.output {
+        Output::Text => report.render_text(),
+        Output::Json => {
+            serde_json::to_string_pretty(&report).map_err(|e| Fail::usage(e.to_string()))? + "\n"
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(())
+}
