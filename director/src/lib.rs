@@ -13,6 +13,7 @@
 
 #[cfg(feature = "runtime")]
 pub mod apply;
+pub mod check;
 pub mod config;
 #[cfg(feature = "runtime")]
 pub mod nft;
