@@ -1,6 +1,6 @@
 //! Root tests of `rs-agent watch` against the real kernel, each in its own
-//! network namespace (see tests/root.rs for the gating).
-#![cfg(feature = "test_as_root")]
+//! network namespace, ignored unless run with `--ignored` as root (see
+//! tests/root.rs for the gating).
 
 mod common;
 
@@ -127,6 +127,7 @@ fn has(ns: &Netns, address: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn deleted_vips_come_back_within_a_second() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4, VIP6]));
@@ -157,6 +158,7 @@ fn deleted_vips_come_back_within_a_second() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn lo_down_and_up_restores_the_vips() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4, VIP6]));
@@ -174,6 +176,7 @@ fn lo_down_and_up_restores_the_vips() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn sysctl_changed_by_someone_else_is_repaired_and_stop_restores_the_original() {
     let ns = Netns::new(3, 1);
     let config = ConfigFile::new(&vips(&[VIP4]));
@@ -200,6 +203,7 @@ fn sysctl_changed_by_someone_else_is_repaired_and_stop_restores_the_original() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn sighup_reloads_and_converges() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&["203.0.113.21", "203.0.113.22"]));
@@ -226,6 +230,7 @@ fn sighup_reloads_and_converges() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn sigterm_exits_zero_and_leaves_the_vips() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
@@ -237,6 +242,7 @@ fn sigterm_exits_zero_and_leaves_the_vips() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn rollback_on_exit_undoes_everything() {
     let ns = Netns::new(0, 0);
     let before = ns.snapshot();
@@ -249,6 +255,7 @@ fn rollback_on_exit_undoes_everything() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn a_fight_is_rate_limited_not_a_spin() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
@@ -290,6 +297,7 @@ fn a_fight_is_rate_limited_not_a_spin() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn idle_watch_uses_no_cpu() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4, VIP6]));
@@ -304,6 +312,7 @@ fn idle_watch_uses_no_cpu() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn status_warns_about_sysctl_d_files_that_undo_the_agent() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
