@@ -749,3 +749,145 @@ fn vips_can_come_from_the_director_configuration() {
     ns.stop().ok();
     assert_eq!(ns.addresses("lo"), vec!["127.0.0.1/8", "::1/128"]);
 }
+
+/// A sysctl every run reads, replaced (in the run's own mount namespace) by
+/// a file the kernel would never produce: reading the system fails.
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn a_failure_to_read_the_system_is_exit_7_and_changes_nothing() {
+    let ns = Netns::new(0, 0);
+    let config = ConfigFile::new(&vips(&[VIP4]));
+    let before = ns.snapshot();
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("arp_ignore");
+    std::fs::write(&garbage, "garbage\n").unwrap();
+    for command in ["start", "stop", "status", "check"] {
+        let script = format!(
+            "mount --bind {garbage} /proc/sys/net/ipv4/conf/default/arp_ignore && \
+             exec {agent} --state-dir {state} {command} --config {config}",
+            garbage = garbage.display(),
+            agent = common::AGENT,
+            state = ns.state_dir().display(),
+            config = config.path.display(),
+        );
+        let out = ns.exec(&["sh", "-c", &script]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{command}: {stderr}");
+        assert!(
+            stderr.contains("cannot parse net.ipv4.conf.default.arp_ignore"),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains("undone"), "{command}: {stderr}");
+    }
+    assert_eq!(ns.snapshot(), before);
+    assert!(ns.records().is_empty());
+}
+
+/// The record the previous agent (record format 1) wrote, and the
+/// configuration it ran with: see src/state/tests.rs.
+const RECORD_V1: &str = include_str!("fixtures/record-v1.json");
+const CONFIG_V1: &str = "[arp]\ninterfaces = [\"all\", \"nic0.100\"]\n\
+    [[vip]]\naddress = \"203.0.113.10\"\nlabel = \"lo:0\"\n\
+    [[vip]]\naddress = \"203.0.113.11\"\n\
+    [[vip]]\naddress = \"2001:db8::10\"\n";
+
+/// A namespace as the previous agent left it after `start` with CONFIG_V1,
+/// with its record in place; returns the state from before that start.
+fn started_by_the_previous_agent(ns: &Netns) -> String {
+    // Before: what the fixture's "original" values and the pre-existing VIP say.
+    ns.ip(&[
+        "link", "add", "nic0.100", "type", "veth", "peer", "name", "nic0p",
+    ]);
+    ns.write_sysctl("nic0.100", "arp_ignore", 2);
+    ns.ip(&["addr", "add", "203.0.113.11/32", "dev", "lo"]);
+    ns.ip(&["link", "set", "lo", "down"]);
+    let before = ns.snapshot();
+    // What that start did, as its output listed it.
+    for (interface, key, value) in [
+        ("all", "arp_ignore", 1),
+        ("all", "arp_announce", 2),
+        ("nic0.100", "arp_ignore", 1),
+        ("nic0.100", "arp_announce", 2),
+    ] {
+        ns.write_sysctl(interface, key, value);
+    }
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&[
+        "addr",
+        "add",
+        "203.0.113.10/32",
+        "dev",
+        "lo",
+        "label",
+        "lo:0",
+    ]);
+    ns.ip(&[
+        "addr",
+        "add",
+        "2001:db8::10/128",
+        "dev",
+        "lo",
+        "nodad",
+        "preferred_lft",
+        "0",
+    ]);
+    // Its record, where this agent looks for the namespace's record.
+    let json = ns
+        .agent(&["--output", "json", "stop", "--dry-run"])
+        .ok()
+        .json();
+    let record = json["record"].as_str().unwrap();
+    std::fs::create_dir_all(ns.state_dir()).unwrap();
+    std::fs::write(record, RECORD_V1).unwrap();
+    before
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn stop_undoes_exactly_what_the_previous_agent_recorded() {
+    let ns = Netns::new(3, 1);
+    let before = started_by_the_previous_agent(&ns);
+    let config = ConfigFile::new(CONFIG_V1);
+    let status = ns
+        .agent(&["status", "--config", config.path.to_str().unwrap()])
+        .ok();
+    assert!(
+        status.stdout.contains("on lo (added by rs-agent)"),
+        "{status:#?}"
+    );
+    assert!(
+        status.stdout.contains("on lo (pre-existing)"),
+        "{status:#?}"
+    );
+    assert!(status.stdout.ends_with("in sync\n"), "{status:#?}");
+    let run = ns.stop().ok();
+    assert!(run.stdout.contains("stop: 7 change(s) made"), "{run:#?}");
+    assert_eq!(ns.snapshot(), before);
+    assert!(ns.records().is_empty());
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn start_over_a_previous_record_keeps_it_until_something_changes() {
+    let ns = Netns::new(3, 1);
+    let before = started_by_the_previous_agent(&ns);
+    let config = ConfigFile::new(CONFIG_V1);
+    // Nothing to change: the record stays as the previous agent wrote it
+    // (so going back to that agent still works).
+    let run = ns.start(&config.path).ok();
+    assert_eq!(run.stdout, "start: no changes needed\n");
+    let record = ns.records()[0].clone();
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), RECORD_V1);
+    // A change rewrites it in the current format, with everything it held.
+    config.set(&CONFIG_V1.replace("203.0.113.10", "203.0.113.12"));
+    let run = ns.start(&config.path).ok();
+    assert_eq!(
+        run.stdout,
+        "remove 203.0.113.10/32 label lo:0 from lo\nadd 203.0.113.12/32 label lo:0 to lo\nstart: 2 change(s) made\n"
+    );
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains("\"version\": 2"), "{text}");
+    assert!(text.contains("\"links_brought_up\""), "{text}");
+    ns.stop().ok();
+    assert_eq!(ns.snapshot(), before);
+}
