@@ -6,8 +6,6 @@ use lvs_common::config_error::LoadError;
 use lvs_common::lock::LockError;
 use lvs_common::netns::NetnsError;
 
-use crate::state::RecordError;
-
 /// Exit codes of `rs-agent`, documented in README.md and `rs-agent --help`.
 pub mod exit_code {
     /// Success; for `check`: the system matches the configuration.
@@ -111,4 +109,26 @@ impl From<lvs_common::config_error::ConfigError> for Error {
     fn from(e: lvs_common::config_error::ConfigError) -> Self {
         Error::Config(e.into())
     }
+}
+
+/// What can be wrong with the rollback record file (see `state`). Here
+/// rather than in `state`, so this module depends on no other of the crate.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("unreadable ({0}); move it away to start afresh")]
+    Parse(#[source] serde_json::Error),
+    #[error("unreadable ({0}); move it away to start afresh")]
+    Invalid(String),
+    #[error("format version {found} is not supported (this rs-agent reads versions 1 to {newest})")]
+    Version { found: u64, newest: u64 },
+    #[error("cannot encode: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot write: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("cannot remove: {0}")]
+    Remove(#[source] std::io::Error),
+    #[error("cannot sync directory: {0}")]
+    SyncDir(#[source] std::io::Error),
 }

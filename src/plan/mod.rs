@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::model::{AddressSpec, Interface, SysctlKey};
+use crate::model::{Address, AddressSpec, Interface, Link, SysctlKey};
 use crate::observe::Observed;
 use crate::state::{AddressEntry, Record, SysctlEntry};
 
@@ -254,9 +254,9 @@ pub fn plan_stop(observed: &Observed, record: &Record) -> Plan {
 /// it was added to, by name (indexes change when an interface is recreated).
 fn holder<'a>(
     observed: &'a Observed,
-    by_ip: &HashMap<IpAddr, Vec<&crate::model::Address>>,
+    by_ip: &HashMap<IpAddr, Vec<&Address>>,
     entry: &AddressEntry,
-) -> Option<&'a crate::model::Link> {
+) -> Option<&'a Link> {
     let link = observed.link_by_name(&entry.interface)?;
     by_ip
         .get(&entry.spec.address)

@@ -23,6 +23,7 @@ use lvs_common::lock::{self, LockGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+pub use crate::error::RecordError;
 use crate::model::{AddressSpec, SysctlKey, valid_interface_name, valid_sysctl_name};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/rs-agent";
@@ -65,29 +66,6 @@ pub struct AddressEntry {
     pub interface: String,
     #[serde(flatten)]
     pub spec: AddressSpec,
-}
-
-/// What can be wrong with a record file.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    #[error("cannot read: {0}")]
-    Read(#[source] std::io::Error),
-    #[error("unreadable ({0}); move it away to start afresh")]
-    Parse(#[source] serde_json::Error),
-    #[error("unreadable ({0}); move it away to start afresh")]
-    Invalid(String),
-    #[error(
-        "format version {0} is not supported (this rs-agent reads versions 1 to {FORMAT_VERSION})"
-    )]
-    Version(u64),
-    #[error("cannot encode: {0}")]
-    Encode(#[source] serde_json::Error),
-    #[error("cannot write: {0}")]
-    Write(#[source] std::io::Error),
-    #[error("cannot remove: {0}")]
-    Remove(#[source] std::io::Error),
-    #[error("cannot sync directory: {0}")]
-    SyncDir(#[source] std::io::Error),
 }
 
 impl Record {
@@ -138,7 +116,12 @@ impl Record {
                 }
                 serde_json::from_value(value).map_err(RecordError::Parse)?
             }
-            other => return Err(RecordError::Version(other)),
+            found => {
+                return Err(RecordError::Version {
+                    found,
+                    newest: FORMAT_VERSION,
+                });
+            }
         };
         record.validate()?;
         Ok(record)

@@ -107,7 +107,7 @@ fn version_1_without_lo_brought_up_has_no_links() {
 #[test]
 fn unknown_versions_and_fields_are_refused() {
     let e = Record::from_json(r#"{"version": 3}"#).unwrap_err();
-    assert!(matches!(e, RecordError::Version(3)), "{e}");
+    assert!(matches!(e, RecordError::Version { found: 3, .. }), "{e}");
     assert!(e.to_string().contains("versions 1 to 2"), "{e}");
     for bad in [
         r#"{"sysctls": []}"#,
