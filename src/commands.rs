@@ -85,7 +85,10 @@ pub async fn start(ctx: &Context, config_path: &Path, dry_run: bool) -> Result<S
 
 /// Brings the system to `config`; also what watch mode runs on each repair.
 pub async fn converge(ctx: &Context, config: &Config, dry_run: bool) -> Result<Summary, Error> {
-    debug!("converge: locking the record");
+    debug!(
+        "converge: {} the record",
+        if dry_run { "reading" } else { "locking" }
+    );
     let netns_id = netns::current_id()?;
     let store = open_store(ctx, &netns_id, dry_run).await?;
     let record = store.load()?;
