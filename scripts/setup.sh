@@ -6,9 +6,13 @@
 # - apt packages (apt-get update runs only when something is missing)
 # - the virtme-ng virtualenv in .venv-vm (only when vng is missing)
 # - rustup components rustfmt and clippy (only when missing)
+# - Debian 13's kernel (6.12) for the VM suite's second boot, in
+#   $LVS_TEST_CACHE/kernels (scripts/fetch-kernel.sh: own apt source list and
+#   lists for trixie, never the machine's; only when not cached yet)
 #
-# A second run installs nothing and takes about a second.
-# Environment: VENV_VM (default: <repo>/.venv-vm).
+# A second run installs and downloads nothing and takes about a second.
+# Environment: VENV_VM (default: <repo>/.venv-vm), LVS_TEST_CACHE (default
+# /var/cache/lvs-test), LVS_KERNEL_REFRESH=1 (look for a newer 6.12).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,6 +69,13 @@ else
     "$PY" -m venv "$VENV_VM"
     "$VENV_VM/bin/pip" install --disable-pip-version-check -q virtme-ng
     say "virtme-ng: installed ($("$VENV_VM/bin/vng" --version 2>&1 | head -n1))"
+fi
+
+# --- Debian 13's kernel for the VM suite -----------------------------------------
+if [[ $(id -u) -eq 0 ]]; then
+    bash "$ROOT/scripts/fetch-kernel.sh" >/dev/null
+else
+    say "not root: skipping Debian 13's kernel (scripts/fetch-kernel.sh)"
 fi
 
 # --- rust components -------------------------------------------------------
