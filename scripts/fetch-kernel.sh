@@ -72,25 +72,11 @@ if [[ ${LVS_KERNEL_REFRESH:-0} != 1 && -L $CURRENT ]]; then
 fi
 
 # --- the machine's mirrors -------------------------------------------------------
-# First URI of an entry for SUITE in the machine's sources (deb822 or one-line).
-machine_uri() {
-    local suite=$1 f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -r $f ]] || continue
-        awk -v s="$suite" '
-            /^[[:space:]]*$/ { if (u != "" && hit) { print u; exit } u = ""; hit = 0; next }
-            tolower($1) == "uris:" { u = $2 }
-            tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == s) hit = 1 }
-            END { if (u != "" && hit) print u }' "$f" | head -n1
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -r $f ]] || continue
-        awk -v s="$suite" '$1 == "deb" { for (i = 2; i < NF; i++) if ($i ~ /^[a-z]+:\/\// && $(i+1) == s) { print $i; exit } }' "$f"
-    done
-}
-MIRROR=${LVS_TRIXIE_MIRROR:-$(machine_uri bookworm | head -n1)}
+# shellcheck source=scripts/lib/machine-mirror.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/machine-mirror.sh"
+MIRROR=${LVS_TRIXIE_MIRROR:-$(machine_uri bookworm)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SECURITY=${LVS_TRIXIE_SECURITY:-$(machine_uri bookworm-security | head -n1)}
+SECURITY=${LVS_TRIXIE_SECURITY:-$(machine_uri bookworm-security)}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [[ -r $KEYRING ]] || die "$KEYRING missing (package debian-archive-keyring)"
 
