@@ -231,7 +231,9 @@ c_oneshot_boot() {
     unit_is rs-agent.service active || return 1
     [[ $(unit_prop rs-agent.service Result) == success ]] || { why="Result not success"; return 1; }
     applied 203.0.113.10 2001:db8::10 || return 1
-    lo_addrs | grep -q '203\.0\.113\.10/32 .*lo:0' || { why="203.0.113.10 without label lo:0"; return 1; }
+    # (here-strings, not pipes into grep -q: with pipefail, grep -q's early
+    # exit would fail the pipeline by SIGPIPE)
+    grep -q '203\.0\.113\.10/32 .*lo:0' <<<"$(lo_addrs)" || { why="203.0.113.10 without label lo:0"; return 1; }
 }
 c_oneshot_stop() {
     in_ct systemctl stop rs-agent.service || { why="systemctl stop failed"; return 1; }
@@ -258,9 +260,20 @@ c_watch_ready() {
     [[ $WATCH_PID =~ ^[1-9][0-9]*$ ]] || { why="no MainPID"; return 1; }
     applied 203.0.113.10 203.0.113.11 2001:db8::11
 }
+# systemd's last "VERB UNIT" line of this boot comes before its last "VERB2 UNIT2"
+# line: Conflicts= alone starts one unit while the other still stops.
+stopped_before_start() { # STOPPED_UNIT STARTED_UNIT
+    local j a b
+    j=$(in_ct journalctl -b -q --no-pager -o cat _PID=1)
+    a=$(grep -n "^Stopped $1 " <<<"$j" | tail -n1 | cut -d: -f1)
+    b=$(grep -n "^Starting $2 " <<<"$j" | tail -n1 | cut -d: -f1)
+    [[ -n $a && -n $b ]] || { why="no Stopped $1 / Starting $2 in the journal"; return 1; }
+    ((a < b)) || { why="$2 started while $1 was still stopping (Conflicts= without ordering)"; return 1; }
+}
 c_watch_conflicts_oneshot() {
-    # Starting the watch unit stopped the oneshot (Conflicts=).
-    unit_is rs-agent.service inactive
+    # Starting the watch unit stopped the oneshot (Conflicts=), before it started.
+    unit_is rs-agent.service inactive || return 1
+    stopped_before_start rs-agent.service rs-agent-watch.service
 }
 c_watch_watchdog() {
     local usec
@@ -273,13 +286,14 @@ c_watch_watchdog() {
     unit_is rs-agent-watch.service active || return 1
     [[ $(unit_prop rs-agent-watch.service MainPID) == "$WATCH_PID" ]] || { why="MainPID changed: restarted"; return 1; }
     [[ $(unit_prop rs-agent-watch.service NRestarts) == 0 ]] || { why="NRestarts not 0"; return 1; }
-    ! in_ct journalctl -b -q --no-pager -u rs-agent-watch.service | grep -qi 'watchdog timeout' ||
+    ! grep -qi 'watchdog timeout' <<<"$(in_ct journalctl -b -q --no-pager -u rs-agent-watch.service)" ||
         { why="watchdog timeout in the journal"; return 1; }
 }
+watch_logged_repair() { grep -q "drift repaired" <<<"$(in_ct journalctl -b -q --no-pager -u rs-agent-watch.service)"; }
 c_watch_repairs_vip() {
     in_ct ip addr del 203.0.113.10/32 dev lo
     wait_until 10 vips_are 203.0.113.10 203.0.113.11 2001:db8::11 || { why="VIP not back within 10s"; return 1; }
-    wait_until 5 eval 'in_ct journalctl -b -q --no-pager -u rs-agent-watch.service | grep -q "drift repaired"' ||
+    wait_until 5 watch_logged_repair ||
         { why="no 'drift repaired' in the journal"; return 1; }
 }
 c_watch_repairs_sysctl() {
@@ -297,6 +311,7 @@ c_oneshot_conflicts_watch() {
     in_ct systemctl start rs-agent.service || { why="systemctl start failed"; return 1; }
     unit_is rs-agent-watch.service inactive || return 1
     unit_is rs-agent.service active || return 1
+    stopped_before_start rs-agent-watch.service rs-agent.service || return 1
     applied 203.0.113.10 203.0.113.11 2001:db8::10 2001:db8::11
 }
 c_hardening() {
@@ -309,7 +324,28 @@ c_hardening() {
     in_ct systemctl is-failed --quiet rs-agent.service rs-agent-watch.service && { why="a unit failed"; return 1; }
     return 0
 }
+dump_journal() { # NAME: this boot's whole journal into the work dir
+    in_ct journalctl -b --no-pager -o short-monotonic >"$WORK/journal-$1.log" 2>&1 || true
+}
+c_hardening_check_bites() {
+    # The check above must see a real denial: ProtectKernelTunables=yes makes
+    # /proc/sys read-only for the agent, which must then fail and say so.
+    local d=/etc/systemd/system/rs-agent.service.d
+    in_ct mkdir -p "$d"
+    printf '[Service]\nProtectKernelTunables=yes\n' | in_ct tee "$d/90-lvs-test-too-strict.conf" >/dev/null
+    in_ct systemctl daemon-reload
+    in_ct systemctl stop rs-agent.service
+    in_ct systemctl start rs-agent.service 2>/dev/null && { why="the agent started with /proc/sys read-only"; return 1; }
+    local saved=$why
+    c_hardening && { why="c_hardening saw no denial"; return 1; }
+    say "  (the denial it saw: ${why#denied in the journal: })"
+    why=$saved
+    in_ct rm -f "$d/90-lvs-test-too-strict.conf"
+    in_ct systemctl daemon-reload
+    in_ct systemctl reset-failed rs-agent.service
+}
 c_reboot() {
+    dump_journal boot1
     in_ct systemctl reboot || true
     local i rc=0
     for ((i = 0; i < 120; i++)); do
@@ -357,12 +393,19 @@ if [[ -n $LEADER ]]; then
     check after-reboot-vips-and-sysctls-back c_after_reboot
     check after-reboot-stop-restores c_after_reboot_stop
     check after-reboot-hardening-denies-nothing c_hardening
+    check hardening-check-catches-a-denial c_hardening_check_bites
+    dump_journal boot2
 fi
 stop_container
 say "container stopped; $((SECONDS - T0))s in all"
 if ((failed)); then
     echo "failed: ${failed_names[*]}"
-    say "console log: $CONSOLE (NSPAWN_KEEP=1 keeps it)"
+    for j in "$WORK"/journal-*.log; do
+        [[ -e $j ]] || continue
+        echo "    --- the units in $(basename "$j" .log):"
+        grep -E 'rs-agent' "$j" | tail -n 40 | sed 's/^/    /'
+    done
+    say "console log and journals in $WORK (NSPAWN_KEEP=1 keeps them)"
 fi
 echo "$passed passed, $failed failed"
 ((failed == 0 && passed > 0))
