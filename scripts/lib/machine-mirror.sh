@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/fetch-kernel.sh and scripts/nspawn-tree.sh.
 # machine_uri SUITE: the first URI the machine's own apt sources use for SUITE
 # (deb822 .sources files, then one-line .list files); prints nothing if none.
