@@ -50,9 +50,11 @@ APTDIR=$CACHE/apt-trixie
 CURRENT=$KDIR/trixie
 mkdir -p "$KDIR" "$APTDIR"
 
-# One run at a time (CI and a developer may share the machine).
-exec 9>"$KDIR/.lock"
-timeout 900 flock 9 || die "another fetch-kernel holds $KDIR/.lock for over 15 minutes"
+# CI and a developer may share the machine: readers (this script's fast path,
+# run-suite.sh while it boots a cached kernel) hold the lock shared, a change
+# to the cache holds it exclusive.
+exec 9>>"$KDIR/.lock"
+flock -s -w 900 9 || die "$KDIR/.lock held exclusively for over 15 minutes"
 
 # A complete tree: image, modules with ip_vs, depmod's output, and the marker
 # written last.
@@ -70,6 +72,9 @@ if [[ ${LVS_KERNEL_REFRESH:-0} != 1 && -L $CURRENT ]]; then
         exit 0
     fi
 fi
+
+# Changing the cache: exclusive (waits for VM runs on the cached kernel).
+flock -x -w 900 9 || die "$KDIR/.lock in use for over 15 minutes (a VM run on the cached kernel?)"
 
 # --- the machine's mirrors -------------------------------------------------------
 # shellcheck source=scripts/lib/machine-mirror.sh

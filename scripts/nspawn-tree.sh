@@ -31,14 +31,18 @@ INCLUDE=systemd,systemd-sysv,dbus,iproute2
 STAMP="$SUITE minbase $INCLUDE"
 
 mkdir -p "$DIR"
-exec 9>"$DIR/.lock"
-timeout 900 flock 9 || die "another nspawn-tree holds $DIR/.lock for over 15 minutes"
+# Readers (this fast path, tests/nspawn/run.sh while its overlay uses the
+# tree) hold the lock shared; a (re)build holds it exclusive.
+exec 9>>"$DIR/.lock"
+flock -s -w 900 9 || die "$DIR/.lock held exclusively for over 15 minutes"
 
 if [[ ${LVS_NSPAWN_REBUILD:-0} != 1 && -f $TREE/.complete && $(cat "$TREE/.complete") == "$STAMP" ]]; then
     say "tree cached in $TREE ($STAMP)"
     echo "$TREE"
     exit 0
 fi
+
+flock -x -w 900 9 || die "$DIR/.lock in use for over 15 minutes (a run of tests/nspawn?)"
 
 # shellcheck source=scripts/lib/machine-mirror.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/machine-mirror.sh"

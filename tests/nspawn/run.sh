@@ -60,6 +60,12 @@ if [[ -z ${LVS_NSPAWN_INNER:-} ]]; then
     exit "$rc"
 fi
 
+# The tree must not be rebuilt under the overlay: hold its lock shared.
+if [[ -e $(dirname "$TREE")/.lock ]]; then
+    exec 8<"$(dirname "$TREE")/.lock"
+    flock -s -w 900 8 || die "the tree is being rebuilt for over 15 minutes ($(dirname "$TREE")/.lock)"
+fi
+
 # --- work dir, overlay, cleanup --------------------------------------------------
 WORK=$(mktemp -d /var/tmp/lvs-nspawn.XXXXXX)
 ROOTFS=$WORK/root

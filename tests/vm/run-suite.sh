@@ -74,6 +74,7 @@ modules_dir_of() {
     kver=$(basename "$img")
     kver=${kver#vmlinuz-}
     tree=$(cd "$(dirname "$img")/.." && pwd)
+    tree=${tree%/} # "/" -> "", so /boot's modules are /usr/lib/modules
     for d in "$tree/usr/lib/modules" "$tree/lib/modules"; do
         [[ -d $d/$kver ]] && { echo "$d"; return 0; }
     done
@@ -132,6 +133,12 @@ fi
 VNG_KERNEL=$KERNEL
 NS_SETUP=(--)
 if [[ $(readlink -f "$MODDIR") != "$(readlink -f /lib/modules)" ]]; then
+    # A kernel from the cache of scripts/fetch-kernel.sh must not be replaced
+    # while the VM runs: hold the cache's lock shared (the VM inherits it).
+    if [[ $KERNEL == "$CACHE/kernels/"* && -e $CACHE/kernels/.lock ]]; then
+        exec 8<"$CACHE/kernels/.lock"
+        flock -s -w 900 8 || die "the kernel cache is being changed for over 15 minutes ($CACHE/kernels/.lock)"
+    fi
     BOOTDIR=$(cd "$(dirname "$KERNEL")" && pwd)
     VNG_KERNEL=/boot/$(basename "$KERNEL")
     # shellcheck disable=SC2016 # expanded by the inner bash
