@@ -74,6 +74,8 @@ MACHINE=rsa-nspawn-$$
 # cgroups of this run: nspawn (without systemd on the host) splits the cgroup
 # it starts in into payload/ and supervisor/; start it in one of ours.
 CGROUPS=()
+HAD_NSPAWN_RUNDIR=0
+[[ -e /run/systemd/nspawn ]] && HAD_NSPAWN_RUNDIR=1
 NSPAWN_PID=""
 LEADER=""
 
@@ -101,6 +103,10 @@ cleanup() {
         [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
     done
     mountpoint -q "$ROOTFS" && umount "$ROOTFS"
+    # nspawn's (empty) lock and propagation dirs, if this run made them.
+    if ((!HAD_NSPAWN_RUNDIR)); then
+        rmdir /run/systemd/nspawn/locks /run/systemd/nspawn/propagate /run/systemd/nspawn 2>/dev/null
+    fi
     if [[ ${NSPAWN_KEEP:-0} == 1 ]]; then
         say "kept $WORK"
     else
@@ -344,7 +350,7 @@ c_hardening_check_bites() {
     in_ct systemctl start rs-agent.service 2>/dev/null && { why="the agent started with /proc/sys read-only"; return 1; }
     local saved=$why
     c_hardening && { why="c_hardening saw no denial"; return 1; }
-    say "  (the denial it saw: ${why#denied in the journal: })"
+    say "  (the denial it saw: $(head -n1 <<<"${why#denied in the journal: }"))"
     why=$saved
     in_ct rm -f "$d/90-lvs-test-too-strict.conf"
     in_ct systemctl daemon-reload
