@@ -186,9 +186,21 @@ boot() {
         fi
         sleep 0.5
     done
-    local state
-    state=$(timeout "$((deadline - SECONDS + 1))" nsenter --target "$LEADER" --all -- \
-        systemctl is-system-running --wait 2>/dev/null) || true
+    # systemd runs before its private socket exists: until then systemctl
+    # prints no state ("Failed to connect to bus"), and --wait would not wait.
+    local state=""
+    until state=$(in_ct systemctl is-system-running 2>/dev/null) || [[ -n $state ]]; do
+        if ! kill -0 "$NSPAWN_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+            BOOT_STATE="no systemctl connection"
+            say "systemctl cannot reach the container's systemd (nspawn exited, or ${BOOT_TIMEOUT}s passed)"
+            return 1
+        fi
+        sleep 0.5
+    done
+    if [[ $state != running && $state != degraded ]]; then
+        state=$(timeout "$((deadline - SECONDS + 1))" nsenter --target "$LEADER" --all -- \
+            systemctl is-system-running --wait 2>/dev/null) || true
+    fi
     BOOT_STATE=$state
     say "booted in $((SECONDS - t0))s: systemd $state (PID $LEADER on the host)"
     [[ $state == running || $state == degraded ]]
