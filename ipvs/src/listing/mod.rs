@@ -546,5 +546,6 @@ pub fn render_daemons(daemons: &[crate::model::Daemon]) -> String {
     out
 }
 
-#[cfg(test)]
+// The golden tests decode captured kernel replies.
+#[cfg(all(test, feature = "netlink"))]
 mod tests;

@@ -21,6 +21,7 @@ use crate::model::{
     Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey, TUN_FLAG_CSUM,
     TUN_FLAG_REMCSUM, Timeouts, TunnelType, fmt_addr_port,
 };
+use crate::op::Op;
 
 /// ipvsadm's default scheduler.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -28,47 +29,6 @@ pub const DEFAULT_SCHEDULER: &str = "wlc";
 pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
 /// ipvsadm's upper bound for `-p` (31 days).
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
-
-/// One rules command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// `-A`
-    AddService(Service),
-    /// `-E`
-    EditService(Service),
-    /// `-D`
-    DeleteService(ServiceKey),
-    /// `-a`
-    AddDest(ServiceKey, Destination),
-    /// `-e`
-    EditDest(ServiceKey, Destination),
-    /// `-d` (only the address and port of the destination matter)
-    DeleteDest(ServiceKey, Destination),
-    /// `-C`
-    Clear,
-    /// `-Z [service]`
-    Zero(Option<ServiceKey>),
-    /// `--set TCP TCPFIN UDP`
-    SetTimeouts(Timeouts),
-}
-
-impl Command {
-    /// The equivalent [`crate::Op`].
-    pub fn to_op(&self) -> crate::Op {
-        use crate::Op;
-        match self {
-            Command::AddService(s) => Op::AddService(s.clone()),
-            Command::EditService(s) => Op::EditService(s.clone()),
-            Command::DeleteService(k) => Op::DeleteService(*k),
-            Command::AddDest(k, d) => Op::AddDestination(*k, d.clone()),
-            Command::EditDest(k, d) => Op::EditDestination(*k, d.clone()),
-            Command::DeleteDest(k, d) => Op::DeleteDestination(*k, d.clone()),
-            Command::Clear => Op::Flush,
-            Command::Zero(k) => Op::Zero(*k),
-            Command::SetTimeouts(t) => Op::SetTimeouts(*t),
-        }
-    }
-}
 
 /// A rules line that does not parse, or breaks ipvsadm's rules.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -79,11 +39,11 @@ pub struct RulesError {
     pub message: String,
 }
 
-/// A parsed command with its line number.
+/// A parsed rules line: its number and its change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     pub line: usize,
-    pub command: Command,
+    pub op: Op,
 }
 
 /// Parse a whole rules text (what `ipvsadm -R` reads). Blank lines and
@@ -97,21 +57,21 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, RulesError> {
         if words.is_empty() || words[0].starts_with('#') {
             continue;
         }
-        let command = parse_args(&words).map_err(|message| RulesError { line, message })?;
-        out.push(Rule { line, command });
+        let op = parse_args(&words).map_err(|message| RulesError { line, message })?;
+        out.push(Rule { line, op });
     }
     Ok(out)
 }
 
 /// Parse one command line (for example `-A -t 10.0.0.1:80 -s rr`).
-pub fn parse_command(line: &str) -> Result<Command, RulesError> {
+pub fn parse_command(line: &str) -> Result<Op, RulesError> {
     let words = split_words(line).map_err(|message| RulesError { line: 0, message })?;
     parse_args(&words).map_err(|message| RulesError { line: 0, message })
 }
 
 /// Parse one command given as separate words (an argv without the
 /// program name), e.g. `["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.2"]`.
-pub fn parse_words(words: &[String]) -> Result<Command, RulesError> {
+pub fn parse_words(words: &[String]) -> Result<Op, RulesError> {
     parse_args(words).map_err(|message| RulesError { line: 0, message })
 }
 
@@ -368,7 +328,7 @@ fn parse_addr_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
     }
 }
 
-fn parse_args(words: &[String]) -> Result<Command, String> {
+fn parse_args(words: &[String]) -> Result<Op, String> {
     // Expand into (option id, value) in order, plus positional arguments.
     let mut opts: Vec<(&'static str, Option<String>)> = Vec::new();
     let mut positional: Vec<String> = Vec::new();
@@ -648,7 +608,7 @@ fn parse_args(words: &[String]) -> Result<Command, String> {
         if let Some(extra) = positional.get(3) {
             return Err(format!("unexpected argument {extra}"));
         }
-        return Ok(Command::SetTimeouts(timeouts));
+        return Ok(Op::SetTimeouts(timeouts));
     }
     if let Some(extra) = positional.first() {
         return Err(format!("unexpected argument {extra}"));
@@ -683,9 +643,9 @@ fn parse_args(words: &[String]) -> Result<Command, String> {
     };
 
     match cmd {
-        Cmd::Flush => Ok(Command::Clear),
-        Cmd::Zero => Ok(Command::Zero(key)),
-        Cmd::Del => Ok(Command::DeleteService(key.unwrap())),
+        Cmd::Flush => Ok(Op::Flush),
+        Cmd::Zero => Ok(Op::Zero(key)),
+        Cmd::Del => Ok(Op::DeleteService(key.unwrap())),
         Cmd::Add | Cmd::Edit => {
             let key = key.unwrap();
             if e.fwmark == 0 && e.port == 0 && e.flags & ServiceFlags::PERSISTENT == 0 {
@@ -713,9 +673,9 @@ fn parse_args(words: &[String]) -> Result<Command, String> {
                 stats: None,
             };
             Ok(if cmd == Cmd::Add {
-                Command::AddService(svc)
+                Op::AddService(svc)
             } else {
-                Command::EditService(svc)
+                Op::EditService(svc)
             })
         }
         Cmd::AddDest | Cmd::EditDest | Cmd::DelDest => {
@@ -748,9 +708,9 @@ fn parse_args(words: &[String]) -> Result<Command, String> {
                 ..Destination::new(addr, port)
             };
             Ok(match cmd {
-                Cmd::AddDest => Command::AddDest(key, d),
-                Cmd::EditDest => Command::EditDest(key, d),
-                _ => Command::DeleteDest(key, d),
+                Cmd::AddDest => Op::AddDestination(key, d),
+                Cmd::EditDest => Op::EditDestination(key, d),
+                _ => Op::DeleteDestination(key, d),
             })
         }
         Cmd::Timeout => unreachable!(),
@@ -934,20 +894,20 @@ pub fn render_save(table: &[(Service, Vec<Destination>)]) -> String {
     out
 }
 
-impl fmt::Display for Command {
-    /// A rules line that parses back to the same command. Unlike
-    /// `ipvsadm -S`, destination thresholds are kept (`-x`, `-y`).
+/// An [`Op`] prints as the rules line that parses back to it. Unlike
+/// `ipvsadm -S`, destination thresholds are kept (`-x`, `-y`).
+impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::AddService(s) => {
+            Op::AddService(s) => {
                 write!(f, "-A {}{}", rule_service_name(&s.key), service_options(s))
             }
-            Command::EditService(s) => {
+            Op::EditService(s) => {
                 write!(f, "-E {}{}", rule_service_name(&s.key), service_options(s))
             }
-            Command::DeleteService(k) => write!(f, "-D {}", rule_service_name(k)),
-            Command::AddDest(k, d) | Command::EditDest(k, d) => {
-                let flag = if matches!(self, Command::AddDest(..)) {
+            Op::DeleteService(k) => write!(f, "-D {}", rule_service_name(k)),
+            Op::AddDestination(k, d) | Op::EditDestination(k, d) => {
+                let flag = if matches!(self, Op::AddDestination(..)) {
                     "-a"
                 } else {
                     "-e"
@@ -968,27 +928,27 @@ impl fmt::Display for Command {
                 }
                 f.write_str(&tunnel_options(d))
             }
-            Command::DeleteDest(k, d) => write!(
+            Op::DeleteDestination(k, d) => write!(
                 f,
                 "-d {} -r {}",
                 rule_service_name(k),
                 fmt_addr_port(&d.addr, d.port)
             ),
-            Command::Clear => f.write_str("-C"),
-            Command::Zero(None) => f.write_str("-Z"),
-            Command::Zero(Some(k)) => write!(f, "-Z {}", rule_service_name(k)),
-            Command::SetTimeouts(t) => write!(f, "--set {} {} {}", t.tcp, t.tcp_fin, t.udp),
+            Op::Flush => f.write_str("-C"),
+            Op::Zero(None) => f.write_str("-Z"),
+            Op::Zero(Some(k)) => write!(f, "-Z {}", rule_service_name(k)),
+            Op::SetTimeouts(t) => write!(f, "--set {} {} {}", t.tcp, t.tcp_fin, t.udp),
         }
     }
 }
 
-/// The table as add commands (what restoring `render_save` output does).
-pub fn table_to_commands(table: &[(Service, Vec<Destination>)]) -> Vec<Command> {
+/// The table as add operations (what restoring `render_save` output does).
+pub fn table_to_ops(table: &[(Service, Vec<Destination>)]) -> Vec<Op> {
     let mut out = Vec::new();
     for (s, ds) in table {
-        out.push(Command::AddService(s.clone()));
+        out.push(Op::AddService(s.clone()));
         for d in ds {
-            out.push(Command::AddDest(s.key, d.clone()));
+            out.push(Op::AddDestination(s.key, d.clone()));
         }
     }
     out
