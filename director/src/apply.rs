@@ -257,3 +257,42 @@ fn roll_back(ipvs: &Handle, before: &plan::Table) -> Result<(), Error> {
     let now = ipvs.table()?;
     run_plan(ipvs, &plan(before, &now, true))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use lvs_ipvs::OpKind;
+
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_causes_typed() {
+        let e = ApplyError::Failed {
+            cause: ChangeError::Ipvs(Error::from_errno(
+                libc::ENOENT,
+                OpKind::AddService,
+                "add service tcp 203.0.113.10:80".into(),
+            )),
+            rollback: Ok(()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "add service tcp 203.0.113.10:80: scheduler or persistence engine not found; \
+             the previous IPVS table was restored"
+        );
+        let cause = e.source().and_then(|s| s.downcast_ref::<ChangeError>());
+        assert!(matches!(
+            cause,
+            Some(ChangeError::Ipvs(Error::SchedulerOrEngineNotFound { .. }))
+        ));
+
+        let e: ApplyError = ReadError::Nft(NftError {
+            what: "list table inet ipvsctl".into(),
+            message: "permission denied".into(),
+        })
+        .into();
+        assert!(matches!(e, ApplyError::Read(ReadError::Nft(_))));
+        assert_eq!(e.to_string(), "nft list table inet ipvsctl: permission denied");
+    }
+}
