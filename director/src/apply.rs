@@ -293,6 +293,9 @@ mod tests {
         })
         .into();
         assert!(matches!(e, ApplyError::Read(ReadError::Nft(_))));
-        assert_eq!(e.to_string(), "nft list table inet ipvsctl: permission denied");
+        assert_eq!(
+            e.to_string(),
+            "nft list table inet ipvsctl: permission denied"
+        );
     }
 }
