@@ -3,11 +3,13 @@
 
 use serde::Serialize;
 
+use std::path::PathBuf;
+
 use lvs_ipvs::model::{Destination, Service};
-use lvs_ipvs::{DEFAULT_CONCURRENCY, Error, Handle, Op};
+use lvs_ipvs::{Error, Handle, Op};
 
 use crate::config::{self, DirectorConfig, PortGroup};
-use crate::nft::{self, Nft};
+use crate::nft::{self, Nft, NftError};
 use crate::plan::{self, Plan, Step, plan, plan_removal, steps};
 
 /// What `apply` should do.
@@ -94,19 +96,45 @@ impl Report {
 /// Why `apply` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// Reading the kernel's state failed: nothing was changed.
-    #[error("{0}")]
-    Read(String),
-    /// A change failed; the state from before was put back (or not: then
-    /// `rollback` says why).
+    /// Reading the state failed: nothing was changed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A change failed; the IPVS table from before was put back (or not:
+    /// then `rollback` says why).
     #[error("{cause}; {}", match .rollback {
         Ok(()) => "the previous IPVS table was restored".to_string(),
         Err(e) => format!("restoring the previous IPVS table failed too: {e}"),
     })]
     Failed {
-        cause: String,
-        rollback: Result<(), String>,
+        #[source]
+        cause: ChangeError,
+        rollback: Result<(), Error>,
     },
+}
+
+/// Why `apply` could not read the state it starts from.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The kernel's IPVS table.
+    #[error(transparent)]
+    Ipvs(Error),
+    /// The nftables table.
+    #[error(transparent)]
+    Nft(NftError),
+    /// The file has port groups, and `nft` cannot be run.
+    #[error("port groups need nftables, but {} cannot be run", program.display())]
+    NftMissing { program: PathBuf },
+}
+
+/// The change that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// An IPVS change the kernel refused (or the socket failed).
+    #[error(transparent)]
+    Ipvs(Error),
+    /// The nftables transaction.
+    #[error(transparent)]
+    Nft(NftError),
 }
 
 /// The services and real servers the file wants, as a table.
@@ -139,16 +167,13 @@ fn group_text(g: &PortGroup) -> String {
 /// IPVS table is converged back to what it was (again by edits, so live
 /// connections of untouched services are kept) and the nftables table,
 /// changed last and atomically, is left as it was.
-pub async fn apply(
+pub fn apply(
     ipvs: &Handle,
     nft: &Nft,
     config: &DirectorConfig,
     opts: ApplyOptions,
 ) -> Result<Report, ApplyError> {
-    let before = ipvs
-        .table()
-        .await
-        .map_err(|e| ApplyError::Read(e.to_string()))?;
+    let before = ipvs.table().map_err(ReadError::Ipvs)?;
     let plan = if opts.remove {
         let keys: Vec<_> = config.services.iter().map(|s| s.service.key).collect();
         plan_removal(&keys, &before)
@@ -166,14 +191,13 @@ pub async fn apply(
     };
     let have_nft = nft.available();
     if !groups.is_empty() && !have_nft {
-        return Err(ApplyError::Read(format!(
-            "port groups need nftables, but {} cannot be run",
-            nft.program.display()
-        )));
+        return Err(ReadError::NftMissing {
+            program: nft.program.clone(),
+        }
+        .into());
     }
     let listed = if have_nft {
-        nft.list_table()
-            .map_err(|e| ApplyError::Read(e.to_string()))?
+        nft.list_table().map_err(ReadError::Nft)?
     } else {
         None
     };
@@ -193,12 +217,12 @@ pub async fn apply(
     if opts.dry_run {
         return Ok(report);
     }
-    let cause = match run_plan(ipvs, &plan).await {
-        Err(e) => Some(e.to_string()),
+    let cause = match run_plan(ipvs, &plan) {
+        Err(e) => Some(ChangeError::Ipvs(e)),
         Ok(()) => match &report.nft {
             NftAction::None | NftAction::Unchanged { .. } => None,
             NftAction::Replace { .. } | NftAction::Remove => {
-                nft.replace(&groups).err().map(|e| e.to_string())
+                nft.replace(&groups).err().map(ChangeError::Nft)
             }
         },
     };
@@ -206,22 +230,22 @@ pub async fn apply(
         None => Ok(report),
         Some(cause) => Err(ApplyError::Failed {
             cause,
-            rollback: roll_back(ipvs, &before).await.map_err(|e| e.to_string()),
+            rollback: roll_back(ipvs, &before),
         }),
     }
 }
 
 /// Run the plan's phases in order; each phase's requests go in flight
 /// together. Stops after the first phase with a failure.
-async fn run_plan(ipvs: &Handle, plan: &Plan) -> Result<(), Error> {
+fn run_plan(ipvs: &Handle, plan: &Plan) -> Result<(), Error> {
     for phase in [&plan.services, &plan.destinations, &plan.deletions] {
-        run_ops(ipvs, phase).await?;
+        run_ops(ipvs, phase)?;
     }
     Ok(())
 }
 
-async fn run_ops(ipvs: &Handle, ops: &[Op]) -> Result<(), Error> {
-    for r in ipvs.apply_many(ops, DEFAULT_CONCURRENCY).await {
+fn run_ops(ipvs: &Handle, ops: &[Op]) -> Result<(), Error> {
+    for r in ipvs.apply_many(ops) {
         r?;
     }
     Ok(())
@@ -229,7 +253,49 @@ async fn run_ops(ipvs: &Handle, ops: &[Op]) -> Result<(), Error> {
 
 /// Converge the IPVS table back to `before`: services added since are
 /// deleted, edited ones edited back, removed ones re-added.
-async fn roll_back(ipvs: &Handle, before: &plan::Table) -> Result<(), Error> {
-    let now = ipvs.table().await?;
-    run_plan(ipvs, &plan(before, &now, true)).await
+fn roll_back(ipvs: &Handle, before: &plan::Table) -> Result<(), Error> {
+    let now = ipvs.table()?;
+    run_plan(ipvs, &plan(before, &now, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use lvs_ipvs::OpKind;
+
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_causes_typed() {
+        let e = ApplyError::Failed {
+            cause: ChangeError::Ipvs(Error::from_errno(
+                libc::ENOENT,
+                OpKind::AddService,
+                "add service tcp 203.0.113.10:80".into(),
+            )),
+            rollback: Ok(()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "add service tcp 203.0.113.10:80: scheduler or persistence engine not found; \
+             the previous IPVS table was restored"
+        );
+        let cause = e.source().and_then(|s| s.downcast_ref::<ChangeError>());
+        assert!(matches!(
+            cause,
+            Some(ChangeError::Ipvs(Error::SchedulerOrEngineNotFound { .. }))
+        ));
+
+        let e: ApplyError = ReadError::Nft(NftError {
+            what: "list table inet ipvsctl".into(),
+            message: "permission denied".into(),
+        })
+        .into();
+        assert!(matches!(e, ApplyError::Read(ReadError::Nft(_))));
+        assert_eq!(
+            e.to_string(),
+            "nft list table inet ipvsctl: permission denied"
+        );
+    }
 }

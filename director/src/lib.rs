@@ -21,7 +21,9 @@ pub mod nft;
 pub mod plan;
 
 #[cfg(feature = "runtime")]
-pub use apply::{ApplyError, ApplyOptions, NftAction, Report, apply, desired_table};
+pub use apply::{
+    ApplyError, ApplyOptions, ChangeError, NftAction, ReadError, Report, apply, desired_table,
+};
 pub use config::{
     ConfigError, DEFAULT_DIRECTOR_CONFIG, DirectorConfig, PortGroup, ServiceConfig, load, parse,
     vips,

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lvs_director as director;
-use lvs_ipvs::{Error, Handle};
+use lvs_ipvs::Handle;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -81,18 +81,8 @@ impl Fail {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("lvs-director: {e}");
-            return ExitCode::from(255);
-        }
-    };
     let result = match &cli.command {
-        Cmd::Apply(a) => rt.block_on(apply(&cli.netns, a)),
+        Cmd::Apply(a) => apply(&cli.netns, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,35 +93,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn connect(netns: &Option<String>) -> Result<Handle, Fail> {
-    let open = || async {
-        match netns {
-            Some(ns) => Handle::in_netns(ns).await,
-            None => Handle::new().await,
-        }
-    };
-    let fail = |e: Error| Fail::kernel(format!("lvs-director: {e}"));
-    match open().await {
-        // Like ipvsadm: load the module once and try again.
-        Err(Error::FamilyNotFound) => {
-            let loaded = std::process::Command::new("modprobe")
-                .args(["--", "ip_vs"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !loaded {
-                return Err(fail(Error::FamilyNotFound));
-            }
-            open().await.map_err(fail)
-        }
-        other => other.map_err(fail),
-    }
-}
-
 /// `lvs-director apply`: a bad file changes nothing (exit 2); a failed
 /// change puts the previous IPVS table back (exit 255).
-async fn apply(netns: &Option<String>, a: &ApplyArgs) -> Result<(), Fail> {
+fn apply(netns: &Option<String>, a: &ApplyArgs) -> Result<(), Fail> {
     let config = director::load(&a.file).map_err(|e| Fail::usage(e.to_string()))?;
-    let h = connect(netns).await?;
+    // Like ipvsadm: loads ip_vs once if the kernel has no IPVS yet.
+    let h = Handle::connect(netns.as_deref())
+        .map_err(|e| Fail::kernel(format!("lvs-director: {e}")))?;
     let nft = director::Nft::new(netns.as_ref().map(|n| format!("/run/netns/{n}").into()));
     let opts = director::ApplyOptions {
         dry_run: a.dry_run,
@@ -139,7 +107,6 @@ async fn apply(netns: &Option<String>, a: &ApplyArgs) -> Result<(), Fail> {
         remove: a.remove,
     };
     let report = director::apply(&h, &nft, &config, opts)
-        .await
         .map_err(|e| Fail::kernel(format!("lvs-director apply: {e}")))?;
     let text = match a.output {
         Output::Text => report.render_text(),

@@ -2,47 +2,66 @@
 //! ipvsadm's text formats.
 //!
 //! Layout:
-//! - [`codec`]: the wire format of the "IPVS" generic-netlink family
-//!   (message and attribute enums, shaped like `netlink_packet_generic::ctrl`).
-//! - [`model`]: typed services, destinations, statistics, timeouts, info and
-//!   sync daemons, converted to and from codec attributes.
-//! - [`handle`]: [`Handle`], the connection (long-lived netlink sockets,
-//!   optionally in a named network namespace) with every table operation,
-//!   and [`Op`] / [`Handle::apply_many`] for bulk work. Its methods are
-//!   async but do blocking socket I/O on the calling thread (see README).
+//! - [`model`]: typed services, destinations, statistics, timeouts, info
+//!   and sync daemons.
+//! - [`op`]: [`Op`], one change to the table (what a rules line says, what
+//!   the director plans, what the handle sends).
 //! - [`rules`]: ipvsadm's rules text: parse every command line `ipvsadm -R`
-//!   reads (-A -E -D -a -e -d -C -Z --set) and print what `ipvsadm -S -n`
-//!   prints.
+//!   reads (-A -E -D -a -e -d -C -Z --set) into [`Op`]s and print what
+//!   `ipvsadm -S -n` prints.
 //! - [`listing`]: what `ipvsadm -L -n` prints (--stats, --rate, --exact,
 //!   --thresholds, --persistent-conn, --tun-info, --timeout, --daemon), in
 //!   ipvsadm's own (quirky) order.
 //! - [`error`]: [`Error`], with typed kernel answers.
 //!
+//! With the default feature `netlink`, the kernel side too:
+//! - [`codec`]: the wire format of the "IPVS" generic-netlink family
+//!   (message and attribute enums, shaped like `netlink_packet_generic::ctrl`).
+//! - `socket` (private): the blocking generic-netlink socket (netlink-sys)
+//!   that sends many requests per system call; its failures are
+//!   [`NetlinkError`].
+//! - [`handle`]: [`Handle`], a synchronous connection (optionally in a
+//!   named network namespace) with every table operation, and
+//!   [`Handle::apply_many`] for bulk work.
+//!
 //! ```no_run
+//! # #[cfg(feature = "netlink")]
+//! # fn demo() -> Result<(), lvs_ipvs::Error> {
 //! use lvs_ipvs::{Destination, Handle, Service, ServiceKey};
-//! # async fn demo() -> Result<(), lvs_ipvs::Error> {
-//! let ipvs = Handle::in_netns("director").await?;
+//!
+//! let ipvs = Handle::in_netns("director")?;
 //! let vip = ServiceKey::tcp("203.0.113.10".parse().unwrap(), 80);
-//! ipvs.add_service(&Service::new(vip, "wrr")).await?;
+//! ipvs.add_service(&Service::new(vip, "wrr"))?;
 //! let mut rs = Destination::new("198.51.100.12".parse().unwrap(), 80);
 //! rs.weight = 2;
-//! ipvs.add_destination(&vip, &rs).await?;
-//! print!("{}", lvs_ipvs::rules::render_save(&ipvs.table().await?));
+//! ipvs.add_destination(&vip, &rs)?;
+//! print!("{}", lvs_ipvs::rules::render_save(&ipvs.table()?));
 //! # Ok(()) }
 //! ```
 //!
-//! Everything here speaks to the kernel of the calling process's network
+//! Everything here speaks to the kernel of the calling thread's network
 //! namespace unless a handle is explicitly bound to another one.
 
+#[cfg(feature = "netlink")]
 pub mod codec;
 pub mod error;
+#[cfg(feature = "netlink")]
 pub mod handle;
 pub mod listing;
 pub mod model;
+#[cfg(feature = "netlink")]
+mod netns;
+pub mod op;
 pub mod rules;
+#[cfg(feature = "netlink")]
+mod socket;
 
 pub use error::{Error, OpKind, Result};
-pub use handle::{DEFAULT_CONCURRENCY, Handle, Op};
+#[cfg(feature = "netlink")]
+pub use handle::Handle;
+pub use op::Op;
+#[cfg(feature = "netlink")]
+pub use socket::NetlinkError;
 
 pub use model::{
     Daemon, DaemonState, Destination, Family, Forward, Info, Protocol, Service, ServiceFlags,
@@ -50,6 +69,6 @@ pub use model::{
 };
 
 /// The README's example compiles (checked by `cargo test --doc`).
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "netlink"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

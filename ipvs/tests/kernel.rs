@@ -3,14 +3,16 @@
 //! ignored, never as passed) and the VM scenario
 //! tests/vm/scenarios/50-ipvs-handle.sh runs them with `--ignored`. Every
 //! test works in network namespaces of its own.
+//!
+//! The handle is synchronous: these are plain `#[test]`s.
 
 use std::net::IpAddr;
 use std::process::Command;
 
 use lvs_ipvs::model::{TUN_FLAG_CSUM, TUN_FLAG_REMCSUM};
 use lvs_ipvs::{
-    Daemon, DaemonState, Destination, Error, Family, Forward, Handle, Op, Service, ServiceFlags,
-    ServiceKey, Timeouts, TunnelType,
+    Daemon, DaemonState, Destination, Error, Family, Forward, Handle, Op, OpKind, Service,
+    ServiceFlags, ServiceKey, Timeouts, TunnelType,
 };
 
 fn sh(args: &[&str]) {
@@ -130,103 +132,107 @@ fn strip(mut t: Vec<(Service, Vec<Destination>)>) -> Vec<(Service, Vec<Destinati
     t
 }
 
-#[tokio::test]
-#[ignore = "needs root and a kernel with IPVS: run in the VM by tests/vm/scenarios/50-ipvs-handle.sh"]
-async fn table_round_trip_in_a_named_namespace() {
+#[test]
+#[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
+fn table_round_trip_in_a_named_namespace() {
     let _ns = Ns::new("ipvs-t1");
-    let h = Handle::in_netns("ipvs-t1").await.unwrap();
-    h.flush().await.unwrap();
+    let h = Handle::in_netns("ipvs-t1").unwrap();
+    h.flush().unwrap();
     let want = sample_services();
     for (s, ds) in &want {
-        h.add_service(s).await.unwrap();
+        h.add_service(s).unwrap();
         for d in ds {
-            h.add_destination(&s.key, d).await.unwrap();
+            h.add_destination(&s.key, d).unwrap();
         }
     }
-    let got = h.table().await.unwrap();
+    let got = h.table().unwrap();
     assert_eq!(strip(got), strip(want.clone()));
 
     // One service by key; edit it and read it back.
     let (mut s, _) = want[0].clone();
-    assert_eq!(h.service(&s.key).await.unwrap().scheduler, "wrr");
+    assert_eq!(h.service(&s.key).unwrap().scheduler, "wrr");
     s.scheduler = "rr".into();
-    h.edit_service(&s).await.unwrap();
-    assert_eq!(h.service(&s.key).await.unwrap().scheduler, "rr");
+    h.edit_service(&s).unwrap();
+    assert_eq!(h.service(&s.key).unwrap().scheduler, "rr");
     // Edit a destination, then delete it.
     let mut d = want[0].1[0].clone();
     d.weight = 9;
-    h.edit_destination(&s.key, &d).await.unwrap();
-    let ds = h.destinations(&s.key).await.unwrap();
+    h.edit_destination(&s.key, &d).unwrap();
+    let ds = h.destinations(&s.key).unwrap();
     assert!(ds.iter().any(|x| x.addr == d.addr && x.weight == 9));
-    h.delete_destination(&s.key, &d).await.unwrap();
-    assert_eq!(h.destinations(&s.key).await.unwrap().len(), 1);
-    h.delete_service(&s.key).await.unwrap();
-    assert_eq!(h.services().await.unwrap().len(), want.len() - 1);
+    h.delete_destination(&s.key, &d).unwrap();
+    assert_eq!(h.destinations(&s.key).unwrap().len(), 1);
+    h.delete_service(&s.key).unwrap();
+    assert_eq!(h.services().unwrap().len(), want.len() - 1);
 
-    h.zero(None).await.unwrap();
-    h.zero(Some(&want[1].0.key)).await.unwrap();
-    h.flush().await.unwrap();
-    assert!(h.services().await.unwrap().is_empty());
+    h.zero(None).unwrap();
+    h.zero(Some(&want[1].0.key)).unwrap();
+    h.flush().unwrap();
+    assert!(h.services().unwrap().is_empty());
 }
 
-#[tokio::test]
-#[ignore = "needs root and a kernel with IPVS: run in the VM by tests/vm/scenarios/50-ipvs-handle.sh"]
-async fn typed_kernel_errors() {
+#[test]
+#[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
+fn typed_kernel_errors() {
     let _ns = Ns::new("ipvs-t2");
-    let h = Handle::in_netns("ipvs-t2").await.unwrap();
+    let h = Handle::in_netns("ipvs-t2").unwrap();
     let s = Service::new(ServiceKey::tcp(ip("203.0.113.10"), 80), "wrr");
-    h.add_service(&s).await.unwrap();
-    let e = h.add_service(&s).await.unwrap_err();
+    h.add_service(&s).unwrap();
+    let e = h.add_service(&s).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
 
     let missing = ServiceKey::tcp(ip("203.0.113.99"), 80);
-    let e = h.delete_service(&missing).await.unwrap_err();
+    let e = h.delete_service(&missing).unwrap_err();
     assert!(matches!(e, Error::NoSuchService { .. }), "{e}");
-    let e = h.service(&missing).await.unwrap_err();
+    let e = h.service(&missing).unwrap_err();
     assert!(matches!(e, Error::NoSuchService { .. }), "{e}");
     let d = Destination::new(ip("198.51.100.11"), 80);
-    let e = h.add_destination(&missing, &d).await.unwrap_err();
+    let e = h.add_destination(&missing, &d).unwrap_err();
     assert!(matches!(e, Error::NoSuchService { .. }), "{e}");
+    // ipvsadm's words come from the operation and the errno.
+    assert_eq!(e.op(), Some(OpKind::AddDestination));
+    assert_eq!(e.ipvsadm_message(), "Service not defined");
 
-    let e = h.delete_destination(&s.key, &d).await.unwrap_err();
+    let e = h.delete_destination(&s.key, &d).unwrap_err();
     assert!(matches!(e, Error::NoSuchDestination { .. }), "{e}");
-    h.add_destination(&s.key, &d).await.unwrap();
-    let e = h.add_destination(&s.key, &d).await.unwrap_err();
+    h.add_destination(&s.key, &d).unwrap();
+    let e = h.add_destination(&s.key, &d).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+    assert_eq!(e.ipvsadm_message(), "Destination already exists");
 
     let bad = Service::new(ServiceKey::tcp(ip("203.0.113.20"), 80), "nosuchsched");
-    let e = h.add_service(&bad).await.unwrap_err();
+    let e = h.add_service(&bad).unwrap_err();
     assert!(matches!(e, Error::SchedulerOrEngineNotFound { .. }), "{e}");
     let mut bad = Service::new(ServiceKey::tcp(ip("203.0.113.21"), 80), "rr").persistent(10);
     bad.pe_name = Some("nosuchpe".into());
-    let e = h.add_service(&bad).await.unwrap_err();
+    let e = h.add_service(&bad).unwrap_err();
     assert!(matches!(e, Error::SchedulerOrEngineNotFound { .. }), "{e}");
     assert_eq!(e.errno(), Some(libc::ENOENT));
 }
 
-#[tokio::test]
-#[ignore = "needs root and a kernel with IPVS: run in the VM by tests/vm/scenarios/50-ipvs-handle.sh"]
-async fn namespaces_stay_separate() {
+#[test]
+#[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
+fn namespaces_stay_separate() {
     let _a = Ns::new("ipvs-t3a");
     let _b = Ns::new("ipvs-t3b");
-    let a = Handle::in_netns("ipvs-t3a").await.unwrap();
-    let b = Handle::in_netns("ipvs-t3b").await.unwrap();
+    let a = Handle::in_netns("ipvs-t3a").unwrap();
+    let b = Handle::in_netns("ipvs-t3b").unwrap();
     let s = Service::new(ServiceKey::tcp(ip("203.0.113.10"), 80), "wrr");
-    a.add_service(&s).await.unwrap();
-    assert_eq!(a.services().await.unwrap().len(), 1);
-    assert!(b.services().await.unwrap().is_empty());
-    b.add_service(&s).await.unwrap();
-    b.flush().await.unwrap();
-    assert_eq!(a.services().await.unwrap().len(), 1);
-    let e = Handle::in_netns("no-such-ns").await.unwrap_err();
+    a.add_service(&s).unwrap();
+    assert_eq!(a.services().unwrap().len(), 1);
+    assert!(b.services().unwrap().is_empty());
+    b.add_service(&s).unwrap();
+    b.flush().unwrap();
+    assert_eq!(a.services().unwrap().len(), 1);
+    let e = Handle::in_netns("no-such-ns").unwrap_err();
     assert!(matches!(e, Error::Netns { .. }), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs root and a kernel with IPVS: run in the VM by tests/vm/scenarios/50-ipvs-handle.sh"]
-async fn bulk_apply_many_in_flight() {
+#[test]
+#[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
+fn bulk_apply_many_in_flight() {
     let _ns = Ns::new("ipvs-t4");
-    let h = Handle::in_netns("ipvs-t4").await.unwrap();
+    let h = Handle::in_netns("ipvs-t4").unwrap();
     let n = 1000u16;
     let ops: Vec<Op> = (0..n)
         .map(|i| {
@@ -236,7 +242,7 @@ async fn bulk_apply_many_in_flight() {
             ))
         })
         .collect();
-    let res = h.apply_many(&ops, 64).await;
+    let res = h.apply_many(&ops);
     assert!(res.iter().all(|r| r.is_ok()));
     let dests: Vec<Op> = (0..n)
         .map(|i| {
@@ -246,26 +252,26 @@ async fn bulk_apply_many_in_flight() {
             )
         })
         .collect();
-    let res = h.apply_many(&dests, 64).await;
+    let res = h.apply_many(&dests);
     assert!(res.iter().all(|r| r.is_ok()));
-    let t = h.table().await.unwrap();
+    let t = h.table().unwrap();
     assert_eq!(t.len(), usize::from(n));
     assert!(t.iter().all(|(_, d)| d.len() == 1));
     // Re-applying reports each duplicate, in input order.
-    let res = h.apply_many(&ops[..10], 8).await;
+    let res = h.apply_many(&ops[..10]);
     assert!(
         res.iter()
             .all(|r| matches!(r, Err(Error::AlreadyExists { .. })))
     );
-    h.flush().await.unwrap();
+    h.flush().unwrap();
 }
 
-#[tokio::test]
-#[ignore = "needs root and a kernel with IPVS: run in the VM by tests/vm/scenarios/50-ipvs-handle.sh"]
-async fn timeouts_info_and_daemons() {
+#[test]
+#[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
+fn timeouts_info_and_daemons() {
     let _ns = Ns::new("ipvs-t5");
-    let h = Handle::in_netns("ipvs-t5").await.unwrap();
-    let info = h.info().await.unwrap();
+    let h = Handle::in_netns("ipvs-t5").unwrap();
+    let info = h.info().unwrap();
     assert_eq!(info.version_string(), "1.2.1");
     assert!(info.conn_tab_size > 0);
     h.set_timeouts(&Timeouts {
@@ -273,25 +279,53 @@ async fn timeouts_info_and_daemons() {
         tcp_fin: 121,
         udp: 301,
     })
-    .await
     .unwrap();
     assert_eq!(
-        h.timeouts().await.unwrap(),
+        h.timeouts().unwrap(),
         Timeouts {
             tcp: 901,
             tcp_fin: 121,
             udp: 301
         }
     );
-    assert!(h.daemons().await.unwrap().is_empty());
+    assert!(h.daemons().unwrap().is_empty());
     let d = Daemon::new(DaemonState::Master, "d0", 7);
-    h.start_daemon(&d).await.unwrap();
-    let ds = h.daemons().await.unwrap();
+    h.start_daemon(&d).unwrap();
+    let ds = h.daemons().unwrap();
     assert_eq!(ds.len(), 1);
     assert_eq!(
         (ds[0].state, ds[0].mcast_ifn.as_str(), ds[0].sync_id),
         (DaemonState::Master, "d0", 7)
     );
-    h.stop_daemon(DaemonState::Master).await.unwrap();
-    assert!(h.daemons().await.unwrap().is_empty());
+    h.stop_daemon(DaemonState::Master).unwrap();
+    assert!(h.daemons().unwrap().is_empty());
+}
+
+#[test]
+#[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
+fn one_handle_shared_by_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let _ns = Ns::new("ipvs-t6");
+    // connect(): the namespace by name, loading ip_vs first if needed.
+    let h = Handle::connect(Some("ipvs-t6")).unwrap();
+    send_sync(&h);
+    std::thread::scope(|scope| {
+        for t in 0..4u16 {
+            let h = h.clone();
+            scope.spawn(move || {
+                for i in 0..50u16 {
+                    let key = ServiceKey::tcp(ip("203.0.113.10"), 2000 + t * 100 + i);
+                    h.add_service(&Service::new(key, "rr")).unwrap();
+                    h.add_destination(&key, &Destination::new(ip("198.51.100.11"), key.port()))
+                        .unwrap();
+                }
+                // Dumps interleave with the other threads' changes.
+                assert!(!h.table().unwrap().is_empty());
+            });
+        }
+    });
+    let t = h.table().unwrap();
+    assert_eq!(t.len(), 200);
+    assert!(t.iter().all(|(_, d)| d.len() == 1));
+    h.flush().unwrap();
 }

@@ -246,7 +246,7 @@ use_ipvsctl() {
     local root src
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     src=${IPVSCTL:-$root/target/debug/ipvsctl}
-    [[ -x $src ]] || fail "no $src (cargo build -p lvs-ipvs)"
+    [[ -x $src ]] || fail "no $src (cargo build -p ipvsctl)"
     cp "$src" "$TEST_TMP/ipvsctl"
     IPVSCTL=$TEST_TMP/ipvsctl
 }

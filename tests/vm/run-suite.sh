@@ -38,6 +38,7 @@
 #   VM_GUEST             guest script instead of tests/vm/guest.sh (benchmarks)
 #   IPVSCTL              ipvsctl binary for the guest (default <bin dir>/ipvsctl)
 #   LVS_DIRECTOR         lvs-director binary for the guest (default <bin dir>/lvs-director)
+#   IPVSCTL_BASELINE     director benchmark only: an earlier ipvsctl timed alongside
 # Exit status: the guest's (0 = all scenarios passed), 124 if VM_TIMEOUT hit.
 set -euo pipefail
 
@@ -195,6 +196,7 @@ GUEST_ENV=(
     "BENCH_SERVICES=${BENCH_SERVICES:-}"
     "BENCH_DESTS=${BENCH_DESTS:-}"
     "BENCH_ROUNDS=${BENCH_ROUNDS:-}"
+    "IPVSCTL_BASELINE=${IPVSCTL_BASELINE:-}"
 )
 # Another guest script (the director benchmark) can run in the same VM.
 GUEST=${VM_GUEST:-$ROOT/tests/vm/guest.sh}

@@ -6,7 +6,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn cmd(line: &str) -> Command {
+fn cmd(line: &str) -> Op {
     parse_command(line).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
@@ -16,7 +16,7 @@ fn err(line: &str) -> String {
 
 #[test]
 fn add_service_defaults() {
-    let Command::AddService(s) = cmd("-A -t 198.51.100.10:80") else {
+    let Op::AddService(s) = cmd("-A -t 198.51.100.10:80") else {
         panic!()
     };
     assert_eq!(s.key, ServiceKey::tcp(ip("198.51.100.10"), 80));
@@ -24,22 +24,22 @@ fn add_service_defaults() {
     assert_eq!(s.flags.0, 0);
     assert_eq!(s.netmask, 0xffff_ffff);
     // Bare -p is 360 s, also when followed by another option.
-    let Command::AddService(s) = cmd("-A -t 198.51.100.10:80 -p -s rr") else {
+    let Op::AddService(s) = cmd("-A -t 198.51.100.10:80 -p -s rr") else {
         panic!()
     };
     assert_eq!(
         (s.timeout, s.is_persistent(), s.scheduler.as_str()),
         (360, true, "rr")
     );
-    let Command::AddService(s) = cmd("-A -t 198.51.100.10:80 -p") else {
+    let Op::AddService(s) = cmd("-A -t 198.51.100.10:80 -p") else {
         panic!()
     };
     assert_eq!(s.timeout, 360);
-    let Command::AddService(s) = cmd("-A -t 198.51.100.10:80 -p 60 -M 255.255.255.0") else {
+    let Op::AddService(s) = cmd("-A -t 198.51.100.10:80 -p 60 -M 255.255.255.0") else {
         panic!()
     };
     assert_eq!((s.timeout, s.netmask), (60, 0xffff_ff00));
-    let Command::AddService(s) = cmd("-A -t [2001:db8::1]:443 -s sh -p 10 -M 64") else {
+    let Op::AddService(s) = cmd("-A -t [2001:db8::1]:443 -s sh -p 10 -M 64") else {
         panic!()
     };
     assert_eq!((s.key.family(), s.netmask), (Family::Inet6, 64));
@@ -50,7 +50,7 @@ fn long_options_bundles_and_inline_values() {
     let a = cmd("--add-service --udp-service=198.51.100.10:53 --scheduler rr --ops");
     let b = cmd("-Au 198.51.100.10:53 -srr -o");
     assert_eq!(a, b);
-    let Command::AddService(s) = a else { panic!() };
+    let Op::AddService(s) = a else { panic!() };
     assert!(s.flags.has(ServiceFlags::ONEPACKET));
     let a = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2 -m -w3");
     let b = cmd(
@@ -67,30 +67,30 @@ fn long_options_bundles_and_inline_values() {
 #[test]
 fn destination_ports_and_methods() {
     // -g and -i use the service port whatever -r says.
-    let Command::AddDest(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2:8080 -g") else {
+    let Op::AddDestination(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2:8080 -g") else {
         panic!()
     };
     assert_eq!((d.port, d.forward, d.weight), (80, Forward::Route, 1));
-    let Command::AddDest(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2:8080 -m") else {
+    let Op::AddDestination(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2:8080 -m") else {
         panic!()
     };
     assert_eq!((d.port, d.forward), (8080, Forward::Masquerade));
     // No port: the service port.
-    let Command::AddDest(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2 -m") else {
+    let Op::AddDestination(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2 -m") else {
         panic!()
     };
     assert_eq!(d.port, 80);
     // fwmark: the port given (or 0).
-    let Command::AddDest(k, d) = cmd("-a -f 11 -r 198.51.100.2:0 -g -w 5") else {
+    let Op::AddDestination(k, d) = cmd("-a -f 11 -r 198.51.100.2:0 -g -w 5") else {
         panic!()
     };
     assert_eq!(k, ServiceKey::fwmark(Family::Inet, 11));
     assert_eq!((d.port, d.weight), (0, 5));
-    let Command::AddDest(k, _) = cmd("-a -f 12 -6 -r [2001:db8::2]:0") else {
+    let Op::AddDestination(k, _) = cmd("-a -f 12 -6 -r [2001:db8::2]:0") else {
         panic!()
     };
     assert_eq!(k, ServiceKey::fwmark(Family::Inet6, 12));
-    let Command::AddDest(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2 -g -x 100 -y 10")
+    let Op::AddDestination(_, d) = cmd("-a -t 198.51.100.10:80 -r 198.51.100.2 -g -x 100 -y 10")
     else {
         panic!()
     };
@@ -98,7 +98,7 @@ fn destination_ports_and_methods() {
     // IPv4 real server behind an IPv6 service: tunnel only.
     assert!(matches!(
         cmd("-a -t [2001:db8::50]:443 -r 198.51.100.40 -i"),
-        Command::AddDest(..)
+        Op::AddDestination(..)
     ));
     assert_eq!(
         err("-a -t [2001:db8::50]:443 -r 198.51.100.40 -g"),
@@ -108,7 +108,7 @@ fn destination_ports_and_methods() {
 
 #[test]
 fn tunnel_options() {
-    let Command::AddDest(_, d) =
+    let Op::AddDestination(_, d) =
         cmd("-a -t 198.51.100.12:443 -r 198.51.100.6 -i --tun-type gue --tun-port 6080 --tun-csum")
     else {
         panic!()
@@ -117,7 +117,7 @@ fn tunnel_options() {
         (d.tun_type, d.tun_port, d.tun_flags),
         (TunnelType::Gue, 6080, TUN_FLAG_CSUM)
     );
-    let Command::AddDest(_, d) =
+    let Op::AddDestination(_, d) =
         cmd("-a -t 198.51.100.12:443 -r 198.51.100.7 -i --tun-type gre --tun-csum")
     else {
         panic!()
@@ -198,15 +198,15 @@ fn ipvsadm_errors() {
 
 #[test]
 fn other_commands() {
-    assert_eq!(cmd("-C"), Command::Clear);
-    assert_eq!(cmd("-Z"), Command::Zero(None));
+    assert_eq!(cmd("-C"), Op::Flush);
+    assert_eq!(cmd("-Z"), Op::Zero(None));
     assert_eq!(
         cmd("-Z -t 1.2.3.4:80"),
-        Command::Zero(Some(ServiceKey::tcp(ip("1.2.3.4"), 80)))
+        Op::Zero(Some(ServiceKey::tcp(ip("1.2.3.4"), 80)))
     );
     assert_eq!(
         cmd("--set 10 20 30"),
-        Command::SetTimeouts(Timeouts {
+        Op::SetTimeouts(Timeouts {
             tcp: 10,
             tcp_fin: 20,
             udp: 30
@@ -214,9 +214,9 @@ fn other_commands() {
     );
     assert_eq!(
         cmd("-D --sctp-service 1.2.3.4:9"),
-        Command::DeleteService(ServiceKey::sctp(ip("1.2.3.4"), 9))
+        Op::DeleteService(ServiceKey::sctp(ip("1.2.3.4"), 9))
     );
-    let Command::DeleteDest(k, d) = cmd("-d -t 1.2.3.4:80 -r 1.2.3.5") else {
+    let Op::DeleteDestination(k, d) = cmd("-d -t 1.2.3.4:80 -r 1.2.3.5") else {
         panic!()
     };
     assert_eq!((k.port(), d.addr, d.port), (80, ip("1.2.3.5"), 80));
@@ -406,13 +406,13 @@ fn property_parse_of_emitted_command_is_identity() {
         d.upper_threshold = g.below(1000) as u32;
         d.lower_threshold = g.below(1000) as u32;
         let cmds = [
-            Command::AddService(s.clone()),
-            Command::EditService(s.clone()),
-            Command::DeleteService(s.key),
-            Command::AddDest(s.key, d.clone()),
-            Command::EditDest(s.key, d.clone()),
-            Command::Zero(Some(s.key)),
-            Command::SetTimeouts(Timeouts {
+            Op::AddService(s.clone()),
+            Op::EditService(s.clone()),
+            Op::DeleteService(s.key),
+            Op::AddDestination(s.key, d.clone()),
+            Op::EditDestination(s.key, d.clone()),
+            Op::Zero(Some(s.key)),
+            Op::SetTimeouts(Timeouts {
                 tcp: g.below(1000) as u32,
                 tcp_fin: 2,
                 udp: 3,
@@ -423,8 +423,8 @@ fn property_parse_of_emitted_command_is_identity() {
             assert_eq!(parse_command(&line), Ok(c.clone()), "{line}");
         }
         // Delete carries only the address and port.
-        let line = Command::DeleteDest(s.key, d.clone()).to_string();
-        let Command::DeleteDest(k, back) = cmd(&line) else {
+        let line = Op::DeleteDestination(s.key, d.clone()).to_string();
+        let Op::DeleteDestination(k, back) = cmd(&line) else {
             panic!()
         };
         assert_eq!((k, back.addr, back.port), (s.key, d.addr, d.port), "{line}");
@@ -441,9 +441,9 @@ fn property_restore_of_save_rebuilds_the_table() {
         // Rebuild the table from the commands.
         let mut back: Vec<(Service, Vec<Destination>)> = Vec::new();
         for r in rules {
-            match r.command {
-                Command::AddService(s) => back.push((s, vec![])),
-                Command::AddDest(k, d) => {
+            match r.op {
+                Op::AddService(s) => back.push((s, vec![])),
+                Op::AddDestination(k, d) => {
                     back.iter_mut().find(|(s, _)| s.key == k).unwrap().1.push(d)
                 }
                 other => panic!("unexpected {other:?}"),

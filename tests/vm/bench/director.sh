@@ -5,7 +5,8 @@
 # same table before timing save and list.
 #
 # Environment: IPVSCTL (binary), BENCH_SERVICES (10000), BENCH_DESTS (5 per
-# service), BENCH_ROUNDS (3).
+# service), BENCH_ROUNDS (3), IPVSCTL_BASELINE (optional: an earlier ipvsctl
+# build, timed in the same rounds, for a before/after table).
 set -euo pipefail
 
 SERVICES=${BENCH_SERVICES:-10000}
@@ -20,6 +21,11 @@ trap cleanup EXIT
 
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bench_tools
+TOOLS="ipvsadm ipvsctl"
+if [[ -n ${IPVSCTL_BASELINE:-} ]]; then
+    cp "$IPVSCTL_BASELINE" "$WORK/ipvsctl-baseline"
+    TOOLS="$TOOLS baseline"
+fi
 bench_ns "$NS"
 bench_rules "$SERVICES" "$DESTS" >"$WORK/rules"
 lines=$(wc -l <"$WORK/rules")
@@ -42,22 +48,36 @@ in_ns "$IPVSADM" -R <"$WORK/rules"
 in_ns "$IPVSADM" -Sn >"$WORK/reference"
 [[ $(wc -l <"$WORK/reference") -eq $lines ]] || { echo "ipvsadm -R loaded $(wc -l <"$WORK/reference") of $lines rules"; exit 1; }
 
+# tool_of NAME: the binary of a tool.
+tool_of() {
+    case $1 in
+        ipvsadm) echo "$IPVSADM" ;; ipvsctl) echo "$IPVSCTL" ;; baseline) echo "$WORK/ipvsctl-baseline" ;;
+    esac
+}
 for ((round = 1; round <= ROUNDS; round++)); do
-    # Alternate which tool goes first.
-    for tool in $( ((round % 2)) && echo "ipvsadm ipvsctl" || echo "ipvsctl ipvsadm"); do
+    # Rotate which tool goes first.
+    read -ra order <<<"$TOOLS"
+    shift_by=$(( (round - 1) % ${#order[@]} ))
+    order=("${order[@]:shift_by}" "${order[@]:0:shift_by}")
+    for tool in "${order[@]}"; do
         in_ns "$IPVSADM" -C
         if [[ $tool == ipvsadm ]]; then
             time_cmd restore-ipvsadm in_ns "$IPVSADM" -R <"$WORK/rules"
         else
-            time_cmd restore-ipvsctl in_ns "$IPVSCTL" restore "$WORK/rules"
+            time_cmd "restore-$tool" in_ns "$(tool_of "$tool")" restore "$WORK/rules"
         fi
         in_ns "$IPVSADM" -Sn >"$WORK/state"
         cmp -s "$WORK/state" "$WORK/reference" || { echo "state after $tool restore differs from ipvsadm -R's"; exit 1; }
     done
     for pair in "save:-Sn:save" "list:-Ln:list"; do
         IFS=: read -r what adm_opt ctl_cmd <<<"$pair"
-        time_cmd "$what-ipvsadm" in_ns "$IPVSADM" "$adm_opt"
-        time_cmd "$what-ipvsctl" in_ns "$IPVSCTL" "$ctl_cmd"
+        for tool in "${order[@]}"; do
+            if [[ $tool == ipvsadm ]]; then
+                time_cmd "$what-ipvsadm" in_ns "$IPVSADM" "$adm_opt"
+            else
+                time_cmd "$what-$tool" in_ns "$(tool_of "$tool")" "$ctl_cmd"
+            fi
+        done
     done
 done
 in_ns "$IPVSCTL" save | cmp -s - "$WORK/reference" || { echo "ipvsctl save differs from ipvsadm -Sn"; exit 1; }
@@ -78,5 +98,16 @@ for row in "restore:restore ($SERVICES services, $((SERVICES * DESTS)) destinati
     ratio=$(awk -v c="$c" -v a="$a" 'BEGIN {printf "%.2f", c / a}')
     echo "| $label | $(ms "$c") | $(ms "$a") | $ratio | $target |"
 done
+if [[ $TOOLS == *baseline* ]]; then
+    echo
+    echo "| comparison | baseline ipvsctl | this ipvsctl | ipvsadm | baseline ratio | this ratio |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for key in restore save list; do
+        b=$(median "$key-baseline")
+        c=$(median "$key-ipvsctl")
+        a=$(median "$key-ipvsadm")
+        echo "| $key | $(ms "$b") | $(ms "$c") | $(ms "$a") | $(awk -v x="$b" -v a="$a" 'BEGIN {printf "%.2f", x / a}') | $(awk -v x="$c" -v a="$a" 'BEGIN {printf "%.2f", x / a}') |"
+    done
+fi
 echo
 echo "Guest: kernel $(uname -r), $(nproc) CPUs under QEMU; $ROUNDS interleaved rounds, medians; both tools run from tmpfs via ip netns exec."

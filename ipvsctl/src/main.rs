@@ -6,18 +6,16 @@
 //! Exit codes follow ipvsadm: 0 success, 1 listing a missing service,
 //! 2 bad command line or rules, 255 kernel error.
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lvs_ipvs::listing::{self, Columns, ListFormat};
-use lvs_ipvs::rules::{self, Command, Rule};
-use lvs_ipvs::{
-    DEFAULT_CONCURRENCY, Daemon, DaemonState, Destination, Error, Handle, Op, Service, ServiceKey,
-    Timeouts,
-};
+use lvs_ipvs::rules;
+use lvs_ipvs::{Daemon, DaemonState, Destination, Error, Handle, Op, Service};
 use serde::Serialize;
+
+mod restore;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -180,13 +178,13 @@ enum Output {
 }
 
 /// A failure with ipvsadm's exit code.
-struct Fail {
+pub(crate) struct Fail {
     code: u8,
     message: String,
 }
 
 impl Fail {
-    fn usage(message: impl Into<String>) -> Fail {
+    pub(crate) fn usage(message: impl Into<String>) -> Fail {
         Fail {
             code: 2,
             message: message.into(),
@@ -197,7 +195,7 @@ impl Fail {
 impl From<Error> for Fail {
     fn from(e: Error) -> Fail {
         let code = match e {
-            Error::Invalid(_) => 2,
+            Error::InvalidNetnsName(_) => 2,
             _ => 255,
         };
         Fail {
@@ -209,17 +207,7 @@ impl From<Error> for Fail {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ipvsctl: {e}");
-            return ExitCode::from(255);
-        }
-    };
-    match rt.block_on(run(cli)) {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("{}", f.message);
@@ -228,47 +216,29 @@ fn main() -> ExitCode {
     }
 }
 
-async fn connect(netns: &Option<String>) -> Result<Handle, Fail> {
-    let open = || async {
-        match netns {
-            Some(ns) => Handle::in_netns(ns).await,
-            None => Handle::new().await,
-        }
-    };
-    match open().await {
-        // Like ipvsadm: load the module once and try again.
-        Err(Error::FamilyNotFound) => {
-            let loaded = std::process::Command::new("modprobe")
-                .args(["--", "ip_vs"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !loaded {
-                return Err(Error::FamilyNotFound.into());
-            }
-            Ok(open().await?)
-        }
-        other => Ok(other?),
-    }
+/// Open the handle like ipvsadm (loading ip_vs once if needed).
+pub(crate) fn connect(netns: &Option<String>) -> Result<Handle, Fail> {
+    Ok(Handle::connect(netns.as_deref())?)
 }
 
-fn parse_raw(prefix: &str, raw: &Raw) -> Result<Command, Fail> {
+fn parse_raw(prefix: &str, raw: &Raw) -> Result<Op, Fail> {
     let mut words = vec![prefix.to_string()];
     words.extend(raw.args.iter().cloned());
     rules::parse_words(&words).map_err(|e| Fail::usage(e.message))
 }
 
-async fn run(cli: Cli) -> Result<(), Fail> {
+fn run(cli: Cli) -> Result<(), Fail> {
     let single = |prefix: &str, raw: &Raw| parse_raw(prefix, raw);
-    let command = match &cli.command {
-        Cmd::List(a) => return list(&cli.netns, a).await,
+    let op = match &cli.command {
+        Cmd::List(a) => return list(&cli.netns, a),
         Cmd::Save => {
-            let h = connect(&cli.netns).await?;
-            let table = h.table().await?;
+            let h = connect(&cli.netns)?;
+            let table = h.table()?;
             print(&rules::render_save(&table));
             return Ok(());
         }
-        Cmd::Restore { file } => return restore(&cli.netns, file.as_deref()).await,
-        Cmd::Flush => Command::Clear,
+        Cmd::Restore { file } => return restore::restore(&cli.netns, file.as_deref()),
+        Cmd::Flush => Op::Flush,
         Cmd::Zero(r) => single("-Z", r)?,
         Cmd::AddService(r) => single("-A", r)?,
         Cmd::EditService(r) => single("-E", r)?,
@@ -282,17 +252,17 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             mcast_interface,
             syncid,
         } => {
-            let h = connect(&cli.netns).await?;
+            let h = connect(&cli.netns)?;
             let d = Daemon::new((*state).into(), mcast_interface.clone(), u32::from(*syncid));
-            return Ok(h.start_daemon(&d).await?);
+            return Ok(h.start_daemon(&d)?);
         }
         Cmd::StopDaemon { state } => {
-            let h = connect(&cli.netns).await?;
-            return Ok(h.stop_daemon((*state).into()).await?);
+            let h = connect(&cli.netns)?;
+            return Ok(h.stop_daemon((*state).into())?);
         }
     };
-    let h = connect(&cli.netns).await?;
-    h.apply(&command.to_op()).await.map_err(|e| Fail {
+    let h = connect(&cli.netns)?;
+    h.apply(&op).map_err(|e| Fail {
         code: 255,
         message: format!("{} ({e})", e.ipvsadm_message()),
     })
@@ -318,7 +288,7 @@ struct JsonTable<'a> {
     services: Vec<JsonService<'a>>,
 }
 
-async fn list(netns: &Option<String>, a: &ListArgs) -> Result<(), Fail> {
+fn list(netns: &Option<String>, a: &ListArgs) -> Result<(), Fail> {
     let columns = if a.stats {
         Columns::Stats
     } else if a.rate {
@@ -351,25 +321,25 @@ async fn list(netns: &Option<String>, a: &ListArgs) -> Result<(), Fail> {
     };
     let key = match &selector {
         Some(sel) => match rules::parse_command(&format!("-D {sel}")) {
-            Ok(Command::DeleteService(k)) => Some(k),
+            Ok(Op::DeleteService(k)) => Some(k),
             Ok(_) => unreachable!(),
             Err(e) => return Err(Fail::usage(e.message)),
         },
         None => None,
     };
-    let h = connect(netns).await?;
+    let h = connect(netns)?;
     if a.timeout {
-        print(&listing::render_timeouts(&h.timeouts().await?));
+        print(&listing::render_timeouts(&h.timeouts()?));
         return Ok(());
     }
     if a.daemon {
-        print(&listing::render_daemons(&h.daemons().await?));
+        print(&listing::render_daemons(&h.daemons()?));
         return Ok(());
     }
-    let info = h.info().await?;
+    let info = h.info()?;
     let table = match key {
         Some(k) => {
-            let svc = match h.service(&k).await {
+            let svc = match h.service(&k) {
                 Ok(s) => s,
                 Err(Error::NoSuchService { .. }) => {
                     return Err(Fail {
@@ -379,10 +349,10 @@ async fn list(netns: &Option<String>, a: &ListArgs) -> Result<(), Fail> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let dests = h.destinations(&k).await?;
+            let dests = h.destinations(&k)?;
             vec![(svc, dests)]
         }
-        None => h.table().await?,
+        None => h.table()?,
     };
     if a.output == Output::Json {
         let mut t = table.clone();
@@ -408,140 +378,6 @@ async fn list(netns: &Option<String>, a: &ListArgs) -> Result<(), Fail> {
         print(&listing::render_services(&table, &fmt));
     } else {
         print(&listing::render_list(&info, &table, &fmt));
-    }
-    Ok(())
-}
-
-/// Whether the rules only add services and destinations (a saved table):
-/// then all services can go in flight together, then all destinations.
-fn only_adds(rules: &[Rule]) -> bool {
-    rules
-        .iter()
-        .all(|r| matches!(r.command, Command::AddService(_) | Command::AddDest(..)))
-}
-
-async fn restore(netns: &Option<String>, file: Option<&std::path::Path>) -> Result<(), Fail> {
-    let mut text = String::new();
-    let read = match file {
-        Some(p) => std::fs::read_to_string(p).map(|t| text = t),
-        None => std::io::stdin().read_to_string(&mut text).map(|_| ()),
-    };
-    read.map_err(|e| Fail::usage(format!("cannot read rules: {e}")))?;
-    // 1. Validate everything; a bad line applies nothing.
-    let rules = rules::parse_rules(&text).map_err(|e| Fail::usage(e.to_string()))?;
-    let h = connect(netns).await?;
-    // 2. Remember the state to put back.
-    let before = h.table().await?;
-    let timeouts_before = h.timeouts().await?;
-    // 3. Apply.
-    let failure = apply_rules(&h, &rules).await;
-    let Some((line, err)) = failure else {
-        return Ok(());
-    };
-    // 4. Roll back.
-    let rollback = roll_back(&h, &before, &timeouts_before, &rules).await;
-    let mut message = format!("line {line}: {} ({err})", err.ipvsadm_message());
-    match rollback {
-        Ok(()) => message.push_str("; the previous IPVS table was restored"),
-        Err(e) => message.push_str(&format!("; rolling back failed too: {e}")),
-    }
-    Err(Fail { code: 255, message })
-}
-
-/// Apply the rules; on the first kernel error return its line and error.
-async fn apply_rules(h: &Handle, rules: &[Rule]) -> Option<(usize, Error)> {
-    if only_adds(rules) {
-        let (services, dests): (Vec<&Rule>, Vec<&Rule>) = rules
-            .iter()
-            .partition(|r| matches!(r.command, Command::AddService(_)));
-        if let Some(failure) = apply_batch(h, &services).await {
-            return Some(failure);
-        }
-        let dests = recycling_order(h, dests).await;
-        return apply_batch(h, &dests).await;
-    }
-    for r in rules {
-        if let Err(e) = h.apply(&r.command.to_op()).await {
-            return Some((r.line, e));
-        }
-    }
-    None
-}
-
-/// Apply independent rules in one go; the failure with the lowest line.
-async fn apply_batch(h: &Handle, batch: &[&Rule]) -> Option<(usize, Error)> {
-    let ops: Vec<Op> = batch.iter().map(|r| r.command.to_op()).collect();
-    let results = h.apply_many(&ops, DEFAULT_CONCURRENCY).await;
-    batch
-        .iter()
-        .zip(results)
-        .filter_map(|(r, res)| res.err().map(|e| (r.line, e)))
-        .min_by_key(|(line, _)| *line)
-}
-
-/// The destination rules in the order the kernel adds them fastest: the
-/// services in the reverse of the kernel's service order, each service's
-/// destinations in file order.
-///
-/// Why: the kernel keeps deleted destinations in a "trash" list for a
-/// minute or two (a flush puts them all there, walking services in that
-/// same service order) and searches the whole list on every destination
-/// added. After a flush of the same table, this order finds each match at
-/// the head of the list instead of deep inside it (measured in the VM:
-/// restoring 10,000 services with 50,000 destinations after a flush took
-/// 49.9 s in file order, 2.2 s in this order). Destinations of one service
-/// keep their relative order, so the resulting table is the same.
-async fn recycling_order<'a>(h: &Handle, dests: Vec<&'a Rule>) -> Vec<&'a Rule> {
-    let Ok(services) = h.services().await else {
-        return dests;
-    };
-    let mut by_service: HashMap<ServiceKey, Vec<&'a Rule>> = HashMap::new();
-    let mut rest = Vec::new();
-    for r in dests {
-        match &r.command {
-            Command::AddDest(k, _) => by_service.entry(*k).or_default().push(r),
-            _ => rest.push(r),
-        }
-    }
-    let mut out = Vec::with_capacity(rest.len());
-    for s in services.iter().rev() {
-        if let Some(rs) = by_service.remove(&s.key) {
-            out.extend(rs);
-        }
-    }
-    // Services the kernel does not list (their adds fail): file order.
-    let mut left: Vec<&Rule> = by_service.into_values().flatten().chain(rest).collect();
-    left.sort_by_key(|r| r.line);
-    out.extend(left);
-    out
-}
-
-async fn roll_back(
-    h: &Handle,
-    before: &[(Service, Vec<Destination>)],
-    timeouts: &Timeouts,
-    rules: &[Rule],
-) -> Result<(), Error> {
-    h.flush().await?;
-    let services: Vec<Op> = before
-        .iter()
-        .map(|(s, _)| Op::AddService(s.clone()))
-        .collect();
-    for r in h.apply_many(&services, DEFAULT_CONCURRENCY).await {
-        r?;
-    }
-    let dests: Vec<Op> = before
-        .iter()
-        .flat_map(|(s, ds)| ds.iter().map(|d| Op::AddDestination(s.key, d.clone())))
-        .collect();
-    for r in h.apply_many(&dests, DEFAULT_CONCURRENCY).await {
-        r?;
-    }
-    if rules
-        .iter()
-        .any(|r| matches!(r.command, Command::SetTimeouts(_)))
-    {
-        h.set_timeouts(timeouts).await?;
     }
     Ok(())
 }

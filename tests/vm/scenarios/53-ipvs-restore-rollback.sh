@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `ipvsctl restore` that the kernel refuses midway undoes only what it
+# changed. A client holds a TCP connection open through the seed's service
+# (VIP:80), which the rules file does not name; the file adds a service,
+# edits another one and one of its servers, then names an unknown scheduler.
+# Afterwards: the table equals the table before (ipvsadm -Sn), the held
+# connection's entry is still ESTABLISHED to the same real server and the
+# connection is answered by it, and VIP:80's counters carried on (a restore
+# that flushed and re-added the table re-created the service: its counters
+# restart from zero, and with expire_nodest_conn=1 the kernel drops the
+# connections of the destinations it flushed).
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+use_ipvsctl
+ctl() { "$IPVSCTL" --netns director "$@"; }
+
+load_ipvs_modules
+topo_up
+director_vip_up
+for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
+rs_serve rs1 80
+rs_serve rs2 80
+# As operators run it (REFERENCE.md 10): connections of a removed
+# destination go at their next packet instead of blackholing.
+in_ns director sysctl -qw net.ipv4.vs.expire_nodest_conn=1
+director_wrr
+# A second service, which the failing restore edits (and must edit back).
+ipvsadm_d -A -t "$VIP:8080" -s rr
+ipvsadm_d -a -t "$VIP:8080" -r "$RS1_IP:8080" -g -w 1
+ipvsadm_d -a -t "$VIP:8080" -r "$RS2_IP:8080" -g -w 2 -x 50 -y 5
+
+# The long connection, as in 62: opened now, the request goes once
+# $TEST_TMP/go exists (busybox httpd waits 60 s for a request).
+in_ns client bash -c '
+    exec 3<>"/dev/tcp/$1/80" || exit 1
+    : >"$2/open"
+    for _ in $(seq 200); do [[ -e $2/go ]] && break; sleep 0.2; done
+    printf "GET / HTTP/1.0\r\n\r\n" >&3
+    timeout 10 cat <&3 >"$2/long.out"
+' _ "$VIP" "$TEST_TMP" &
+holder_pid=$!
+BG_PIDS+=("$holder_pid")
+wait_until 20 "the long connection to open" test -e "$TEST_TMP/open"
+conn() { ipvsadm_d -Lnc | awk -v v="$VIP:80" -v c="$CLIENT_IP" '$3 == "ESTABLISHED" && $5 == v && index($4, c ":") == 1 { print $4, $6 }'; }
+wait_until 10 "the connection entry" bash -c "ip netns exec director ipvsadm -Lnc | grep -q ESTABLISHED"
+read -r client_end rs_end < <(conn)
+[[ -n ${rs_end:-} ]] || fail "no ESTABLISHED entry: $(ipvsadm_d -Lnc)"
+holder=rs1
+[[ $rs_end == "$RS2_IP:80" ]] && holder=rs2
+conns() { ipvsadm_d -Ln --stats --exact -t "$VIP:80" | awk '$1 == "TCP" { print $3 }'; }
+# The kernel folds its per-CPU counters in every 2 s: wait until the held
+# connection is counted, so a service re-created by the restore shows.
+counted() { (($(conns) >= 1)); }
+wait_until 10 "VIP:80 to count the held connection" counted
+conns_before=$(conns)
+ipvsadm_d -Sn >"$TEST_TMP/save-before"
+ipvsadm_d -Ln --thresholds >"$TEST_TMP/thr-before"
+log "long connection $client_end -> $rs_end ($holder); VIP:80 has counted $conns_before connections"
+
+cat >"$TEST_TMP/rules" <<R
+-A -t $VIP:443 -s rr
+-a -t $VIP:443 -r $RS1_IP:443 -g -w 1
+-E -t $VIP:8080 -s wrr -p 30
+-e -t $VIP:8080 -r $RS2_IP:8080 -g -w 7
+-d -t $VIP:8080 -r $RS1_IP:8080
+-A -t $VIP:8443 -s nosuchsched
+-A -t $VIP:9000 -s rr
+R
+set +e
+ctl restore "$TEST_TMP/rules" 2>"$TEST_TMP/err"
+rc=$?
+set -e
+log "restore: exit $rc: $(cat "$TEST_TMP/err")"
+[[ $rc -eq 255 ]] && grep -q '^line 6: Scheduler or persistence engine not found' "$TEST_TMP/err" ||
+    fail "the failing restore: exit $rc, $(cat "$TEST_TMP/err")"
+
+ipvsadm_d -Sn >"$TEST_TMP/save-after"
+diff -u <(sort "$TEST_TMP/save-before") <(sort "$TEST_TMP/save-after") ||
+    fail "the table after the failed restore differs from before (diff above)"
+ipvsadm_d -Ln --thresholds >"$TEST_TMP/thr-after"
+diff -u <(sort "$TEST_TMP/thr-before") <(sort "$TEST_TMP/thr-after") ||
+    fail "thresholds differ after the failed restore (diff above)"
+pass "the table after the failed restore equals the table before (ipvsadm -Sn, thresholds)"
+
+read -r client_after rs_after < <(conn) || true
+[[ ${client_after:-} == "$client_end" && ${rs_after:-} == "$rs_end" ]] ||
+    fail "the held connection's entry is gone or changed: $(ipvsadm_d -Lnc)"
+conns_after=$(conns)
+((conns_after >= conns_before)) ||
+    fail "VIP:80's counters restarted ($conns_before connections before, $conns_after after): the service was re-created"
+pass "VIP:80 untouched: $client_end -> $rs_end still ESTABLISHED, counters carried on ($conns_after connections)"
+
+: >"$TEST_TMP/go"
+wait "$holder_pid" || true
+grep -q "^$holder\$" "$TEST_TMP/long.out" 2>/dev/null ||
+    fail "the held connection got no answer from $holder: $(cat "$TEST_TMP/long.out" 2>/dev/null)"
+pass "the connection held across the failed restore was answered by $holder"
