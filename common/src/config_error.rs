@@ -47,6 +47,7 @@ impl ConfigError {
         ConfigError::new(file, 0, 0, message)
     }
 
+    #[cfg(feature = "toml")]
     /// A toml parse or deserialization error of `source` (the text of `file`),
     /// positioned at the start of its span when it has one.
     pub fn from_toml(file: &Path, source: &str, error: &toml::de::Error) -> Self {
@@ -222,6 +223,7 @@ mod tests {
         assert_eq!(e.to_string(), "c.toml:5:1: bad");
     }
 
+    #[cfg(feature = "toml")]
     #[test]
     fn toml_errors_keep_their_position() {
         let text = "[a]\nb = \n";

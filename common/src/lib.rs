@@ -17,6 +17,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
 pub mod config_error;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod lock;
 #[allow(unsafe_code)]

@@ -16,8 +16,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::netns::{self, NetnsError};
 
 /// The first retry comes this soon: most holders finish within milliseconds.
@@ -96,9 +94,10 @@ pub fn netns_file_name(stem: &str) -> Result<String, LockError> {
 /// 0700) and the file (0600) if needed, and waiting up to `timeout` for
 /// another holder without blocking the runtime. Must be called inside a
 /// tokio runtime with time enabled.
+#[cfg(feature = "daemon")]
 pub async fn acquire(dir: &Path, name: &str, timeout: Duration) -> Result<LockGuard, LockError> {
     let (path, file) = open(dir, name)?;
-    let deadline = Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut backoff = FIRST_BACKOFF;
     loop {
         match file.try_lock() {
@@ -106,7 +105,7 @@ pub async fn acquire(dir: &Path, name: &str, timeout: Duration) -> Result<LockGu
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(source)) => return Err(LockError::Lock { path, source }),
         }
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         if now >= deadline {
             return Err(LockError::Timeout {
                 path,
@@ -114,6 +113,30 @@ pub async fn acquire(dir: &Path, name: &str, timeout: Duration) -> Result<LockGu
             });
         }
         tokio::time::sleep(backoff.min(deadline - now)).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// [`acquire`] for programs without an async runtime (one-shot command-line
+/// tools): the same bounded wait and backoff, sleeping the calling thread.
+pub fn acquire_blocking(dir: &Path, name: &str, timeout: Duration) -> Result<LockGuard, LockError> {
+    let (path, file) = open(dir, name)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(LockGuard { path, _file: file }),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(source)) => return Err(LockError::Lock { path, source }),
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Err(LockError::Timeout {
+                path,
+                waited: timeout,
+            });
+        }
+        std::thread::sleep(backoff.min(deadline - now));
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
@@ -155,6 +178,7 @@ fn open(dir: &Path, name: &str) -> Result<(PathBuf, File), LockError> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "daemon")]
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -179,6 +203,22 @@ mod tests {
     }
 
     #[test]
+    fn blocking_acquire_waits_for_the_holder_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = try_acquire(dir.path(), "s.lock").unwrap().unwrap();
+        let e = acquire_blocking(dir.path(), "s.lock", Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(e, LockError::Timeout { .. }), "{e}");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(held);
+        });
+        let got = acquire_blocking(dir.path(), "s.lock", Duration::from_secs(30));
+        release.join().unwrap();
+        assert!(got.is_ok(), "{got:?}");
+    }
+
+    #[cfg(feature = "daemon")]
+    #[test]
     fn acquire_times_out_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let _held = try_acquire(dir.path(), "x.lock").unwrap().unwrap();
@@ -189,6 +229,7 @@ mod tests {
         assert!(e.to_string().contains("x.lock"), "{e}");
     }
 
+    #[cfg(feature = "daemon")]
     #[test]
     fn waiting_does_not_block_the_runtime() {
         // The holder releases the lock from a task of the same

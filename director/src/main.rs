@@ -97,6 +97,17 @@ fn main() -> ExitCode {
 /// change puts the previous IPVS table back (exit 255).
 fn apply(netns: &Option<String>, a: &ApplyArgs) -> Result<(), Fail> {
     let config = director::load(&a.file).map_err(|e| Fail::usage(e.to_string()))?;
+    // One run at a time per namespace (ipvsctl restore and the daemon take
+    // the same lock): the rollback must see only this run's changes. A dry
+    // run changes nothing and needs none.
+    let _lock = if a.dry_run {
+        None
+    } else {
+        Some(
+            lvs_ipvs::lock_table(netns.as_deref(), None, lvs_ipvs::netns::LOCK_TIMEOUT)
+                .map_err(|e| Fail::kernel(format!("lvs-director apply: {e}")))?,
+        )
+    };
     // Like ipvsadm: loads ip_vs once if the kernel has no IPVS yet.
     let h = Handle::connect(netns.as_deref())
         .map_err(|e| Fail::kernel(format!("lvs-director: {e}")))?;

@@ -7,13 +7,11 @@
 //! cannot fail), delete it, then add it again with its chain and rules.
 //! With no groups the batch only adds and deletes, which removes the table.
 
-use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use lvs_common::netns;
 use serde_json::{Value, json};
 
 use super::config::{PortGroup, protocol_name};
@@ -149,25 +147,11 @@ impl Nft {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let ns = match &self.netns {
-            Some(p) => Some(File::open(p).map_err(|e| err(format!("{}: {e}", p.display())))?),
-            None => None,
-        };
-        if let Some(f) = &ns {
-            let fd = f.as_raw_fd();
-            // SAFETY: only the async-signal-safe setns(2) runs between fork
-            // and exec; fd stays open in the parent until the child is spawned.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+        if let Some(p) = &self.netns {
+            let ns = netns::open(p).map_err(|e| err(e.to_string()))?;
+            netns::spawn_inside(&mut cmd, ns);
         }
         let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
-        drop(ns);
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin
                 .write_all(text.as_bytes())

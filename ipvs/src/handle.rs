@@ -58,10 +58,10 @@ impl Handle {
     /// Connect in the named network namespace (`/run/netns/NAME`, as
     /// created by `ip netns add`).
     pub fn in_netns(name: &str) -> Result<Handle> {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(Error::InvalidNetnsName(name.to_string()));
+        match netns::named(name) {
+            Some(path) => Handle::in_netns_path(path),
+            None => Err(Error::InvalidNetnsName(name.to_string())),
         }
-        Handle::in_netns_path(Path::new("/run/netns").join(name))
     }
 
     /// Connect in the network namespace behind `path` (a bind mount such as

@@ -50,7 +50,7 @@ pub mod handle;
 pub mod listing;
 pub mod model;
 #[cfg(feature = "netlink")]
-mod netns;
+pub mod netns;
 pub mod op;
 pub mod rules;
 #[cfg(feature = "netlink")]
@@ -59,6 +59,11 @@ mod socket;
 pub use error::{Error, OpKind, Result};
 #[cfg(feature = "netlink")]
 pub use handle::Handle;
+/// The lock of one namespace's table, from [`lock_table`].
+#[cfg(feature = "netlink")]
+pub use lvs_common::lock::{LockError, LockGuard};
+#[cfg(feature = "netlink")]
+pub use netns::lock_table;
 pub use op::Op;
 #[cfg(feature = "netlink")]
 pub use socket::NetlinkError;

@@ -221,6 +221,15 @@ pub(crate) fn connect(netns: &Option<String>) -> Result<Handle, Fail> {
     Ok(Handle::connect(netns.as_deref())?)
 }
 
+/// Take the namespace's table lock, so this run's changes (and a restore's
+/// undo) never interleave with another ipvsctl or lvs-director run.
+pub(crate) fn lock(netns: &Option<String>) -> Result<lvs_ipvs::LockGuard, Fail> {
+    lvs_ipvs::lock_table(netns.as_deref(), None, lvs_ipvs::netns::LOCK_TIMEOUT).map_err(|e| Fail {
+        code: 255,
+        message: format!("ipvsctl: {e}"),
+    })
+}
+
 fn parse_raw(prefix: &str, raw: &Raw) -> Result<Op, Fail> {
     let mut words = vec![prefix.to_string()];
     words.extend(raw.args.iter().cloned());
@@ -252,15 +261,18 @@ fn run(cli: Cli) -> Result<(), Fail> {
             mcast_interface,
             syncid,
         } => {
+            let _lock = lock(&cli.netns)?;
             let h = connect(&cli.netns)?;
             let d = Daemon::new((*state).into(), mcast_interface.clone(), u32::from(*syncid));
             return Ok(h.start_daemon(&d)?);
         }
         Cmd::StopDaemon { state } => {
+            let _lock = lock(&cli.netns)?;
             let h = connect(&cli.netns)?;
             return Ok(h.stop_daemon((*state).into())?);
         }
     };
+    let _lock = lock(&cli.netns)?;
     let h = connect(&cli.netns)?;
     h.apply(&op).map_err(|e| Fail {
         code: 255,

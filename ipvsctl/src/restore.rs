@@ -15,7 +15,7 @@ use std::path::Path;
 use lvs_ipvs::rules::{self, Rule};
 use lvs_ipvs::{Destination, Error, Handle, Op, Service, ServiceKey, Timeouts};
 
-use crate::{Fail, connect};
+use crate::{Fail, connect, lock};
 
 /// The IPVS table as [`Handle::table`] returns it.
 type Table = Vec<(Service, Vec<Destination>)>;
@@ -29,6 +29,9 @@ pub(crate) fn restore(netns: &Option<String>, file: Option<&Path>) -> Result<(),
     read.map_err(|e| Fail::usage(format!("cannot read rules: {e}")))?;
     // 1. Validate everything; a bad line applies nothing.
     let rules = rules::parse_rules(&text).map_err(|e| Fail::usage(e.to_string()))?;
+    // Held until the undo below is done: a concurrent run must not change
+    // the table between the read of `before` and the rollback.
+    let _lock = lock(netns)?;
     let h = connect(netns)?;
     // 2. Remember the state to put back.
     let before = h.table()?;
