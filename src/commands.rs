@@ -14,7 +14,7 @@ use crate::config::{self, Config};
 use crate::error::{Error, exit_code};
 use crate::model::SysctlKey;
 use crate::netlink::Netlink;
-use crate::observe::Observed;
+use crate::observe::{Observed, Scope};
 use crate::plan::{Change, Plan, plan_start, plan_stop};
 use crate::state::{Record, Store};
 use crate::status::{Status, status};
@@ -94,7 +94,7 @@ pub async fn converge(ctx: &Context, config: &Config, dry_run: bool) -> Result<S
     let record = store.load()?;
     let netlink = Netlink::connect()?;
     debug!("converge: observing");
-    let observed = Observed::read(&netlink, &managed_sysctls(config, &record)).await?;
+    let observed = Observed::read(&netlink, &scope(config, &record)).await?;
     let plan = plan_start(config, &observed, &record)?;
     execute("start", &store, &netlink, &record, plan, dry_run).await
 }
@@ -107,8 +107,12 @@ pub async fn stop(ctx: &Context, dry_run: bool) -> Result<Summary, Error> {
     let store = open_store(ctx, &netns_id, dry_run).await?;
     let record = store.load()?;
     let netlink = Netlink::connect()?;
-    let recorded: Vec<SysctlKey> = record.sysctls.iter().map(|e| e.key.clone()).collect();
-    let observed = Observed::read(&netlink, &recorded).await?;
+    let scope = Scope {
+        sysctls: record.sysctls.iter().map(|e| e.key.clone()).collect(),
+        tunnel: None,
+        fou: !record.fou_ports.is_empty(),
+    };
+    let observed = Observed::read(&netlink, &scope).await?;
     let plan = plan_stop(&observed, &record);
     execute("stop", &store, &netlink, &record, plan, dry_run).await
 }
@@ -121,12 +125,17 @@ async fn open_store(ctx: &Context, netns_id: &str, dry_run: bool) -> Result<Stor
     }
 }
 
-/// The sysctls a run reads beyond the ARP ones: what the configuration
-/// manages and what the record says the agent changed.
-fn managed_sysctls(config: &Config, record: &Record) -> Vec<SysctlKey> {
+/// What a run reads beyond links, addresses and the ARP sysctls: the
+/// sysctls the configuration manages and those the record says the agent
+/// changed; the tunnel; the FOU ports when configured or recorded.
+pub fn scope(config: &Config, record: &Record) -> Scope {
     let configured = config.sysctls().into_iter().map(|s| s.key);
     let recorded = record.sysctls.iter().map(|e| e.key.clone());
-    configured.chain(recorded).collect()
+    Scope {
+        sysctls: configured.chain(recorded).collect::<Vec<SysctlKey>>(),
+        tunnel: config.tunnel,
+        fou: !record.fou_ports.is_empty(),
+    }
 }
 
 async fn execute(
@@ -167,6 +176,9 @@ async fn execute(
                     .addresses
                     .retain(|a| !not_ours.contains(&a.spec));
             }
+            final_record
+                .links_created
+                .retain(|l| !applied.links_found.contains(l));
             store.save(&final_record)?;
             summary.changed = !applied.done.is_empty();
             summary.changes = applied.done;
@@ -197,7 +209,7 @@ pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> 
         Err(e) => return Err(e),
     };
     let netlink = Netlink::connect()?;
-    let observed = Observed::read(&netlink, &managed_sysctls(&config, &record)).await?;
+    let observed = Observed::read(&netlink, &scope(&config, &record)).await?;
     let mut status = status(&config, &observed, &record, &sysctl_d::system_settings());
     if !record_readable {
         status.warnings.push(format!(

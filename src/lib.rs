@@ -17,7 +17,9 @@
 //!   run's changes if a step fails.
 //! - [`state`]: the per-namespace rollback record, versioned, atomic and locked.
 //! - [`status`]: desired against actual, for `status` and `check`.
-//! - [`netlink`], [`sysctl`]: thin adapters over rtnetlink and /proc/sys/net.
+//! - [`netlink`], [`sysctl`], [`fou`], [`kernel`]: thin adapters over
+//!   rtnetlink, /proc/sys/net, the FOU generic-netlink family and the
+//!   kernel's module lists and UDP table.
 //! - [`sysctl_d`]: finds sysctl.d entries that would undo the agent at boot.
 //! - [`watch`]: the long-running mode that repairs drift.
 //! - [`commands`]: the subcommands, tying the above together.
@@ -29,6 +31,8 @@ pub mod apply;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fou;
+pub mod kernel;
 pub mod model;
 pub mod netlink;
 pub mod observe;
