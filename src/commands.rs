@@ -11,6 +11,7 @@ use lvs_common::netns;
 
 use crate::apply::apply;
 use crate::config::{self, Config};
+use crate::drain::{Drain, DrainFiles};
 use crate::error::{Error, exit_code};
 use crate::model::SysctlKey;
 use crate::netlink::Netlink;
@@ -24,13 +25,28 @@ use crate::sysctl_d;
 pub enum Output {
     Text,
     Json,
+    /// Prometheus text format (node_exporter's textfile collector): `check` only.
+    Prometheus,
 }
 
 /// Options shared by every subcommand.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub state_dir: PathBuf,
+    /// Where `drain --persistent` keeps drains across reboots.
+    pub persist_dir: PathBuf,
     pub output: Output,
+}
+
+impl Context {
+    /// The drain files of the calling thread's namespace.
+    pub fn drain_files(&self) -> Result<DrainFiles, Error> {
+        Ok(DrainFiles::locate(
+            &self.state_dir,
+            &self.persist_dir,
+            &netns::current_id()?,
+        ))
+    }
 }
 
 /// The result of `start` or `stop`, printed on stdout.
@@ -48,7 +64,7 @@ impl Summary {
     pub fn print(&self, output: Output) {
         match output {
             Output::Json => println!("{}", serde_json::to_string(self).unwrap_or_default()),
-            Output::Text => {
+            Output::Text | Output::Prometheus => {
                 let verb = if self.dry_run { "would " } else { "" };
                 for change in &self.changes {
                     println!("{verb}{change}");
@@ -197,6 +213,23 @@ async fn execute(
 /// `status` and `check`: read-only, no privileges needed beyond reading.
 pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> {
     let config = config::load(config_path)?;
+    let mut status = look(ctx, &config, &sysctl_d::system_settings()).await?;
+    match ctx.drain_files()?.load() {
+        Ok(drain) => status.set_drain(drain),
+        Err(e) => status.warnings.push(format!(
+            "{e} (run as root to see whether this server is drained)"
+        )),
+    }
+    Ok(status)
+}
+
+/// Desired against actual, read-only: what `report` and the agent
+/// endpoint's verdict build on (`boot_settings` empty: no sysctl.d scan).
+pub async fn look(
+    ctx: &Context,
+    config: &Config,
+    boot_settings: &[sysctl_d::Setting],
+) -> Result<Status, Error> {
     let store = Store::read_only(&ctx.state_dir, &netns::current_id()?);
     // A monitoring probe may run unprivileged: without the (root-only) record
     // the comparison still works, only the origin of each VIP is unknown.
@@ -209,8 +242,8 @@ pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> 
         Err(e) => return Err(e),
     };
     let netlink = Netlink::connect()?;
-    let observed = Observed::read(&netlink, &scope(&config, &record)).await?;
-    let mut status = status(&config, &observed, &record, &sysctl_d::system_settings());
+    let observed = Observed::read(&netlink, &scope(config, &record)).await?;
+    let mut status = status(config, &observed, &record, boot_settings);
     if !record_readable {
         status.warnings.push(format!(
             "cannot read the rollback record {} (run as root to see which VIPs rs-agent added)",
@@ -230,4 +263,79 @@ pub fn check_code(status: &Status) -> u8 {
     } else {
         exit_code::DRIFT
     }
+}
+
+/// The result of `drain` or `undrain`.
+#[derive(Debug, Serialize)]
+pub struct DrainSummary {
+    pub command: &'static str,
+    pub changed: bool,
+    pub drained: bool,
+    pub drain: Option<Drain>,
+    pub file: PathBuf,
+}
+
+impl DrainSummary {
+    pub fn print(&self, output: Output) {
+        match output {
+            Output::Json => println!("{}", serde_json::to_string(self).unwrap_or_default()),
+            Output::Text | Output::Prometheus => {
+                let what = match (&self.drain, self.changed) {
+                    (Some(_), true) => "drained",
+                    (Some(_), false) => "already drained",
+                    (None, true) => "undrained",
+                    (None, false) => "was not drained",
+                };
+                let reason = self
+                    .drain
+                    .as_ref()
+                    .and_then(|d| d.reason.as_deref())
+                    .map_or(String::new(), |r| format!(" ({r})"));
+                let persistent = if self.drain.as_ref().is_some_and(|d| d.persistent) {
+                    ", persistent"
+                } else {
+                    ""
+                };
+                println!("{}: {what}{reason}{persistent}", self.command);
+            }
+        }
+    }
+}
+
+/// `drain`: new connections should go elsewhere; the agent endpoint
+/// answers `drain` from now on.
+pub fn drain(ctx: &Context, reason: Option<&str>, persistent: bool) -> Result<DrainSummary, Error> {
+    netns::require_net_admin()?;
+    let files = ctx.drain_files()?;
+    let (drain, changed) = files.drain(reason, persistent)?;
+    if changed {
+        info!(
+            "drained{}",
+            drain
+                .reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {r}"))
+        );
+    }
+    Ok(DrainSummary {
+        command: "drain",
+        changed,
+        drained: true,
+        drain: Some(drain),
+        file: files.runtime,
+    })
+}
+
+/// `undrain`: the drain (runtime and persistent) is lifted.
+pub fn undrain(ctx: &Context) -> Result<DrainSummary, Error> {
+    netns::require_net_admin()?;
+    let files = ctx.drain_files()?;
+    let changed = files.undrain()?;
+    Ok(DrainSummary {
+        command: "undrain",
+        changed,
+        drained: false,
+        drain: None,
+        file: files.runtime,
+    })
 }

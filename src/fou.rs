@@ -396,7 +396,7 @@ mod tests {
         };
         let mut genl = GenlMessage::from_payload(FouMessage::add(port));
         genl.set_resolved_family_id(30);
-        let mut buf = vec![0; genl.buffer_len()];
+        let mut buf = vec![0; Emitable::buffer_len(&genl)];
         genl.emit(&mut buf);
         // genl header: cmd 1 (ADD), version 1; then PORT (be16 6080 =
         // 0x17c0), AF (2 = AF_INET), TYPE (2 = GUE), each padded to 8 bytes.

@@ -22,14 +22,19 @@
 //!   kernel's module lists and UDP table.
 //! - [`sysctl_d`]: finds sysctl.d entries that would undo the agent at boot.
 //! - [`watch`]: the long-running mode that repairs drift.
+//! - [`agent_check`]: the agent endpoint of `watch` (HAProxy agent-check
+//!   format: `up`, `drain`, `down`).
+//! - [`drain`]: the drain state of a namespace (`drain`, `undrain`).
 //! - [`commands`]: the subcommands, tying the above together.
 //!
 //! Namespaces, the daemon kit (sd_notify, signals, rate limiting), the lock
 //! and positioned configuration errors come from `lvs_common`.
 
+pub mod agent_check;
 pub mod apply;
 pub mod commands;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod fou;
 pub mod kernel;
