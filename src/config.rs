@@ -640,4 +640,79 @@ address = "2001:db8::73"
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
     }
+
+    #[test]
+    fn tunnel_section() {
+        let c =
+            parse_str("[tunnel]\ntype = \"ipip\"\n[[vip]]\naddress = \"203.0.113.10\"\n").unwrap();
+        let t = c.tunnel.unwrap();
+        assert_eq!(
+            (t.kind, t.port, t.device()),
+            (TunnelKind::Ipip, None, "tunl0")
+        );
+        let keys: Vec<String> = c
+            .sysctls()
+            .iter()
+            .map(|s| format!("{}={}", s.key, s.value))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+                "net.ipv4.conf.all.rp_filter=2",
+                "net.ipv4.conf.tunl0.rp_filter=2",
+            ]
+        );
+        let c = parse_str("[tunnel]\ntype = \"gue\"\nport = 6080\n").unwrap();
+        assert_eq!(
+            c.tunnel.unwrap().fou_port(),
+            Some(FouPort {
+                port: 6080,
+                family: Family::Ipv4
+            })
+        );
+        let c = parse_str("[tunnel]\ntype = \"gre\"\n").unwrap();
+        assert_eq!(c.tunnel.unwrap().device(), "gre0");
+        assert_eq!(parse_str("").unwrap().tunnel, None);
+    }
+
+    #[test]
+    fn tunnel_errors_name_the_place() {
+        let cases = [
+            (
+                "[tunnel]\ntype = \"vxlan\"\n",
+                "test.toml:2:8: tunnel type \"vxlan\" is not one of",
+            ),
+            (
+                "[tunnel]\ntype = \"ipip\"\nport = 6080\n",
+                "test.toml:3:8: port is only for tunnel type \"gue\"",
+            ),
+            (
+                "[tunnel]\ntype = \"gue\"\n",
+                "test.toml:2:8: tunnel type \"gue\" needs `port`",
+            ),
+            (
+                "[tunnel]\ntype = \"gue\"\nport = 0\n",
+                "test.toml:3:8: port = 0 is not a UDP port",
+            ),
+            (
+                "[tunnel]\ntype = \"gue\"\nport = 70000\n",
+                "test.toml:3:8: port = 70000 is not a UDP port",
+            ),
+            ("[tunnel]\nport = 6080\n", "missing field `type`"),
+            (
+                "[tunnel]\ntype = \"gre\"\nttl = 3\n",
+                "test.toml:3:1: unknown field `ttl`",
+            ),
+            (
+                "[tunnel]\ntype = \"ipip\"\n[[vip]]\naddress = \"2001:db8::10\"\n",
+                "test.toml:4:11: VIP 2001:db8::10: tunnel mode (ipip) takes IPv4 VIPs only",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = error_of(text);
+            assert!(e.contains(expected), "{text:?}: {e}");
+        }
+    }
 }
