@@ -127,14 +127,14 @@ impl Netns {
     }
 
     /// Everything a run may touch: every address, link state, and the ARP
-    /// sysctls of every conf entry. Equal snapshots mean "left as it was".
+    /// sysctls and rp_filter of every conf entry. Equal snapshots mean "left as it was".
     pub fn snapshot(&self) -> String {
         let addresses = self.ip(&["-o", "addr", "show"]);
         let links = self.ip(&["-o", "link", "show"]);
         let out = self.exec(&[
             "sh",
             "-c",
-            "grep -H . /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce",
+            "grep -H . /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter",
         ]);
         format!(
             "{addresses}\n{links}\n{}",
