@@ -8,6 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_rs-agent");
 
+/// The agent binary the fixtures run: RS_AGENT_TEST_BIN if set (the VM
+/// suite points it at a tmpfs copy: every exec over 9p re-reads the
+/// binary), else the one cargo built.
+pub fn agent_bin() -> String {
+    std::env::var("RS_AGENT_TEST_BIN").unwrap_or_else(|_| AGENT.to_string())
+}
+
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 pub fn is_root() -> bool {
@@ -164,7 +171,7 @@ impl Netns {
             self.state.path().to_str().unwrap(),
         ];
         full.extend_from_slice(args);
-        Run::of(Command::new(AGENT).args(&full))
+        Run::of(Command::new(agent_bin()).args(&full))
     }
 
     pub fn start(&self, config: &Path) -> Run {
