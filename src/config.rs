@@ -43,14 +43,20 @@ impl Config {
     }
 }
 
-/// rp_filter in tunnel mode: loose (2). Written to `all` it puts 2 in force
-/// on every interface, the tunnel device and the NICs alike (the kernel
-/// uses max(conf/all, conf/IFACE)), including interfaces created later;
-/// strict mode (1) drops the decapsulated packets, whose source (the
-/// client) is not routed via the tunnel device. Loose still drops sources
-/// with no route at all, and is what systemd's sysctl.d ships, so boot does
-/// not undo it. README.md, "Tunnel mode", says more.
-pub const TUNNEL_RP_FILTER: i32 = 2;
+/// rp_filter on `all` and the tunnel device in tunnel mode: 0. The
+/// decapsulated packet arrives on the tunnel device, which has no IPv4
+/// address, and for such a device the kernel's source validation drops the
+/// packet under any rp_filter in force, loose (2) included (fib_validate_source:
+/// no address, no route via the device: rejected unless rp_filter is 0;
+/// measured in the VM, `TcpExtIPReversePathFilter` counts the drops). The
+/// value in force is max(conf/all, conf/DEV), so `all` must be 0 as well.
+pub const TUNNEL_RP_FILTER: i32 = 0;
+
+/// rp_filter the agent puts on a NIC that is strict (1) in tunnel mode:
+/// loose, so an outer packet from the director that arrives on another
+/// interface than the one routing back to it is not dropped, while sources
+/// with no route at all still are. NICs at 0 or 2 are left alone.
+pub const NIC_RP_FILTER: i32 = 2;
 
 /// The receive side of tunnel mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +83,8 @@ impl Tunnel {
         }
     }
 
-    /// rp_filter on `all` and on the tunnel device.
+    /// rp_filter on `all` and on the tunnel device (the NICs' depend on
+    /// what is observed: `plan::wanted_sysctls`).
     pub fn sysctls(&self) -> Vec<SysctlSetting> {
         ["all", self.device()]
             .into_iter()
@@ -660,8 +667,8 @@ address = "2001:db8::73"
             [
                 "net.ipv4.conf.all.arp_ignore=1",
                 "net.ipv4.conf.all.arp_announce=2",
-                "net.ipv4.conf.all.rp_filter=2",
-                "net.ipv4.conf.tunl0.rp_filter=2",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.tunl0.rp_filter=0",
             ]
         );
         let c = parse_str("[tunnel]\ntype = \"gue\"\nport = 6080\n").unwrap();

@@ -39,13 +39,35 @@ fn strict_netns() -> Netns {
     ns
 }
 
+/// The namespace's snapshot, but for the qdisc of the tunnel devices:
+/// bringing a device up attaches its default qdisc (noqueue), which stays
+/// when it goes down again (the kernel never detaches it); it holds no
+/// state and changes nothing for a down device.
+fn snapshot(ns: &Netns) -> String {
+    ns.snapshot()
+        .lines()
+        .map(|line| {
+            if line.contains(": tunl0@") || line.contains(": gre0@") {
+                line.replace("qdisc noqueue", "qdisc noop")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether `dev` is up; None if it does not exist. From a dump of every
+/// link: asking for one by name (`ip link show dev gre0`) makes the kernel
+/// load the module that provides that name (SIOCGIFINDEX -> netdev-gre0).
 fn link_up(ns: &Netns, dev: &str) -> Option<bool> {
-    let out = ns.exec(&["ip", "-j", "link", "show", "dev", dev]);
-    if !out.status.success() {
-        return None;
-    }
-    let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let flags = links[0]["flags"].as_array().unwrap();
+    let links: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "link", "show"])).unwrap();
+    let link = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ifname"] == dev)?;
+    let flags = link["flags"].as_array().unwrap();
     Some(flags.iter().any(|f| f == "UP"))
 }
 
@@ -79,11 +101,11 @@ fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
 /// Start twice (the second changes nothing), check the receive side, stop:
 /// the namespace is exactly as before.
 fn start_check_stop(ns: &Netns, config: &ConfigFile, device: &str) -> serde_json::Value {
-    let before = ns.snapshot();
+    let before = snapshot(ns);
     ns.start(&config.path).ok();
     assert_eq!(link_up(ns, device), Some(true));
-    assert_eq!(ns.sysctl("all", "rp_filter"), 2);
-    assert_eq!(ns.sysctl(device, "rp_filter"), 2);
+    assert_eq!(ns.sysctl("all", "rp_filter"), 0);
+    assert_eq!(ns.sysctl(device, "rp_filter"), 0);
     assert!(ns.addresses("lo").contains(&format!("{VIP}/32")));
     let run = ns.start(&config.path).ok();
     assert_eq!(run.stdout, "start: no changes needed\n");
@@ -95,13 +117,13 @@ fn start_check_stop(ns: &Netns, config: &ConfigFile, device: &str) -> serde_json
     let rp = json["tunnel"]["rp_filter"].as_array().unwrap();
     assert!(
         rp.iter()
-            .any(|r| r["interface"] == device && r["in_force"] == 2),
+            .any(|r| r["interface"] == device && r["in_force"] == 0),
         "{json}"
     );
     ns.agent(&["check", "--config", config.path.to_str().unwrap()])
         .ok();
     ns.stop().ok();
-    assert_eq!(ns.snapshot(), before);
+    assert_eq!(snapshot(ns), before);
     assert!(ns.records().is_empty());
     json
 }
@@ -125,7 +147,7 @@ fn gue_adds_its_fou_port_and_stop_removes_it() {
     in_vm();
     let ns = strict_netns();
     let config = config("gue", Some(6080));
-    let before = ns.snapshot();
+    let before = snapshot(&ns);
     let run = ns.start(&config.path).ok();
     assert!(
         run.stdout.contains("add FOU port 6080 gue (ipv4)"),
@@ -144,7 +166,7 @@ fn gue_adds_its_fou_port_and_stop_removes_it() {
     );
     ns.stop().ok();
     assert_eq!(fou_ports(&ns).trim(), "");
-    assert_eq!(ns.snapshot(), before);
+    assert_eq!(snapshot(&ns), before);
 }
 
 #[test]
@@ -189,7 +211,7 @@ fn a_fou_port_of_someone_else_is_refused_and_nothing_changes() {
         let mut args = vec!["fou", "add", "port", "6080"];
         args.extend_from_slice(listener);
         ns.ip(&args);
-        let before = (ns.snapshot(), fou_ports(&ns));
+        let before = (snapshot(&ns), fou_ports(&ns));
         let run = ns.start(&config.path);
         assert_eq!(run.code, 4, "{listener:?}: {run:#?}");
         assert!(
@@ -197,7 +219,7 @@ fn a_fou_port_of_someone_else_is_refused_and_nothing_changes() {
                 .contains("UDP port 6080 has a FOU listener rs-agent did not add"),
             "{run:#?}"
         );
-        assert_eq!((ns.snapshot(), fou_ports(&ns)), before);
+        assert_eq!((snapshot(&ns), fou_ports(&ns)), before);
         assert!(ns.records().is_empty());
         ns.ip(&["fou", "del", "port", "6080"]);
     }
@@ -238,7 +260,7 @@ fn a_failure_midway_rolls_back_rp_filter_and_the_device_state() {
     sh("modprobe", &["ipip"]);
     let ns = strict_netns();
     let config = config("ipip", None);
-    let before = ns.snapshot();
+    let before = snapshot(&ns);
     let run = start_with_read_only(&ns, &config, "/proc/sys/net/ipv4/conf/tunl0/rp_filter");
     assert_eq!(run.code, 5, "{run:#?}");
     assert!(
@@ -250,7 +272,7 @@ fn a_failure_midway_rolls_back_rp_filter_and_the_device_state() {
         run.stderr.contains("the changes of this run were undone"),
         "{run:#?}"
     );
-    assert_eq!(ns.snapshot(), before);
+    assert_eq!(snapshot(&ns), before);
     assert_eq!(ns.sysctl("all", "rp_filter"), 1);
     assert!(ns.records().is_empty());
 }
@@ -287,7 +309,7 @@ fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one(
         "a fallback device despite the setting"
     );
     let config = config("ipip", None);
-    let before = ns.snapshot();
+    let before = snapshot(&ns);
     let run = ns.start(&config.path).ok();
     assert!(
         run.stdout.contains("create tunl0 (ipip external)"),
@@ -296,8 +318,8 @@ fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one(
     let details = ns.ip(&["-d", "link", "show", "dev", "tunl0"]);
     assert!(details.contains("external"), "{details}");
     assert_eq!(link_up(&ns, "tunl0"), Some(true));
-    // Its rp_filter started from conf/default (1) and is now 2.
-    assert_eq!(ns.sysctl("tunl0", "rp_filter"), 2);
+    // Its rp_filter started from conf/default (1) and is now 0.
+    assert_eq!(ns.sysctl("tunl0", "rp_filter"), 0);
     let json = status(&ns, &config);
     assert_eq!(json["tunnel"]["created_by_agent"], true, "{json}");
     assert_eq!(json["in_sync"], true, "{json}");
@@ -307,13 +329,13 @@ fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one(
     assert_eq!(link_up(&ns, "tunl0"), Some(true));
     ns.stop().ok();
     assert_eq!(link_up(&ns, "tunl0"), None);
-    assert_eq!(ns.snapshot(), before);
+    assert_eq!(snapshot(&ns), before);
 
     // A failure after the creation deletes the device again.
     ns.ip(&[
         "link", "add", "nic0", "type", "veth", "peer", "name", "nic1",
     ]);
-    let before = ns.snapshot();
+    let before = snapshot(&ns);
     let with_nic = ConfigFile::new(&format!(
         "[arp]\ninterfaces = [\"all\", \"nic0\"]\n[tunnel]\ntype = \"ipip\"\n{}",
         vips(&[VIP])
@@ -321,7 +343,7 @@ fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one(
     let run = start_with_read_only(&ns, &with_nic, "/proc/sys/net/ipv4/conf/nic0/arp_ignore");
     assert_eq!(run.code, 5, "{run:#?}");
     assert_eq!(link_up(&ns, "tunl0"), None, "{run:#?}");
-    assert_eq!(ns.snapshot(), before);
+    assert_eq!(snapshot(&ns), before);
     assert!(ns.records().is_empty());
 }
 
@@ -332,7 +354,7 @@ fn watch_repairs_a_downed_device_a_reset_rp_filter_and_a_removed_fou_port() {
     sh("modprobe", &["-a", "ipip", "fou"]);
     let ns = strict_netns();
     let config = config("gue", Some(6080));
-    let before = ns.snapshot();
+    let before = snapshot(&ns);
     let mut child = std::process::Command::new(common::agent_bin())
         .args(["--netns", &ns.name, "--state-dir"])
         .arg(ns.state_dir())
@@ -352,11 +374,12 @@ fn watch_repairs_a_downed_device_a_reset_rp_filter_and_a_removed_fou_port() {
         wait_for(bound, || link_up(&ns, "tunl0") == Some(true)),
         "tunl0 stays down"
     );
-    ns.write_sysctl("tunl0", "rp_filter", 1);
-    ns.write_sysctl("all", "rp_filter", 1);
+    // What systemd's sysctl.d (rp_filter = 2 on every interface) would do.
+    ns.write_sysctl("tunl0", "rp_filter", 2);
+    ns.write_sysctl("all", "rp_filter", 2);
     assert!(
-        wait_for(bound, || ns.sysctl("tunl0", "rp_filter") == 2
-            && ns.sysctl("all", "rp_filter") == 2),
+        wait_for(bound, || ns.sysctl("tunl0", "rp_filter") == 0
+            && ns.sysctl("all", "rp_filter") == 0),
         "rp_filter not repaired"
     );
     ns.ip(&["fou", "del", "port", "6080"]);
@@ -377,6 +400,6 @@ fn watch_repairs_a_downed_device_a_reset_rp_filter_and_a_removed_fou_port() {
     assert!(status.success());
     // The values from before the agent are still the ones stop restores.
     ns.stop().ok();
-    assert_eq!(ns.snapshot(), before);
+    assert_eq!(snapshot(&ns), before);
     assert_eq!(fou_ports(&ns).trim(), "");
 }

@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::model::{Address, AddressSpec, FouPort, Interface, Link, LinkKind, SysctlKey};
+use crate::model::{
+    Address, AddressSpec, FouPort, Interface, Link, LinkKind, SysctlKey, SysctlSetting,
+};
 use crate::observe::Observed;
 use crate::state::{AddressEntry, Record, SysctlEntry};
 
@@ -185,7 +187,7 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
     plan.changes.extend(steps.create.iter().cloned());
 
     // Sysctls the configuration wants.
-    let wanted_sysctls = config.sysctls();
+    let wanted_sysctls = wanted_sysctls(config, observed, record);
     for setting in &wanted_sysctls {
         let key = &setting.key;
         let current = observed
@@ -285,6 +287,17 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
 
     plan.changes.extend(sysctl_reverts);
     Ok(plan)
+}
+
+/// Every sysctl a start converges to, in the order they are written: the
+/// configuration's (`Config::sysctls`), then in tunnel mode loose rp_filter
+/// on each NIC that is strict (or that the agent made loose earlier).
+pub fn wanted_sysctls(config: &Config, observed: &Observed, record: &Record) -> Vec<SysctlSetting> {
+    let mut settings = config.sysctls();
+    if let Some(t) = &config.tunnel {
+        settings.extend(tunnel::nic_rp_filter(t, observed, record));
+    }
+    settings
 }
 
 /// `stop`: undo what the record says the agent did, and no more.

@@ -2,13 +2,15 @@
 //! fallback device, or a catch-all device the agent creates where the
 //! namespace has none), the FOU port of GUE, and undoing what an earlier
 //! tunnel configuration left. rp_filter is an ordinary managed sysctl
-//! (`Config::sysctls`); only its starting value on a device this plan
-//! creates is predicted here (a new device copies conf/default).
+//! (`Config::sysctls` for `all` and the device, [`nic_rp_filter`] for the
+//! NICs); only its starting value on a device this plan creates is
+//! predicted here (a new device copies conf/default).
 
 use super::Change;
-use crate::config::Tunnel;
+use crate::config::{NIC_RP_FILTER, Tunnel};
 use crate::model::{
-    FouEncap, FouPort, Interface, KernelSupport, SysctlKey, TUNNEL_DEVICES, TunnelKind,
+    FouEncap, FouPort, Interface, KernelSupport, SysctlKey, SysctlSetting, TUNNEL_DEVICES,
+    TunnelKind,
 };
 use crate::observe::Observed;
 use crate::state::Record;
@@ -60,6 +62,36 @@ impl Steps {
         record.links_created = self.created.clone();
         record.fou_ports = self.fou_ports.clone();
     }
+}
+
+/// Fallback devices of the kernel's tunnel modules: never NICs.
+const FALLBACK_DEVICES: [&str; 9] = [
+    "tunl0", "gre0", "gretap0", "erspan0", "ip_vti0", "sit0", "ip6tnl0", "ip6gre0", "ip6_vti0",
+];
+
+/// Loose rp_filter on every NIC (an interface other than lo and the
+/// tunnel devices) that is strict, and on those the agent made loose
+/// before (so a reset to strict is drift, and stop puts them back).
+pub(super) fn nic_rp_filter(
+    tunnel: &Tunnel,
+    observed: &Observed,
+    record: &Record,
+) -> Vec<SysctlSetting> {
+    observed
+        .links
+        .iter()
+        .filter(|l| {
+            !l.loopback && l.name != tunnel.device() && !FALLBACK_DEVICES.contains(&l.name.as_str())
+        })
+        .filter_map(|l| {
+            let key = SysctlKey::ipv4(&l.name, "rp_filter");
+            let own = observed.sysctl(&key)?;
+            (own == 1 || record.sysctl(&key).is_some()).then_some(SysctlSetting {
+                key,
+                value: NIC_RP_FILTER,
+            })
+        })
+        .collect()
 }
 
 /// Why the tunnel cannot be set up here, if it cannot: the kernel lacks

@@ -185,7 +185,7 @@ pub fn status(
     boot_settings: &[Setting],
 ) -> Status {
     let mut found = Findings::default();
-    let wanted_sysctls = config.sysctls();
+    let wanted_sysctls = crate::plan::wanted_sysctls(config, observed, record);
     let mut warnings = crate::sysctl_d::conflicts(&wanted_sysctls, boot_settings);
     let vips = vip_status(config, observed, record, &mut found);
 
@@ -421,11 +421,11 @@ fn tunnel_status(
             continue;
         };
         let in_force = own.max(all);
-        if l.name == device && in_force == 1 {
+        if l.name == device && in_force != 0 {
             found.broken(
                 DriftKind::Tunnel,
                 format!(
-                    "rp_filter in force on {device} is 1 (strict): decapsulated packets are dropped"
+                    "rp_filter in force on {device} is {in_force}: decapsulated packets are dropped (it has no address: only 0 lets them in)"
                 ),
             );
         }

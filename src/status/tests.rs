@@ -153,7 +153,7 @@ fn tunnel_observed(tunl0_up: bool, tunl0_rp: i32, all_rp: i32) -> Observed {
         loopback: false,
         noarp: true,
     });
-    for (name, v) in [("all", all_rp), ("eth0", 1), ("lo", 0), ("tunl0", tunl0_rp)] {
+    for (name, v) in [("all", all_rp), ("eth0", 2), ("lo", 0), ("tunl0", tunl0_rp)] {
         o.sysctls.insert(SysctlKey::ipv4(name, "rp_filter"), v);
     }
     o
@@ -171,7 +171,7 @@ fn tunnel_in_sync_shows_device_and_rp_filter_in_force() {
     use crate::model::TunnelKind;
     let s = status(
         &tunnel_config(TunnelKind::Ipip, None),
-        &tunnel_observed(true, 2, 2),
+        &tunnel_observed(true, 0, 0),
         &Record::default(),
         &[],
     );
@@ -179,17 +179,17 @@ fn tunnel_in_sync_shows_device_and_rp_filter_in_force() {
     assert_eq!(s.agent_answer, "up");
     let t = s.tunnel.as_ref().unwrap();
     assert!(t.present && t.up && !t.created_by_agent);
-    // eth0's own 1 is overridden by all's 2: max is in force.
     let rp: Vec<(&str, i32)> = t
         .rp_filter
         .iter()
         .map(|r| (r.interface.as_str(), r.in_force))
         .collect();
-    assert_eq!(rp, [("eth0", 2), ("tunl0", 2)]);
+    assert_eq!(rp, [("eth0", 2), ("tunl0", 0)]);
     let text = s.to_text();
     assert!(text.contains("Tunnel (ipip): device tunl0 up"), "{text}");
+    assert!(text.contains("tunl0            rp_filter 0  off"), "{text}");
     assert!(
-        text.contains("tunl0            rp_filter 2  loose"),
+        text.contains("eth0             rp_filter 2  loose"),
         "{text}"
     );
     assert!(text.contains("Agent endpoint answers: up"), "{text}");
@@ -198,10 +198,10 @@ fn tunnel_in_sync_shows_device_and_rp_filter_in_force() {
 #[test]
 fn broken_tunnel_is_drift_and_down() {
     use crate::model::TunnelKind;
-    // Device down, rp_filter strict in force on it, FOU port missing.
+    // Device down, rp_filter loose in force on it, FOU port missing.
     let s = status(
         &tunnel_config(TunnelKind::Gue, Some(6080)),
-        &tunnel_observed(false, 1, 0),
+        &tunnel_observed(false, 2, 0),
         &Record::default(),
         &[],
     );
@@ -210,7 +210,7 @@ fn broken_tunnel_is_drift_and_down() {
     let broken = s.broken.join("\n");
     assert!(broken.contains("tunnel device tunl0 is down"), "{broken}");
     assert!(
-        broken.contains("rp_filter in force on tunl0 is 1 (strict)"),
+        broken.contains("rp_filter in force on tunl0 is 2: decapsulated packets are dropped"),
         "{broken}"
     );
     assert!(
@@ -218,8 +218,8 @@ fn broken_tunnel_is_drift_and_down() {
         "{broken}"
     );
     assert_eq!(s.drift_by_kind[&DriftKind::Tunnel], 3);
-    // The two rp_filter sysctls are drift, not breakage by themselves.
-    assert_eq!(s.drift_by_kind[&DriftKind::Sysctl], 2);
+    // The rp_filter sysctl of tunl0 is drift too.
+    assert_eq!(s.drift_by_kind[&DriftKind::Sysctl], 1);
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["tunnel"]["type"], "gue");
     assert_eq!(json["tunnel"]["fou_port"]["present"], false);

@@ -109,10 +109,10 @@ impl Status {
             );
             for r in &t.rp_filter {
                 let mark = match r.in_force {
-                    1 if r.interface == t.device => "STRICT: DROPS DECAPSULATED PACKETS",
+                    0 => "off",
+                    _ if r.interface == t.device => "DROPS DECAPSULATED PACKETS",
                     1 => "strict",
-                    2 => "loose",
-                    _ => "off",
+                    _ => "loose",
                 };
                 let _ = writeln!(
                     out,

@@ -20,12 +20,12 @@ fn gue(port: u16) -> FouPort {
     }
 }
 
-/// The DR test system plus rp_filter (all 1, as a strict distribution sets
-/// it; default 1; eth0 0) and, if `tunl0`, the ipip fallback device, down,
-/// with rp_filter 0 (what a fallback device gets).
+/// The DR test system plus rp_filter strict everywhere (as some
+/// distributions set it: all, default and eth0 1) and, if `tunl0`, the ipip
+/// fallback device, down, with rp_filter 1 (conf/default's).
 fn tunnel_system(tunl0: bool) -> Observed {
     let mut observed = system();
-    for (entry, value) in [("all", 1), ("default", 1), ("eth0", 0), ("lo", 0)] {
+    for (entry, value) in [("all", 1), ("default", 1), ("eth0", 1), ("lo", 0)] {
         observed
             .sysctls
             .insert(SysctlKey::ipv4(entry, "rp_filter"), value);
@@ -44,7 +44,7 @@ fn tunnel_system(tunl0: bool) -> Observed {
         }
         observed
             .sysctls
-            .insert(SysctlKey::ipv4("tunl0", "rp_filter"), 0);
+            .insert(SysctlKey::ipv4("tunl0", "rp_filter"), 1);
     } else {
         observed
             .kernel
@@ -81,8 +81,10 @@ fn ipip_on_the_fallback_device() {
         vec![
             "set net.ipv4.conf.all.arp_ignore = 1 (was 0)",
             "set net.ipv4.conf.all.arp_announce = 2 (was 0)",
-            "set net.ipv4.conf.all.rp_filter = 2 (was 1)",
-            "set net.ipv4.conf.tunl0.rp_filter = 2 (was 0)",
+            "set net.ipv4.conf.all.rp_filter = 0 (was 1)",
+            "set net.ipv4.conf.tunl0.rp_filter = 0 (was 1)",
+            // A strict NIC becomes loose.
+            "set net.ipv4.conf.eth0.rp_filter = 2 (was 1)",
             "add 203.0.113.10/32 to lo",
             "set tunl0 up",
         ]
@@ -95,8 +97,9 @@ fn ipip_on_the_fallback_device() {
             "remove 203.0.113.10/32 from lo",
             "set net.ipv4.conf.all.arp_ignore = 0 (was 1)",
             "set net.ipv4.conf.all.arp_announce = 0 (was 2)",
-            "set net.ipv4.conf.all.rp_filter = 1 (was 2)",
-            "set net.ipv4.conf.tunl0.rp_filter = 0 (was 2)",
+            "set net.ipv4.conf.all.rp_filter = 1 (was 0)",
+            "set net.ipv4.conf.tunl0.rp_filter = 1 (was 0)",
+            "set net.ipv4.conf.eth0.rp_filter = 1 (was 2)",
             "set tunl0 down",
         ]
     );
@@ -112,14 +115,15 @@ fn a_missing_device_is_created_first_and_deleted_by_stop() {
             "create tunl0 (ipip external)",
             "set net.ipv4.conf.all.arp_ignore = 1 (was 0)",
             "set net.ipv4.conf.all.arp_announce = 2 (was 0)",
-            "set net.ipv4.conf.all.rp_filter = 2 (was 1)",
+            "set net.ipv4.conf.all.rp_filter = 0 (was 1)",
             // conf/default's value: what the new device starts with.
-            "set net.ipv4.conf.tunl0.rp_filter = 2 (was 1)",
+            "set net.ipv4.conf.tunl0.rp_filter = 0 (was 1)",
+            "set net.ipv4.conf.eth0.rp_filter = 2 (was 1)",
             "add 203.0.113.10/32 to lo",
             "set tunl0 up",
         ]
     );
-    assert!(matches!(&start.changes[6], Change::SetLinkUp { interface } if interface.index == 0));
+    assert!(matches!(&start.changes[7], Change::SetLinkUp { interface } if interface.index == 0));
     assert_eq!(start.record.links_created, vec!["tunl0"]);
     // Stop deletes it, with neither a sysctl write nor a "down" for it.
     assert_eq!(
@@ -128,7 +132,8 @@ fn a_missing_device_is_created_first_and_deleted_by_stop() {
             "remove 203.0.113.10/32 from lo",
             "set net.ipv4.conf.all.arp_ignore = 0 (was 1)",
             "set net.ipv4.conf.all.arp_announce = 0 (was 2)",
-            "set net.ipv4.conf.all.rp_filter = 1 (was 2)",
+            "set net.ipv4.conf.all.rp_filter = 1 (was 0)",
+            "set net.ipv4.conf.eth0.rp_filter = 1 (was 2)",
             "delete tunl0",
         ]
     );
@@ -140,7 +145,7 @@ fn gue_adds_its_fou_port_and_stop_removes_it_first() {
     system0.fou = Some(Vec::new());
     let (start, stop) = start_again_stop(&tunnel_config(TunnelKind::Gue, Some(6080)), system0);
     assert_eq!(
-        texts(&start)[4..],
+        texts(&start)[5..],
         [
             "add 203.0.113.10/32 to lo",
             "set tunl0 up",
@@ -226,7 +231,7 @@ fn changing_the_tunnel_undoes_the_old_one() {
     });
     system0
         .sysctls
-        .insert(SysctlKey::ipv4("gre0", "rp_filter"), 0);
+        .insert(SysctlKey::ipv4("gre0", "rp_filter"), 1);
     let gue_cfg = tunnel_config(TunnelKind::Gue, Some(6080));
     let first = plan_start(&gue_cfg, &system0, &Record::default()).unwrap();
     let system1 = after(system0.clone(), &first);
@@ -241,11 +246,11 @@ fn changing_the_tunnel_undoes_the_old_one() {
     assert_eq!(
         texts(&gre),
         vec![
-            "set net.ipv4.conf.gre0.rp_filter = 2 (was 0)",
+            "set net.ipv4.conf.gre0.rp_filter = 0 (was 1)",
             "set gre0 up",
             "remove FOU port 6080 gue (ipv4)",
             "set tunl0 down",
-            "set net.ipv4.conf.tunl0.rp_filter = 0 (was 2)",
+            "set net.ipv4.conf.tunl0.rp_filter = 1 (was 0)",
         ]
     );
     assert!(gre.record.fou_ports.is_empty());
@@ -266,7 +271,8 @@ fn changing_the_tunnel_undoes_the_old_one() {
     );
     let rp = |o: &Observed, i: &str| o.sysctl(&SysctlKey::ipv4(i, "rp_filter"));
     assert_eq!(rp(&system3, "all"), Some(1));
-    assert_eq!(rp(&system3, "gre0"), Some(0));
+    assert_eq!(rp(&system3, "gre0"), Some(1));
+    assert_eq!(rp(&system3, "eth0"), Some(1));
 }
 
 #[test]
@@ -283,7 +289,8 @@ fn a_created_device_no_longer_configured_is_deleted() {
         texts(&plan),
         vec![
             "delete tunl0",
-            "set net.ipv4.conf.all.rp_filter = 1 (was 2)"
+            "set net.ipv4.conf.all.rp_filter = 1 (was 0)",
+            "set net.ipv4.conf.eth0.rp_filter = 1 (was 2)",
         ]
     );
     assert!(plan.record.links_created.is_empty());
@@ -306,4 +313,32 @@ fn tunnel_changes_in_json() {
         r#"{"action":"create_link","interface":"tunl0","kind":"ipip"}"#
     );
     assert_eq!(change.inverse().inverse(), change);
+}
+
+#[test]
+fn nics_at_0_or_2_are_left_alone_and_a_reset_nic_is_drift_repaired() {
+    let cfg = tunnel_config(TunnelKind::Ipip, None);
+    for own in [0, 2] {
+        let mut system0 = tunnel_system(true);
+        system0
+            .sysctls
+            .insert(SysctlKey::ipv4("eth0", "rp_filter"), own);
+        let plan = plan_start(&cfg, &system0, &Record::default()).unwrap();
+        assert!(!texts(&plan).iter().any(|t| t.contains("eth0")), "{own}");
+    }
+    let first = plan_start(&cfg, &tunnel_system(true), &Record::default()).unwrap();
+    let mut system1 = after(tunnel_system(true), &first);
+    system1
+        .sysctls
+        .insert(SysctlKey::ipv4("eth0", "rp_filter"), 1);
+    let repair = plan_start(&cfg, &system1, &first.record).unwrap();
+    assert_eq!(
+        texts(&repair),
+        vec!["set net.ipv4.conf.eth0.rp_filter = 2 (was 1)"]
+    );
+    let entry = repair
+        .record
+        .sysctl(&SysctlKey::ipv4("eth0", "rp_filter"))
+        .unwrap();
+    assert_eq!((entry.original, entry.written), (1, 2));
 }
