@@ -180,9 +180,25 @@ fn gre_loads_its_module_on_the_way_and_uses_the_fallback_device() {
     let ns = strict_netns();
     assert_eq!(link_up(&ns, "gre0"), None);
     let config = config("gre", None);
-    let run = ns.start(&config.path).ok();
+    // The plan creates gre0 (it is missing); asking the kernel loads
+    // ip_gre, whose fallback gre0 appears: used, not created.
+    let dry = ns
+        .agent(&[
+            "start",
+            "--dry-run",
+            "--config",
+            config.path.to_str().unwrap(),
+        ])
+        .ok();
     assert!(
-        run.stdout.contains("create gre0 (gre external)"),
+        dry.stdout.contains("would create gre0 (gre external)"),
+        "{dry:#?}"
+    );
+    let run = ns.start(&config.path).ok();
+    assert!(!run.stdout.contains("create gre0"), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("set net.ipv4.conf.gre0.rp_filter = 0 (was 1)"),
         "{run:#?}"
     );
     assert!(std::path::Path::new("/sys/module/ip_gre").exists());
@@ -228,10 +244,11 @@ fn a_fou_port_of_someone_else_is_refused_and_nothing_changes() {
 /// Runs `rs-agent start` inside the namespace with a read-only file
 /// mounted over one sysctl (in a mount namespace of its own): writing it
 /// fails midway, after earlier changes went in.
-fn start_with_read_only(ns: &Netns, config: &ConfigFile, sysctl: &str) -> Run {
+fn start_with_read_only(ns: &Netns, config: &ConfigFile, sysctl: &str, value: i32) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ro");
-    std::fs::write(&file, "0\n").unwrap();
+    // Not what the agent wants, so it writes, and fails.
+    std::fs::write(&file, format!("{value}\n")).unwrap();
     let script = format!(
         "mount --bind -o ro {} {sysctl} && exec {} --state-dir {} start --config {}",
         file.display(),
@@ -261,7 +278,7 @@ fn a_failure_midway_rolls_back_rp_filter_and_the_device_state() {
     let ns = strict_netns();
     let config = config("ipip", None);
     let before = snapshot(&ns);
-    let run = start_with_read_only(&ns, &config, "/proc/sys/net/ipv4/conf/tunl0/rp_filter");
+    let run = start_with_read_only(&ns, &config, "/proc/sys/net/ipv4/conf/tunl0/rp_filter", 1);
     assert_eq!(run.code, 5, "{run:#?}");
     assert!(
         run.stderr
@@ -340,7 +357,7 @@ fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one(
         "[arp]\ninterfaces = [\"all\", \"nic0\"]\n[tunnel]\ntype = \"ipip\"\n{}",
         vips(&[VIP])
     ));
-    let run = start_with_read_only(&ns, &with_nic, "/proc/sys/net/ipv4/conf/nic0/arp_ignore");
+    let run = start_with_read_only(&ns, &with_nic, "/proc/sys/net/ipv4/conf/nic0/arp_ignore", 0);
     assert_eq!(run.code, 5, "{run:#?}");
     assert_eq!(link_up(&ns, "tunl0"), None, "{run:#?}");
     assert_eq!(snapshot(&ns), before);
