@@ -1,9 +1,10 @@
 //! Root tests of tunnel mode against a kernel with ipip, fou and ip_gre:
 //! the VM's (this machine's kernel has none of them). Each test creates its
 //! own namespaces. They are `#[ignore]`d like the other root tests, and run
-//! with `--ignored` by tests/vm/scenarios/43-tunnel-root-tests.sh inside
-//! the VM, which sets VM_SUITE_GUEST=1: some change settings of the whole
-//! (throwaway) machine, so they refuse to run anywhere else.
+//! with `--ignored` inside the VM by tests/vm/scenarios/43-tunnel-root-tests.sh
+//! and 44-tunnel-root-tests-failures.sh (`VM_SUITE_GUEST=1` there): some
+//! change settings of the whole (throwaway) machine, so they refuse to run
+//! anywhere else.
 
 mod common;
 
@@ -129,7 +130,7 @@ fn start_check_stop(ns: &Netns, config: &ConfigFile, device: &str) -> serde_json
 }
 
 #[test]
-#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenario 43)"]
+#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenarios 43, 44)"]
 fn ipip_start_is_idempotent_and_stop_restores_exactly() {
     in_vm();
     sh("modprobe", &["ipip"]);
@@ -142,7 +143,7 @@ fn ipip_start_is_idempotent_and_stop_restores_exactly() {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenario 43)"]
+#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenarios 43, 44)"]
 fn gue_adds_its_fou_port_and_stop_removes_it() {
     in_vm();
     let ns = strict_netns();
@@ -170,7 +171,7 @@ fn gue_adds_its_fou_port_and_stop_removes_it() {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenario 43)"]
+#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenarios 43, 44)"]
 fn gre_loads_its_module_on_the_way_and_uses_the_fallback_device() {
     in_vm();
     // Unloaded first, so the kernel loads it for the agent (no modprobe).
@@ -217,7 +218,7 @@ fn gre_loads_its_module_on_the_way_and_uses_the_fallback_device() {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenario 43)"]
+#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenarios 43, 44)"]
 fn a_fou_port_of_someone_else_is_refused_and_nothing_changes() {
     in_vm();
     sh("modprobe", &["-a", "ipip", "fou"]);
@@ -271,7 +272,7 @@ fn start_with_read_only(ns: &Netns, config: &ConfigFile, sysctl: &str, value: i3
 }
 
 #[test]
-#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenario 43)"]
+#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenarios 43, 44)"]
 fn a_failure_midway_rolls_back_rp_filter_and_the_device_state() {
     in_vm();
     sh("modprobe", &["ipip"]);
@@ -314,7 +315,7 @@ impl Drop for NoFallbackDevices {
 }
 
 #[test]
-#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenario 43)"]
+#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenarios 43, 44)"]
 fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one() {
     in_vm();
     sh("modprobe", &["ipip"]);
@@ -365,7 +366,7 @@ fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one(
 }
 
 #[test]
-#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenario 43)"]
+#[ignore = "needs root and a kernel with ipip, fou and ip_gre: run by the VM suite (scenarios 43, 44)"]
 fn watch_repairs_a_downed_device_a_reset_rp_filter_and_a_removed_fou_port() {
     in_vm();
     sh("modprobe", &["-a", "ipip", "fou"]);

@@ -567,3 +567,26 @@ tunnel_scenario() {
     done
     pass "$kind: rs-agent stop restored rs1 and rs2 exactly"
 }
+
+# run_tunnel_root_tests COUNT FILTER...: rs-agent's tunnel-mode root tests
+# (tests/tunnel.rs, built on the host by `cargo test -p rs-agent --no-run`;
+# ignored there, the host kernel has no ipip, fou or ip_gre) whose names
+# contain one of FILTER, with --ignored, one at a time (some change
+# machine-wide settings of this throwaway VM); exactly COUNT must run.
+run_tunnel_root_tests() {
+    local count=$1 root deps src ran
+    shift
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    deps=${RS_AGENT_DEPS_DIR:-$root/target/debug/deps}
+    # shellcheck disable=SC2010
+    src=$(ls -t "$deps"/tunnel-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+    [[ -n $src && -x $src ]] || fail "no tunnel test binary in $deps (cargo test -p rs-agent --no-run)"
+    cp "$src" "$TEST_TMP/tunnel-tests"
+    log "running $src: $*"
+    # The fixtures run the tmpfs copy of rs-agent guest.sh made.
+    RS_AGENT_TEST_BIN=$RS_AGENT RUST_BACKTRACE=1 "$TEST_TMP/tunnel-tests" --ignored --test-threads=1 "$@" |
+        tee "$TEST_TMP/tunnel-tests.log" || fail "tunnel root tests failed"
+    ran=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' "$TEST_TMP/tunnel-tests.log")
+    ((${ran:-0} == count)) || fail "${ran:-0} tunnel root tests ran (expected $count)"
+    pass "tunnel root tests ($ran): $*"
+}
