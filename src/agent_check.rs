@@ -157,15 +157,23 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Starts answering on a thread of its own.
-    pub fn start(bound: Bound, drain: DrainFiles, on_drift: OnDrift, first: Verdict) -> Endpoint {
+    pub fn start(
+        bound: Bound,
+        drain: DrainFiles,
+        on_drift: OnDrift,
+        first: Verdict,
+    ) -> Result<Endpoint, Error> {
         let verdict = Arc::new(Mutex::new(first));
         let shared = Arc::clone(&verdict);
         let Bound { listener, address } = bound;
         std::thread::Builder::new()
             .name("agent-endpoint".into())
             .spawn(move || serve(listener, &shared, &drain, on_drift))
-            .expect("spawning the agent endpoint thread");
-        Endpoint { verdict, address }
+            .map_err(|source| Error::Listen {
+                address: address.to_string(),
+                source,
+            })?;
+        Ok(Endpoint { verdict, address })
     }
 
     /// Replaces the verdict the endpoint answers from.

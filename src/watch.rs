@@ -98,7 +98,7 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
                 ctx.drain_files()?,
                 options.on_drift,
                 verdict(ctx, &config).await,
-            );
+            )?;
             info!("agent endpoint on {}", endpoint.address);
             Some(endpoint)
         }
