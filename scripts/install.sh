@@ -13,7 +13,8 @@
 #                                 enable and start lvs-director-apply.service instead
 #
 # DESTDIR=/some/root installs into a staging tree (packaging, tests); --start
-# is refused then.
+# is refused then. RS_AGENT_BIN_DIR=DIR installs the binaries already built
+# in DIR (e.g. target/debug) instead of running cargo build --release.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,7 +25,7 @@ for arg in "$@"; do
     case $arg in
         --start) start=yes ;;
         --director) director=yes ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "install: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -39,10 +40,16 @@ if [[ -n $DESTDIR && $start == yes ]]; then
     exit 2
 fi
 
-say "building (cargo build --release --locked --workspace --bins)"
-cargo build --release --locked --workspace --bins --manifest-path "$ROOT/Cargo.toml"
+if [[ -n ${RS_AGENT_BIN_DIR:-} ]]; then
+    BIN=$(cd "$RS_AGENT_BIN_DIR" && pwd)
+    say "installing the binaries built in $BIN (no build)"
+else
+    BIN=$ROOT/target/release
+    say "building (cargo build --release --locked --workspace --bins)"
+    cargo build --release --locked --workspace --bins --manifest-path "$ROOT/Cargo.toml"
+fi
 
-install -D -m 0755 "$ROOT/target/release/rs-agent" "$DESTDIR/usr/local/sbin/rs-agent"
+install -D -m 0755 "$BIN/rs-agent" "$DESTDIR/usr/local/sbin/rs-agent"
 install -D -m 0644 "$ROOT/systemd/rs-agent.service" "$DESTDIR/etc/systemd/system/rs-agent.service"
 install -D -m 0644 "$ROOT/systemd/rs-agent-watch.service" "$DESTDIR/etc/systemd/system/rs-agent-watch.service"
 install -D -m 0644 "$ROOT/README.md" "$DESTDIR/usr/local/share/doc/rs-agent/README.md"
@@ -55,8 +62,8 @@ fi
 say "installed rs-agent $("$DESTDIR/usr/local/sbin/rs-agent" --version | cut -d' ' -f2)"
 
 if [[ $director == yes ]]; then
-    install -D -m 0755 "$ROOT/target/release/ipvsctl" "$DESTDIR/usr/local/sbin/ipvsctl"
-    install -D -m 0755 "$ROOT/target/release/lvs-director" "$DESTDIR/usr/local/sbin/lvs-director"
+    install -D -m 0755 "$BIN/ipvsctl" "$DESTDIR/usr/local/sbin/ipvsctl"
+    install -D -m 0755 "$BIN/lvs-director" "$DESTDIR/usr/local/sbin/lvs-director"
     install -D -m 0644 "$ROOT/systemd/lvs-director-apply.service" "$DESTDIR/etc/systemd/system/lvs-director-apply.service"
     install -D -m 0644 "$ROOT/ipvs/README.md" "$DESTDIR/usr/local/share/doc/ipvsctl/README.md"
     install -D -m 0644 "$ROOT/director/README.md" "$DESTDIR/usr/local/share/doc/lvs-director/README.md"

@@ -6,9 +6,15 @@
 # - apt packages (apt-get update runs only when something is missing)
 # - the virtme-ng virtualenv in .venv-vm (only when vng is missing)
 # - rustup components rustfmt and clippy (only when missing)
+# - Debian 13's kernel (6.12) for the VM suite's second boot, in
+#   $LVS_TEST_CACHE/kernels (scripts/fetch-kernel.sh: own apt source list and
+#   lists for trixie, never the machine's; only when not cached yet)
+# - the Debian 12 tree that tests/nspawn boots with systemd-nspawn, in
+#   $LVS_TEST_CACHE/nspawn/bookworm (scripts/nspawn-tree.sh; debootstrap, once)
 #
-# A second run installs nothing and takes about a second.
-# Environment: VENV_VM (default: <repo>/.venv-vm).
+# A second run installs and downloads nothing and takes about a second.
+# Environment: VENV_VM (default: <repo>/.venv-vm), LVS_TEST_CACHE (default
+# /var/cache/lvs-test), LVS_KERNEL_REFRESH=1 (look for a newer 6.12).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,27 +36,38 @@ APT_PACKAGES=(
     util-linux         # unshare, timeout helpers
     systemd            # systemd-analyze (unit checks)
     time               # GNU time: peak memory in scripts/bench.py
+    procps             # pgrep (tests/nspawn/run.sh)
+    shellcheck         # the shellcheck step of scripts/test-all.sh
+)
+# Without their Recommends: systemd-container's libnss-mymachines would edit
+# the machine's /etc/nsswitch.conf.
+APT_PACKAGES_NO_RECOMMENDS=(
+    systemd-container  # systemd-nspawn: the real-server units under systemd (tests/nspawn)
+    debootstrap        # the Debian 12 tree it boots (scripts/nspawn-tree.sh)
 )
 
 # --- apt -------------------------------------------------------------------
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    if [[ $status != "install ok installed" ]]; then
-        missing+=("$p")
-    fi
-done
-if ((${#missing[@]})); then
+not_installed() { # PACKAGE...: prints those not installed
+    local p status
+    for p in "$@"; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [[ $status == "install ok installed" ]] || echo "$p"
+    done
+}
+mapfile -t missing < <(not_installed "${APT_PACKAGES[@]}")
+mapfile -t missing_nr < <(not_installed "${APT_PACKAGES_NO_RECOMMENDS[@]}")
+if ((${#missing[@]} + ${#missing_nr[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
-        say "missing apt packages: ${missing[*]}; run this script as root" >&2
+        say "missing apt packages: ${missing[*]} ${missing_nr[*]}; run this script as root" >&2
         exit 1
     fi
-    say "installing apt packages: ${missing[*]}"
+    say "installing apt packages: ${missing[*]} ${missing_nr[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
-    apt-get install -y "${missing[@]}"
+    if ((${#missing[@]})); then apt-get install -y "${missing[@]}"; fi
+    if ((${#missing_nr[@]})); then apt-get install -y --no-install-recommends "${missing_nr[@]}"; fi
 else
-    say "apt packages: all ${#APT_PACKAGES[@]} present"
+    say "apt packages: all $((${#APT_PACKAGES[@]} + ${#APT_PACKAGES_NO_RECOMMENDS[@]})) present"
 fi
 
 # --- virtme-ng virtualenv --------------------------------------------------
@@ -65,6 +82,15 @@ else
     "$PY" -m venv "$VENV_VM"
     "$VENV_VM/bin/pip" install --disable-pip-version-check -q virtme-ng
     say "virtme-ng: installed ($("$VENV_VM/bin/vng" --version 2>&1 | head -n1))"
+fi
+
+# --- cached test systems: Debian 13's kernel, the nspawn tree -------------------
+# Both in $LVS_TEST_CACHE (default /var/cache/lvs-test), built once.
+if [[ $(id -u) -eq 0 ]]; then
+    bash "$ROOT/scripts/fetch-kernel.sh" >/dev/null
+    bash "$ROOT/scripts/nspawn-tree.sh" >/dev/null
+else
+    say "not root: skipping Debian 13's kernel and the nspawn tree"
 fi
 
 # --- rust components -------------------------------------------------------

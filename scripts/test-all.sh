@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on a Debian machine: installs what is missing
 # (scripts/setup.sh), then runs format and lint checks, the unit tests, the
-# root tests against the real kernel, the systemd unit checks and the VM suite
-# (a kernel with IPVS under QEMU). The cargo tests run inside a throwaway
+# root tests against the real kernel, the systemd unit checks, the VM suite
+# (a kernel with IPVS under QEMU) once on each supported kernel series
+# (Debian 12's 6.1, Debian 13's 6.12), and the real-server units under a real
+# systemd (a systemd-nspawn container). The cargo tests run inside a throwaway
 # network and mount namespace, so no test can reach the machine's network.
 #
 # Tests that need root (rs-agent's tests/root.rs and tests/watch.rs) or an
@@ -13,13 +15,17 @@
 #   scripts/test-all.sh
 #
 # Exit status 0 only when every step passed. Set SKIP_VM=1 to leave out the
-# VM suite while iterating (the summary then says so and the run fails).
+# VM suites while iterating (the summary then says so and the run fails).
+# VM_KERNELS (default "6.1 6.12") lists the kernels, one VM boot each;
+# VM_TIMEOUT (default 1200 here) bounds each boot.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
 LOG_DIR=$ROOT/target/test-all
 mkdir -p "$LOG_DIR"
+# Logs of an earlier run must not count in this run's summary.
+rm -f "$LOG_DIR"/*.log
 export CARGO_TERM_COLOR=never
 
 steps=()
@@ -57,6 +63,9 @@ verify_units() {
 
 step setup bash scripts/setup.sh || { echo "setup failed: nothing else can run" >&2; exit 1; }
 step fmt cargo fmt --all -- --check
+# The shell scripts of the test beds and the installer (the VM scenarios and
+# benchmarks are not covered yet).
+step shellcheck shellcheck -x scripts/*.sh scripts/lib/*.sh tests/vm/run-suite.sh tests/vm/guest.sh tests/nspawn/*.sh .ci/run
 step clippy cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 if step build cargo build --workspace --all-targets --locked; then
     step unit-tests unshare --net --mount --propagation private -- \
@@ -64,23 +73,29 @@ if step build cargo build --workspace --all-targets --locked; then
     step root-tests unshare --net --mount --propagation private -- \
         cargo test -p rs-agent --test root --test watch --offline --locked -- --ignored
     step systemd-units verify_units
-    if [[ ${SKIP_VM:-0} == 1 ]]; then
-        steps+=("FAIL vm-suite (skipped by SKIP_VM=1)")
-        failed_steps+=("vm-suite")
-    else
-        step vm-suite bash tests/vm/run-suite.sh
-    fi
+    # One VM boot per kernel series: VM_KERNEL=6.1 is the machine's Debian 12
+    # kernel, 6.12 Debian 13's from the cache (scripts/fetch-kernel.sh).
+    for k in ${VM_KERNELS:-6.1 6.12}; do
+        if [[ ${SKIP_VM:-0} == 1 ]]; then
+            steps+=("FAIL vm-suite-$k (skipped by SKIP_VM=1)")
+            failed_steps+=("vm-suite-$k")
+        else
+            step "vm-suite-$k" env VM_KERNEL="$k" VM_TIMEOUT="${VM_TIMEOUT:-1200}" bash tests/vm/run-suite.sh
+        fi
+    done
+    step nspawn bash tests/nspawn/run.sh
 fi
 
-# Test counts: cargo's "test result" lines and the VM suite's closing line.
-# A test ignored by unit-tests counts once, where it runs (root-tests or the
-# VM); the ignored count of unit-tests is shown so none goes unnoticed.
+# Test counts: cargo's "test result" lines and the closing "N passed, M
+# failed" lines of the VM suites and the nspawn checks. A test ignored by
+# unit-tests counts once, where it runs (root-tests or the VM); the ignored
+# count of unit-tests is shown so none goes unnoticed.
 passed=0
 failed=0
 while read -r p f; do
     passed=$((passed + p))
     failed=$((failed + f))
-done < <(cat "$LOG_DIR"/unit-tests.log "$LOG_DIR"/root-tests.log "$LOG_DIR"/vm-suite.log 2>/dev/null |
+done < <(cat "$LOG_DIR"/unit-tests.log "$LOG_DIR"/root-tests.log "$LOG_DIR"/vm-suite-*.log "$LOG_DIR"/nspawn.log 2>/dev/null |
     sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p; s/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p')
 ignored=$(sed -nE 's/^test result: .* ([0-9]+) ignored;.*/\1/p' "$LOG_DIR"/unit-tests.log 2>/dev/null |
     awk '{ n += $1 } END { print n + 0 }')

@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# The real-server units under a real systemd: boots a Debian 12 container with
+# systemd as PID 1 (systemd-nspawn --boot, private network, the host kernel),
+# installs rs-agent and its units in it, and checks them as an operator would
+# use them, reboot included. As root, after scripts/setup.sh and cargo build:
+#
+#   bash tests/nspawn/run.sh
+#
+# Prints one "PASS name" / "FAIL name: why" line per check and ends with
+# "N passed, M failed". Exit status 0 only if every check passed; 2 for a
+# missing input; 124 if the whole run hit its time limit.
+#
+# How: the cached tree of scripts/nspawn-tree.sh stays clean; the container
+# boots an overlay of it (upper dir in a temp dir), mounted in a private mount
+# namespace of this script only. The container's network is its own
+# (--private-network: only lo); its VIPs are 203.0.113.10/.11 and 2001:db8::10/::11.
+# The machine runs no systemd, so there is no machined and no system bus on
+# the host: the container is not registered (--register=no, --keep-unit) and
+# is driven with nsenter into its namespaces, where its own systemctl and
+# journalctl talk to its systemd. Its cgroups live in a directory of this run,
+# removed at the end. A reboot is a real one: systemctl reboot inside, nspawn
+# exits with 133, and the next boot of the same tree gets a new network
+# namespace and a new /run (tmpfs).
+#
+# Environment:
+#   RS_AGENT_BIN_DIR   dir holding rs-agent (default <repo>/target/debug)
+#   NSPAWN_TREE        tree to boot (default $LVS_TEST_CACHE/nspawn/bookworm)
+#   LVS_TEST_CACHE     cache root (default /var/cache/lvs-test)
+#   NSPAWN_TIMEOUT     seconds for the whole run (default 900)
+#   NSPAWN_BOOT_TIMEOUT  seconds for one boot to finish (default 120)
+#   NSPAWN_KEEP=1      keep the work dir (overlay upper dir, console log)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+say() { printf 'nspawn: %s\n' "$*"; }
+die() { printf 'nspawn: error: %s\n' "$*" >&2; exit 2; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (systemd-nspawn, mounts)"
+
+BIN_DIR=${RS_AGENT_BIN_DIR:-$ROOT/target/debug}
+[[ -x $BIN_DIR/rs-agent ]] || die "$BIN_DIR/rs-agent missing (build first: cargo build -p rs-agent)"
+BIN_DIR=$(cd "$BIN_DIR" && pwd)
+CACHE=${LVS_TEST_CACHE:-/var/cache/lvs-test}
+TREE=${NSPAWN_TREE:-$CACHE/nspawn/bookworm}
+[[ -f $TREE/.complete ]] || die "no tree in $TREE (scripts/setup.sh builds it: scripts/nspawn-tree.sh)"
+for c in systemd-nspawn nsenter unshare pgrep; do
+    command -v "$c" >/dev/null || die "$c missing (scripts/setup.sh)"
+done
+TOTAL_TIMEOUT=${NSPAWN_TIMEOUT:-900}
+BOOT_TIMEOUT=${NSPAWN_BOOT_TIMEOUT:-120}
+
+# Once: a private mount namespace (the overlay is seen by this run only and
+# goes with it), and a time limit for everything.
+if [[ -z ${LVS_NSPAWN_INNER:-} ]]; then
+    export LVS_NSPAWN_INNER=1
+    set +e
+    timeout -k 60 "$TOTAL_TIMEOUT" unshare -m --propagation private -- bash "${BASH_SOURCE[0]}" "$@"
+    rc=$?
+    ((rc != 124 && rc != 137)) || say "FAILED: the run exceeded ${TOTAL_TIMEOUT}s"
+    exit "$rc"
+fi
+
+# The tree must not be rebuilt under the overlay: hold its lock shared.
+if [[ -e $(dirname "$TREE")/.lock ]]; then
+    exec 8<"$(dirname "$TREE")/.lock"
+    flock -s -w 900 8 || die "the tree is being rebuilt for over 15 minutes ($(dirname "$TREE")/.lock)"
+fi
+
+# --- work dir, overlay, cleanup --------------------------------------------------
+WORK=$(mktemp -d /var/tmp/lvs-nspawn.XXXXXX)
+ROOTFS=$WORK/root
+CONSOLE=$WORK/console.log
+MACHINE=rsa-nspawn-$$
+# cgroups of this run: nspawn (without systemd on the host) splits the cgroup
+# it starts in into payload/ and supervisor/; start it in one of ours.
+CGROUPS=()
+HAD_NSPAWN_RUNDIR=0
+[[ -e /run/systemd/nspawn ]] && HAD_NSPAWN_RUNDIR=1
+NSPAWN_PID=""
+LEADER=""
+
+stop_container() {
+    [[ -n $NSPAWN_PID ]] || return 0
+    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        # SIGTERM: nspawn asks the container's systemd for a clean poweroff.
+        kill -TERM "$NSPAWN_PID" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 60; i++)); do
+            kill -0 "$NSPAWN_PID" 2>/dev/null || break
+            sleep 1
+        done
+        kill -KILL "$NSPAWN_PID" 2>/dev/null || true
+    fi
+    wait "$NSPAWN_PID" 2>/dev/null || true
+    NSPAWN_PID="" LEADER=""
+}
+cleanup() {
+    local rc=$?
+    set +e
+    stop_container
+    local cg
+    for cg in "${CGROUPS[@]}"; do
+        [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    mountpoint -q "$ROOTFS" && umount "$ROOTFS"
+    # nspawn's (empty) lock and propagation dirs, if this run made them.
+    if ((!HAD_NSPAWN_RUNDIR)); then
+        rmdir /run/systemd/nspawn/locks /run/systemd/nspawn/propagate /run/systemd/nspawn 2>/dev/null
+    fi
+    if [[ ${NSPAWN_KEEP:-0} == 1 ]]; then
+        say "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+mkdir -p "$WORK/upper" "$WORK/ovl-work" "$ROOTFS"
+mount -t overlay overlay -o "lowerdir=$TREE,upperdir=$WORK/upper,workdir=$WORK/ovl-work" "$ROOTFS"
+
+for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    # cgroup v1 name=systemd, the hybrid unified one, or a pure v2 mount
+    if [[ -e $h/cgroup.procs ]] && [[ $h != /sys/fs/cgroup || ${#CGROUPS[@]} -eq 0 ]]; then
+        mkdir -p "$h/lvs-nspawn-$$"
+        CGROUPS+=("$h/lvs-nspawn-$$")
+    fi
+done
+
+# --- the software in the container -----------------------------------------------
+# rs-agent and its units into the tree, as the project installs them. With the
+# Debian package this becomes: dpkg --root="$1" -i "$DEB"
+install_software() { DESTDIR=$1 RS_AGENT_BIN_DIR=$BIN_DIR bash "$ROOT/scripts/install.sh" >/dev/null; }
+
+install_software "$ROOTFS"
+write_config() { # VIP...: the container's /etc/rs-agent/config.toml
+    local v
+    for v in "$@"; do
+        printf '[[vip]]\naddress = "%s"\n' "$v"
+        [[ $v == *:* ]] || printf 'label = "lo:0"\n'
+    done >"$ROOTFS/etc/rs-agent/config.toml"
+}
+write_config 203.0.113.10 2001:db8::10
+# The values before the agent, set at boot by systemd-sysctl as an operator's
+# sysctl.d would: stop must bring back exactly these.
+PRIOR_IGNORE=0 PRIOR_ANNOUNCE=1
+cat >"$ROOTFS/etc/sysctl.d/50-lvs-test-priors.conf" <<EOF
+net.ipv4.conf.all.arp_ignore = $PRIOR_IGNORE
+net.ipv4.conf.all.arp_announce = $PRIOR_ANNOUNCE
+EOF
+systemctl --root="$ROOTFS" --quiet enable rs-agent.service
+
+# --- boot, drive -----------------------------------------------------------------
+in_ct() { nsenter --target "$LEADER" --all -- "$@"; }
+sysctl_of() { in_ct cat "/proc/sys/net/ipv4/conf/all/$1"; }
+lo_addrs() { in_ct ip -o addr show dev lo; }
+unit_prop() { in_ct systemctl show -P "$2" "$1"; }
+wait_until() { # SECONDS CMD...: poll every 0.5 s
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.5
+    done
+}
+
+boot() {
+    local t0=$SECONDS
+    printf '\n--- boot at %s\n' "$(date +%T)" >>"$CONSOLE"
+    (
+        for cg in "${CGROUPS[@]}"; do echo "$BASHPID" >"$cg/cgroup.procs"; done
+        exec systemd-nspawn --quiet --directory="$ROOTFS" --machine="$MACHINE" \
+            --private-network --register=no --keep-unit --boot
+    ) >>"$CONSOLE" 2>&1 </dev/null &
+    NSPAWN_PID=$!
+    LEADER=""
+    BOOT_STATE="not booted"
+    local deadline=$((SECONDS + BOOT_TIMEOUT))
+    until LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd); do
+        if ! kill -0 "$NSPAWN_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+            say "no systemd in the container (nspawn exited, or ${BOOT_TIMEOUT}s passed); console:"
+            tail -n 20 "$CONSOLE" | sed 's/^/    /'
+            LEADER=""
+            return 1
+        fi
+        sleep 0.5
+    done
+    # systemd runs before its private socket exists: until then systemctl
+    # prints no state ("Failed to connect to bus"), and --wait would not wait.
+    local state=""
+    until state=$(in_ct systemctl is-system-running 2>/dev/null) || [[ -n $state ]]; do
+        if ! kill -0 "$NSPAWN_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+            BOOT_STATE="no systemctl connection"
+            say "systemctl cannot reach the container's systemd (nspawn exited, or ${BOOT_TIMEOUT}s passed)"
+            return 1
+        fi
+        sleep 0.5
+    done
+    if [[ $state != running && $state != degraded ]]; then
+        state=$(timeout "$((deadline - SECONDS + 1))" nsenter --target "$LEADER" --all -- \
+            systemctl is-system-running --wait 2>/dev/null) || true
+    fi
+    BOOT_STATE=$state
+    say "booted in $((SECONDS - t0))s: systemd $state (PID $LEADER on the host)"
+    [[ $state == running || $state == degraded ]]
+}
+
+# --- checks ------------------------------------------------------------------------
+passed=0 failed=0 failed_names=()
+why=""
+check() { # NAME FUNC: PASS/FAIL line; FUNC sets $why on failure
+    local name=$1 t0=$SECONDS
+    shift
+    why=""
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "PASS $name ($((SECONDS - t0))s)"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        echo "FAIL $name: ${why:-failed} ($((SECONDS - t0))s)"
+    fi
+}
+vips_are() { # VIP...: exactly these on lo (besides 127.0.0.1 and ::1)
+    local have want
+    have=$(lo_addrs | awk '{print $4}' | grep -vxE '127\.0\.0\.1/8|::1/128' | sort | tr '\n' ' ')
+    want=$(for v in "$@"; do [[ $v == *:* ]] && echo "$v/128" || echo "$v/32"; done | sort | tr '\n' ' ')
+    [[ $have == "$want" ]] || { why="VIPs on lo: '${have% }', want '${want% }'"; return 1; }
+}
+sysctls_are() { # IGNORE ANNOUNCE
+    local i a
+    i=$(sysctl_of arp_ignore) a=$(sysctl_of arp_announce)
+    [[ $i == "$1" && $a == "$2" ]] || { why="arp_ignore/arp_announce $i/$a, want $1/$2"; return 1; }
+}
+unit_is() { # UNIT STATE
+    local s
+    s=$(in_ct systemctl is-active "$1" || true)
+    [[ $s == "$2" ]] || { why="$1 is $s, want $2"; return 1; }
+}
+agent_check_ok() {
+    in_ct /usr/local/sbin/rs-agent check >/dev/null 2>&1 || { why="rs-agent check: drift"; return 1; }
+}
+applied() { # VIP...: the agent's state: these VIPs, ARP sysctls 1/2, check in sync
+    vips_are "$@" && sysctls_are 1 2 && agent_check_ok
+}
+
+c_boot() {
+    [[ $BOOT_STATE == running || $BOOT_STATE == degraded ]] || { why="systemd says '$BOOT_STATE'"; return 1; }
+    # A degraded system is fine as long as no unit of ours failed.
+    [[ $BOOT_STATE == running ]] || say "degraded: $(in_ct systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+    [[ $(in_ct cat /proc/1/comm) == systemd ]] || { why="PID 1 is not systemd"; return 1; }
+}
+c_oneshot_boot() {
+    unit_is rs-agent.service active || return 1
+    [[ $(unit_prop rs-agent.service Result) == success ]] || { why="Result not success"; return 1; }
+    applied 203.0.113.10 2001:db8::10 || return 1
+    # (here-strings, not pipes into grep -q: with pipefail, grep -q's early
+    # exit would fail the pipeline by SIGPIPE)
+    grep -q '203\.0\.113\.10/32 .*lo:0' <<<"$(lo_addrs)" || { why="203.0.113.10 without label lo:0"; return 1; }
+}
+c_oneshot_stop() {
+    in_ct systemctl stop rs-agent.service || { why="systemctl stop failed"; return 1; }
+    unit_is rs-agent.service inactive || return 1
+    vips_are || return 1
+    sysctls_are "$PRIOR_IGNORE" "$PRIOR_ANNOUNCE"
+}
+c_oneshot_reload() {
+    in_ct systemctl start rs-agent.service || { why="systemctl start failed"; return 1; }
+    applied 203.0.113.10 2001:db8::10 || return 1
+    write_config 203.0.113.10 203.0.113.11 2001:db8::11
+    in_ct systemctl reload rs-agent.service || { why="systemctl reload failed"; return 1; }
+    unit_is rs-agent.service active || return 1
+    applied 203.0.113.10 203.0.113.11 2001:db8::11
+}
+WATCH_PID=""
+c_watch_ready() {
+    # Type=notify: start returns once the agent sent READY=1.
+    timeout 60 nsenter --target "$LEADER" --all -- systemctl start rs-agent-watch.service ||
+        { why="systemctl start rs-agent-watch failed or hung"; return 1; }
+    unit_is rs-agent-watch.service active || return 1
+    [[ $(unit_prop rs-agent-watch.service Type) == notify ]] || { why="not Type=notify"; return 1; }
+    WATCH_PID=$(unit_prop rs-agent-watch.service MainPID)
+    [[ $WATCH_PID =~ ^[1-9][0-9]*$ ]] || { why="no MainPID"; return 1; }
+    applied 203.0.113.10 203.0.113.11 2001:db8::11
+}
+# systemd's last "VERB UNIT" line of this boot comes before its last "VERB2 UNIT2"
+# line: Conflicts= alone starts one unit while the other still stops.
+stopped_before_start() { # STOPPED_UNIT STARTED_UNIT
+    local j a b
+    j=$(in_ct journalctl -b -q --no-pager -o cat _PID=1)
+    a=$(grep -n "^Stopped $1 " <<<"$j" | tail -n1 | cut -d: -f1)
+    b=$(grep -n "^Starting $2 " <<<"$j" | tail -n1 | cut -d: -f1)
+    [[ -n $a && -n $b ]] || { why="no Stopped $1 / Starting $2 in the journal"; return 1; }
+    ((a < b)) || { why="$2 started while $1 was still stopping (Conflicts= without ordering)"; return 1; }
+}
+c_watch_conflicts_oneshot() {
+    # Starting the watch unit stopped the oneshot (Conflicts=), before it started.
+    unit_is rs-agent.service inactive || return 1
+    stopped_before_start rs-agent.service rs-agent-watch.service
+}
+c_watch_watchdog() {
+    local usec
+    usec=$(unit_prop rs-agent-watch.service WatchdogUSec)
+    [[ $usec != 0 && -n $usec ]] || { why="no WatchdogSec on the unit"; return 1; }
+    # WatchdogUSec prints as e.g. "30s"; wait one period and a margin.
+    local secs=30
+    [[ $usec =~ ^([0-9]+)s$ ]] && secs=${BASH_REMATCH[1]}
+    sleep "$((secs + 5))"
+    unit_is rs-agent-watch.service active || return 1
+    [[ $(unit_prop rs-agent-watch.service MainPID) == "$WATCH_PID" ]] || { why="MainPID changed: restarted"; return 1; }
+    [[ $(unit_prop rs-agent-watch.service NRestarts) == 0 ]] || { why="NRestarts not 0"; return 1; }
+    ! grep -qi 'watchdog timeout' <<<"$(in_ct journalctl -b -q --no-pager -u rs-agent-watch.service)" ||
+        { why="watchdog timeout in the journal"; return 1; }
+}
+watch_logged_repair() { grep -q "drift repaired" <<<"$(in_ct journalctl -b -q --no-pager -u rs-agent-watch.service)"; }
+c_watch_repairs_vip() {
+    in_ct ip addr del 203.0.113.10/32 dev lo
+    wait_until 10 vips_are 203.0.113.10 203.0.113.11 2001:db8::11 || { why="VIP not back within 10s"; return 1; }
+    wait_until 5 watch_logged_repair ||
+        { why="no 'drift repaired' in the journal"; return 1; }
+}
+c_watch_repairs_sysctl() {
+    echo 0 | in_ct tee /proc/sys/net/ipv4/conf/all/arp_ignore >/dev/null
+    # sysctls are re-read every --interval (5 s)
+    wait_until 15 sysctls_are 1 2 || { why="arp_ignore not repaired within 15s"; return 1; }
+}
+c_watch_reload() {
+    write_config 203.0.113.10 203.0.113.11 2001:db8::10 2001:db8::11
+    in_ct systemctl reload rs-agent-watch.service || { why="systemctl reload failed"; return 1; }
+    wait_until 10 vips_are 203.0.113.10 203.0.113.11 2001:db8::10 2001:db8::11 || return 1
+    [[ $(unit_prop rs-agent-watch.service MainPID) == "$WATCH_PID" ]] || { why="reload restarted the agent"; return 1; }
+}
+c_oneshot_conflicts_watch() {
+    in_ct systemctl start rs-agent.service || { why="systemctl start failed"; return 1; }
+    unit_is rs-agent-watch.service inactive || return 1
+    unit_is rs-agent.service active || return 1
+    stopped_before_start rs-agent-watch.service rs-agent.service || return 1
+    applied 203.0.113.10 203.0.113.11 2001:db8::10 2001:db8::11
+}
+c_hardening() {
+    local j
+    j=$(in_ct journalctl -b -q --no-pager -o cat -u rs-agent.service -u rs-agent-watch.service)
+    [[ -n $j ]] || { why="no journal lines of the units"; return 1; }
+    local bad
+    bad=$(grep -iE 'permission denied|read-only file system|operation not permitted|EACCES|EPERM|EROFS|denied|bad system call|SIGSYS|status=(31|159)' <<<"$j" | head -n 5 || true)
+    [[ -z $bad ]] || { why="denied in the journal: $bad"; return 1; }
+    in_ct systemctl is-failed --quiet rs-agent.service rs-agent-watch.service && { why="a unit failed"; return 1; }
+    return 0
+}
+dump_journal() { # NAME: this boot's whole journal into the work dir
+    in_ct journalctl -b --no-pager -o short-monotonic >"$WORK/journal-$1.log" 2>&1 || true
+}
+c_hardening_check_bites() {
+    # The check above must see a real denial: ProtectKernelTunables=yes makes
+    # /proc/sys read-only for the agent, which must then fail and say so.
+    local d=/etc/systemd/system/rs-agent.service.d
+    in_ct mkdir -p "$d"
+    printf '[Service]\nProtectKernelTunables=yes\n' | in_ct tee "$d/90-lvs-test-too-strict.conf" >/dev/null
+    in_ct systemctl daemon-reload
+    in_ct systemctl stop rs-agent.service
+    in_ct systemctl start rs-agent.service 2>/dev/null && { why="the agent started with /proc/sys read-only"; return 1; }
+    local saved=$why
+    c_hardening && { why="c_hardening saw no denial"; return 1; }
+    say "  (the denial it saw: $(head -n1 <<<"${why#denied in the journal: }"))"
+    why=$saved
+    in_ct rm -f "$d/90-lvs-test-too-strict.conf"
+    in_ct systemctl daemon-reload
+    in_ct systemctl reset-failed rs-agent.service
+}
+c_reboot() {
+    dump_journal boot1
+    in_ct systemctl reboot || true
+    local i rc=0
+    for ((i = 0; i < 120; i++)); do
+        kill -0 "$NSPAWN_PID" 2>/dev/null || break
+        sleep 0.5
+    done
+    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+        why="container still up 60s after systemctl reboot"
+        return 1
+    fi
+    wait "$NSPAWN_PID" || rc=$?
+    NSPAWN_PID=""
+    # 133: the container asked for a reboot (nspawn leaves restarting to its caller)
+    ((rc == 133)) || { why="systemd-nspawn exited $rc, want 133 (reboot)"; return 1; }
+    boot || { why="after reboot systemd says '$BOOT_STATE'"; return 1; }
+}
+c_after_reboot() {
+    # A new boot: new /run (no rollback record), new network namespace.
+    unit_is rs-agent.service active || return 1
+    applied 203.0.113.10 203.0.113.11 2001:db8::10 2001:db8::11
+}
+c_after_reboot_stop() {
+    # The record written at this boot knows this boot's priors.
+    c_oneshot_stop
+}
+
+say "tree $TREE, overlay in $WORK, rs-agent from $BIN_DIR"
+T0=$SECONDS
+boot || true
+check boot c_boot
+[[ -n $LEADER ]] || { echo "0 passed, 1 failed"; exit 1; }
+check oneshot-applies-at-boot c_oneshot_boot
+check oneshot-stop-restores c_oneshot_stop
+check oneshot-reload-converges c_oneshot_reload
+check watch-ready-via-sd-notify c_watch_ready
+check watch-conflicts-stops-oneshot c_watch_conflicts_oneshot
+check watch-survives-watchdog-period c_watch_watchdog
+check watch-repairs-deleted-vip c_watch_repairs_vip
+check watch-repairs-arp-sysctl c_watch_repairs_sysctl
+check watch-reload-converges c_watch_reload
+check oneshot-conflicts-stops-watch c_oneshot_conflicts_watch
+check hardening-denies-nothing c_hardening
+check reboot c_reboot
+if [[ -n $LEADER ]]; then
+    check after-reboot-vips-and-sysctls-back c_after_reboot
+    check after-reboot-stop-restores c_after_reboot_stop
+    check after-reboot-hardening-denies-nothing c_hardening
+    check hardening-check-catches-a-denial c_hardening_check_bites
+    dump_journal boot2
+fi
+stop_container
+say "container stopped; $((SECONDS - T0))s in all"
+if ((failed)); then
+    echo "failed: ${failed_names[*]}"
+    for j in "$WORK"/journal-*.log; do
+        [[ -e $j ]] || continue
+        echo "    --- the units in $(basename "$j" .log):"
+        grep -E 'rs-agent' "$j" | tail -n 40 | sed 's/^/    /'
+    done
+    say "console log and journals in $WORK (NSPAWN_KEEP=1 keeps them)"
+fi
+echo "$passed passed, $failed failed"
+((failed == 0 && passed > 0))
