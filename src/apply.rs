@@ -5,7 +5,8 @@
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::model::AddressSpec;
+use crate::fou::Fou;
+use crate::model::{AddressSpec, FouPort};
 use crate::netlink::{AddOutcome, Netlink};
 use crate::plan::Change;
 use crate::sysctl;
@@ -17,6 +18,9 @@ pub struct Applied {
     /// Addresses that appeared on their own between observation and the add
     /// request: present, but not the agent's.
     pub found_present: Vec<AddressSpec>,
+    /// Devices a CreateLink found in place: the kernel's fallback device,
+    /// made as the module loaded. Not the agent's.
+    pub links_found: Vec<String>,
 }
 
 /// Makes the changes, each on the interface it names; on failure undoes what
@@ -78,8 +82,28 @@ async fn execute(
                 address_batch(netlink, interface.index, step, false, applied).await
             }
             Change::SetSysctl { key, to, .. } => sysctl::write(key, *to),
-            Change::SetLinkUp { interface } => netlink.set_link_up(interface.index, true).await,
-            Change::SetLinkDown { interface } => netlink.set_link_up(interface.index, false).await,
+            Change::SetLinkUp { interface } => netlink.set_link_up(interface, true).await,
+            Change::SetLinkDown { interface } => netlink.set_link_up(interface, false).await,
+            Change::CreateLink { interface, kind } => {
+                match netlink.create_link(&interface.name, *kind).await {
+                    Ok(AddOutcome::Added) => Ok(()),
+                    Ok(AddOutcome::AlreadyPresent) => {
+                        info!(
+                            "{interface} is there (the kernel's fallback device of module {}): used, not created",
+                            kind.module()
+                        );
+                        applied.links_found.push(interface.name.clone());
+                        continue;
+                    }
+                    Err(e) => Err(link_error(first, e)),
+                }
+            }
+            Change::DeleteLink { interface } => netlink
+                .delete_link(interface)
+                .await
+                .map_err(|e| Error::netlink(format!("cannot {first}"), e)),
+            Change::AddFouPort { port } => fou_change(port, true),
+            Change::RemoveFouPort { port } => fou_change(port, false),
         };
         match result {
             Ok(()) if !is_address(first) => {
@@ -160,6 +184,45 @@ async fn address_batch(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// A FOU port added or removed (a fresh socket each: a run changes one or two).
+fn fou_change(port: &FouPort, add: bool) -> Result<(), Error> {
+    let verb = if add { "add" } else { "remove" };
+    let context = || format!("cannot {verb} {port}");
+    let mut fou = Fou::open()
+        .map_err(|e| Error::netlink(context(), e))?
+        .ok_or_else(|| {
+            Error::netlink(
+                context(),
+                std::io::Error::other("the kernel has no FOU support (module fou)"),
+            )
+        })?;
+    let result = if add {
+        fou.add(*port)
+    } else {
+        fou.remove(*port)
+    };
+    result.map_err(|e| {
+        let hint = match e.raw_os_error() {
+            Some(libc::EADDRINUSE) => " (the UDP port is in use by another socket)",
+            Some(libc::EALREADY) => " (a FOU port with these settings exists)",
+            _ => "",
+        };
+        Error::netlink(format!("{}{hint}", context()), e)
+    })
+}
+
+fn link_error(change: &Change, error: std::io::Error) -> Error {
+    let hint = match (change, error.raw_os_error()) {
+        (Change::CreateLink { kind, .. }, Some(libc::EOPNOTSUPP)) => format!(
+            " (this kernel has no {} support: module {} could not be loaded)",
+            kind.name(),
+            kind.module()
+        ),
+        _ => String::new(),
+    };
+    Error::netlink(format!("cannot {change}{hint}"), error)
 }
 
 fn address_error(change: &Change, error: std::io::Error) -> Error {

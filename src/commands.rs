@@ -11,10 +11,11 @@ use lvs_common::netns;
 
 use crate::apply::apply;
 use crate::config::{self, Config};
+use crate::drain::{Drain, DrainFiles};
 use crate::error::{Error, exit_code};
 use crate::model::SysctlKey;
 use crate::netlink::Netlink;
-use crate::observe::Observed;
+use crate::observe::{Observed, Scope};
 use crate::plan::{Change, Plan, plan_start, plan_stop};
 use crate::state::{Record, Store};
 use crate::status::{Status, status};
@@ -24,13 +25,28 @@ use crate::sysctl_d;
 pub enum Output {
     Text,
     Json,
+    /// Prometheus text format (node_exporter's textfile collector): `check` only.
+    Prometheus,
 }
 
 /// Options shared by every subcommand.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub state_dir: PathBuf,
+    /// Where `drain --persistent` keeps drains across reboots.
+    pub persist_dir: PathBuf,
     pub output: Output,
+}
+
+impl Context {
+    /// The drain files of the calling thread's namespace.
+    pub fn drain_files(&self) -> Result<DrainFiles, Error> {
+        Ok(DrainFiles::locate(
+            &self.state_dir,
+            &self.persist_dir,
+            &netns::current_id()?,
+        ))
+    }
 }
 
 /// The result of `start` or `stop`, printed on stdout.
@@ -48,7 +64,7 @@ impl Summary {
     pub fn print(&self, output: Output) {
         match output {
             Output::Json => println!("{}", serde_json::to_string(self).unwrap_or_default()),
-            Output::Text => {
+            Output::Text | Output::Prometheus => {
                 let verb = if self.dry_run { "would " } else { "" };
                 for change in &self.changes {
                     println!("{verb}{change}");
@@ -94,7 +110,7 @@ pub async fn converge(ctx: &Context, config: &Config, dry_run: bool) -> Result<S
     let record = store.load()?;
     let netlink = Netlink::connect()?;
     debug!("converge: observing");
-    let observed = Observed::read(&netlink, &managed_sysctls(config, &record)).await?;
+    let observed = Observed::read(&netlink, &scope(config, &record)).await?;
     let plan = plan_start(config, &observed, &record)?;
     execute("start", &store, &netlink, &record, plan, dry_run).await
 }
@@ -107,8 +123,12 @@ pub async fn stop(ctx: &Context, dry_run: bool) -> Result<Summary, Error> {
     let store = open_store(ctx, &netns_id, dry_run).await?;
     let record = store.load()?;
     let netlink = Netlink::connect()?;
-    let recorded: Vec<SysctlKey> = record.sysctls.iter().map(|e| e.key.clone()).collect();
-    let observed = Observed::read(&netlink, &recorded).await?;
+    let scope = Scope {
+        sysctls: record.sysctls.iter().map(|e| e.key.clone()).collect(),
+        tunnel: None,
+        fou: !record.fou_ports.is_empty(),
+    };
+    let observed = Observed::read(&netlink, &scope).await?;
     let plan = plan_stop(&observed, &record);
     execute("stop", &store, &netlink, &record, plan, dry_run).await
 }
@@ -121,12 +141,17 @@ async fn open_store(ctx: &Context, netns_id: &str, dry_run: bool) -> Result<Stor
     }
 }
 
-/// The sysctls a run reads beyond the ARP ones: what the configuration
-/// manages and what the record says the agent changed.
-fn managed_sysctls(config: &Config, record: &Record) -> Vec<SysctlKey> {
+/// What a run reads beyond links, addresses and the ARP sysctls: the
+/// sysctls the configuration manages and those the record says the agent
+/// changed; the tunnel; the FOU ports when configured or recorded.
+pub fn scope(config: &Config, record: &Record) -> Scope {
     let configured = config.sysctls().into_iter().map(|s| s.key);
     let recorded = record.sysctls.iter().map(|e| e.key.clone());
-    configured.chain(recorded).collect()
+    Scope {
+        sysctls: configured.chain(recorded).collect::<Vec<SysctlKey>>(),
+        tunnel: config.tunnel,
+        fou: !record.fou_ports.is_empty(),
+    }
 }
 
 async fn execute(
@@ -167,6 +192,9 @@ async fn execute(
                     .addresses
                     .retain(|a| !not_ours.contains(&a.spec));
             }
+            final_record
+                .links_created
+                .retain(|l| !applied.links_found.contains(l));
             store.save(&final_record)?;
             summary.changed = !applied.done.is_empty();
             summary.changes = applied.done;
@@ -185,6 +213,23 @@ async fn execute(
 /// `status` and `check`: read-only, no privileges needed beyond reading.
 pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> {
     let config = config::load(config_path)?;
+    let mut status = look(ctx, &config, &sysctl_d::system_settings()).await?;
+    match ctx.drain_files()?.load() {
+        Ok(drain) => status.set_drain(drain),
+        Err(e) => status.warnings.push(format!(
+            "{e} (run as root to see whether this server is drained)"
+        )),
+    }
+    Ok(status)
+}
+
+/// Desired against actual, read-only: what `report` and the agent
+/// endpoint's verdict build on (`boot_settings` empty: no sysctl.d scan).
+pub async fn look(
+    ctx: &Context,
+    config: &Config,
+    boot_settings: &[sysctl_d::Setting],
+) -> Result<Status, Error> {
     let store = Store::read_only(&ctx.state_dir, &netns::current_id()?);
     // A monitoring probe may run unprivileged: without the (root-only) record
     // the comparison still works, only the origin of each VIP is unknown.
@@ -197,8 +242,8 @@ pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> 
         Err(e) => return Err(e),
     };
     let netlink = Netlink::connect()?;
-    let observed = Observed::read(&netlink, &managed_sysctls(&config, &record)).await?;
-    let mut status = status(&config, &observed, &record, &sysctl_d::system_settings());
+    let observed = Observed::read(&netlink, &scope(config, &record)).await?;
+    let mut status = status(config, &observed, &record, boot_settings);
     if !record_readable {
         status.warnings.push(format!(
             "cannot read the rollback record {} (run as root to see which VIPs rs-agent added)",
@@ -218,4 +263,79 @@ pub fn check_code(status: &Status) -> u8 {
     } else {
         exit_code::DRIFT
     }
+}
+
+/// The result of `drain` or `undrain`.
+#[derive(Debug, Serialize)]
+pub struct DrainSummary {
+    pub command: &'static str,
+    pub changed: bool,
+    pub drained: bool,
+    pub drain: Option<Drain>,
+    pub file: PathBuf,
+}
+
+impl DrainSummary {
+    pub fn print(&self, output: Output) {
+        match output {
+            Output::Json => println!("{}", serde_json::to_string(self).unwrap_or_default()),
+            Output::Text | Output::Prometheus => {
+                let what = match (&self.drain, self.changed) {
+                    (Some(_), true) => "drained",
+                    (Some(_), false) => "already drained",
+                    (None, true) => "undrained",
+                    (None, false) => "was not drained",
+                };
+                let reason = self
+                    .drain
+                    .as_ref()
+                    .and_then(|d| d.reason.as_deref())
+                    .map_or(String::new(), |r| format!(" ({r})"));
+                let persistent = if self.drain.as_ref().is_some_and(|d| d.persistent) {
+                    ", persistent"
+                } else {
+                    ""
+                };
+                println!("{}: {what}{reason}{persistent}", self.command);
+            }
+        }
+    }
+}
+
+/// `drain`: new connections should go elsewhere; the agent endpoint
+/// answers `drain` from now on.
+pub fn drain(ctx: &Context, reason: Option<&str>, persistent: bool) -> Result<DrainSummary, Error> {
+    netns::require_net_admin()?;
+    let files = ctx.drain_files()?;
+    let (drain, changed) = files.drain(reason, persistent)?;
+    if changed {
+        info!(
+            "drained{}",
+            drain
+                .reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {r}"))
+        );
+    }
+    Ok(DrainSummary {
+        command: "drain",
+        changed,
+        drained: true,
+        drain: Some(drain),
+        file: files.runtime,
+    })
+}
+
+/// `undrain`: the drain (runtime and persistent) is lifted.
+pub fn undrain(ctx: &Context) -> Result<DrainSummary, Error> {
+    netns::require_net_admin()?;
+    let files = ctx.drain_files()?;
+    let changed = files.undrain()?;
+    Ok(DrainSummary {
+        command: "undrain",
+        changed,
+        drained: false,
+        drain: None,
+        file: files.runtime,
+    })
 }

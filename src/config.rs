@@ -11,7 +11,10 @@ use lvs_common::config_error::{self, ConfigError, LineIndex, LoadError};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{ArpKey, SysctlKey, SysctlSetting, host_prefix, valid_interface_name};
+use crate::model::{
+    ArpKey, Family, FouPort, SysctlKey, SysctlSetting, TunnelKind, host_prefix,
+    valid_interface_name,
+};
 
 /// Where the agent looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rs-agent/config.toml";
@@ -21,15 +24,75 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rs-agent/config.toml";
 pub struct Config {
     pub arp: ArpPolicy,
     pub vips: Vec<Vip>,
+    /// Tunnel mode (`[tunnel]`): the receive side of IPIP, GUE or GRE.
+    /// `None` is direct routing.
+    pub tunnel: Option<Tunnel>,
 }
 
 impl Config {
     /// Every sysctl the configuration manages, with the value it wants, in
-    /// the order they are written. The ARP policy is the only source today;
-    /// another (rp_filter for tunnel mode) adds its settings here, and the
-    /// planner, the record, `status` and the sysctl.d check follow.
+    /// the order they are written: the ARP policy's, then tunnel mode's
+    /// rp_filter. The planner, the record, `status` and the sysctl.d check
+    /// handle them all alike.
     pub fn sysctls(&self) -> Vec<SysctlSetting> {
-        self.arp.sysctls()
+        let mut settings = self.arp.sysctls();
+        if let Some(tunnel) = &self.tunnel {
+            settings.extend(tunnel.sysctls());
+        }
+        settings
+    }
+}
+
+/// rp_filter on `all` and the tunnel device in tunnel mode: 0. The
+/// decapsulated packet arrives on the tunnel device, which has no IPv4
+/// address, and for such a device the kernel's source validation drops the
+/// packet under any rp_filter in force, loose (2) included (fib_validate_source:
+/// no address, no route via the device: rejected unless rp_filter is 0;
+/// measured in the VM, `TcpExtIPReversePathFilter` counts the drops). The
+/// value in force is max(conf/all, conf/DEV), so `all` must be 0 as well.
+pub const TUNNEL_RP_FILTER: i32 = 0;
+
+/// rp_filter the agent puts on a NIC that is strict (1) in tunnel mode:
+/// loose, so an outer packet from the director that arrives on another
+/// interface than the one routing back to it is not dropped, while sources
+/// with no route at all still are. NICs at 0 or 2 are left alone.
+pub const NIC_RP_FILTER: i32 = 2;
+
+/// The receive side of tunnel mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunnel {
+    pub kind: TunnelKind,
+    /// GUE only: the UDP port the director sends to (its `--tun-port`).
+    pub port: Option<u16>,
+}
+
+impl Tunnel {
+    /// The device that receives the decapsulated packets.
+    pub fn device(&self) -> &'static str {
+        self.kind.device()
+    }
+
+    /// The FOU receive port GUE needs.
+    pub fn fou_port(&self) -> Option<FouPort> {
+        match (self.kind, self.port) {
+            (TunnelKind::Gue, Some(port)) => Some(FouPort {
+                port,
+                family: Family::Ipv4,
+            }),
+            _ => None,
+        }
+    }
+
+    /// rp_filter on `all` and on the tunnel device (the NICs' depend on
+    /// what is observed: `plan::wanted_sysctls`).
+    pub fn sysctls(&self) -> Vec<SysctlSetting> {
+        ["all", self.device()]
+            .into_iter()
+            .map(|interface| SysctlSetting {
+                key: SysctlKey::ipv4(interface, "rp_filter"),
+                value: TUNNEL_RP_FILTER,
+            })
+            .collect()
     }
 }
 
@@ -97,8 +160,17 @@ struct RawConfig {
     /// held too, so one file describes the whole cluster.
     vips_from_director: Option<Spanned<String>>,
     arp: Option<RawArp>,
+    tunnel: Option<RawTunnel>,
     #[serde(default)]
     vip: Vec<Spanned<RawVip>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTunnel {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    port: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +235,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
+    let tunnel = match raw.tunnel {
+        None => None,
+        Some(raw_tunnel) => Some(check_tunnel(raw_tunnel).map_err(|(span, m)| at(Some(span), m))?),
+    };
+    // IPv6 VIPs would need ip6tnl0 (ip6_tunnel) or an IPv6 FOU port, which
+    // the agent does not set up: refused rather than half done.
+    let check_family = |address: IpAddr| match tunnel {
+        Some(t) if address.is_ipv6() => Err(format!(
+            "VIP {address}: tunnel mode ({}) takes IPv4 VIPs only (rs-agent does not set up ip6tnl0 or IPv6 FOU ports); serve IPv6 VIPs by direct routing",
+            t.kind
+        )),
+        _ => Ok(()),
+    };
+
     let mut vips = Vec::with_capacity(raw.vip.len());
     let mut seen: HashMap<IpAddr, usize> = HashMap::with_capacity(raw.vip.len());
     for entry in raw.vip {
@@ -176,6 +262,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 format!("VIP {address} is listed twice (first on line {first_line})"),
             ));
         }
+        check_family(address).map_err(|m| at(Some(entry.address.span()), m))?;
         seen.insert(address, entry.address.span().start);
         let label = match entry.label {
             None => None,
@@ -200,6 +287,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                     format!("vips_from_director {}: {m}", director_path.display()),
                 )
             })?;
+            check_family(address).map_err(|m| {
+                at(
+                    Some(director.span()),
+                    format!("vips_from_director {}: {m}", director_path.display()),
+                )
+            })?;
             seen.insert(address, director.span().start);
             vips.push(Vip {
                 address,
@@ -207,7 +300,48 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             });
         }
     }
-    Ok(Config { arp, vips })
+    Ok(Config { arp, vips, tunnel })
+}
+
+/// `[tunnel]`: a known type, and a port exactly when it is GUE.
+fn check_tunnel(raw: RawTunnel) -> Result<Tunnel, (Range<usize>, String)> {
+    let kind = TunnelKind::ALL
+        .into_iter()
+        .find(|k| k.name() == raw.kind.get_ref())
+        .ok_or_else(|| {
+            (
+                raw.kind.span(),
+                format!(
+                    "tunnel type {:?} is not one of \"ipip\", \"gue\", \"gre\"",
+                    raw.kind.get_ref()
+                ),
+            )
+        })?;
+    let port = match (kind, raw.port) {
+        (TunnelKind::Gue, None) => {
+            return Err((
+                raw.kind.span(),
+                "tunnel type \"gue\" needs `port`: the UDP port the director sends to (its --tun-port)".into(),
+            ));
+        }
+        (TunnelKind::Gue, Some(port)) => match u16::try_from(*port.get_ref()) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                return Err((
+                    port.span(),
+                    format!("port = {} is not a UDP port (1 to 65535)", port.get_ref()),
+                ));
+            }
+        },
+        (_, Some(port)) => {
+            return Err((
+                port.span(),
+                format!("port is only for tunnel type \"gue\" ({kind} carries no UDP port)"),
+            ));
+        }
+        (_, None) => None,
+    };
+    Ok(Tunnel { kind, port })
 }
 
 /// A relative path in the configuration is relative to the file's directory.
@@ -512,5 +646,80 @@ address = "2001:db8::73"
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn tunnel_section() {
+        let c =
+            parse_str("[tunnel]\ntype = \"ipip\"\n[[vip]]\naddress = \"203.0.113.10\"\n").unwrap();
+        let t = c.tunnel.unwrap();
+        assert_eq!(
+            (t.kind, t.port, t.device()),
+            (TunnelKind::Ipip, None, "tunl0")
+        );
+        let keys: Vec<String> = c
+            .sysctls()
+            .iter()
+            .map(|s| format!("{}={}", s.key, s.value))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.tunl0.rp_filter=0",
+            ]
+        );
+        let c = parse_str("[tunnel]\ntype = \"gue\"\nport = 6080\n").unwrap();
+        assert_eq!(
+            c.tunnel.unwrap().fou_port(),
+            Some(FouPort {
+                port: 6080,
+                family: Family::Ipv4
+            })
+        );
+        let c = parse_str("[tunnel]\ntype = \"gre\"\n").unwrap();
+        assert_eq!(c.tunnel.unwrap().device(), "gre0");
+        assert_eq!(parse_str("").unwrap().tunnel, None);
+    }
+
+    #[test]
+    fn tunnel_errors_name_the_place() {
+        let cases = [
+            (
+                "[tunnel]\ntype = \"vxlan\"\n",
+                "test.toml:2:8: tunnel type \"vxlan\" is not one of",
+            ),
+            (
+                "[tunnel]\ntype = \"ipip\"\nport = 6080\n",
+                "test.toml:3:8: port is only for tunnel type \"gue\"",
+            ),
+            (
+                "[tunnel]\ntype = \"gue\"\n",
+                "test.toml:2:8: tunnel type \"gue\" needs `port`",
+            ),
+            (
+                "[tunnel]\ntype = \"gue\"\nport = 0\n",
+                "test.toml:3:8: port = 0 is not a UDP port",
+            ),
+            (
+                "[tunnel]\ntype = \"gue\"\nport = 70000\n",
+                "test.toml:3:8: port = 70000 is not a UDP port",
+            ),
+            ("[tunnel]\nport = 6080\n", "missing field `type`"),
+            (
+                "[tunnel]\ntype = \"gre\"\nttl = 3\n",
+                "test.toml:3:1: unknown field `ttl`",
+            ),
+            (
+                "[tunnel]\ntype = \"ipip\"\n[[vip]]\naddress = \"2001:db8::10\"\n",
+                "test.toml:4:11: VIP 2001:db8::10: tunnel mode (ipip) takes IPv4 VIPs only",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = error_of(text);
+            assert!(e.contains(expected), "{text:?}: {e}");
+        }
     }
 }

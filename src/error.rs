@@ -70,6 +70,26 @@ pub enum Error {
         source: RecordError,
     },
 
+    /// The drain state file (see `drain`).
+    #[error("drain state {}: {source}", path.display())]
+    DrainState {
+        path: PathBuf,
+        #[source]
+        source: RecordError,
+    },
+
+    /// The agent endpoint cannot listen where asked.
+    #[error("agent endpoint {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An option that does not fit the command.
+    #[error("{0}")]
+    Usage(String),
+
     #[error("{cause}; the changes of this run were undone")]
     RolledBack { cause: Box<Error> },
 
@@ -90,11 +110,14 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => exit_code::USAGE,
+            Error::Config(_) | Error::Usage(_) => exit_code::USAGE,
             Error::Netns(e) if e.is_privilege() => exit_code::PRIVILEGES,
-            Error::Netns(_) | Error::Lock(_) | Error::Conflict(_) | Error::State { .. } => {
-                exit_code::CONFLICT
-            }
+            Error::Netns(_)
+            | Error::Lock(_)
+            | Error::Conflict(_)
+            | Error::State { .. }
+            | Error::DrainState { .. }
+            | Error::Listen { .. } => exit_code::CONFLICT,
             // Changes only happen inside `apply`, which wraps every failure
             // in RolledBack or RollbackFailed: a bare system-call error comes
             // from reading, before anything changed.

@@ -17,18 +17,27 @@
 //!   run's changes if a step fails.
 //! - [`state`]: the per-namespace rollback record, versioned, atomic and locked.
 //! - [`status`]: desired against actual, for `status` and `check`.
-//! - [`netlink`], [`sysctl`]: thin adapters over rtnetlink and /proc/sys/net.
+//! - [`netlink`], [`sysctl`], [`fou`], [`kernel`]: thin adapters over
+//!   rtnetlink, /proc/sys/net, the FOU generic-netlink family and the
+//!   kernel's module lists and UDP table.
 //! - [`sysctl_d`]: finds sysctl.d entries that would undo the agent at boot.
 //! - [`watch`]: the long-running mode that repairs drift.
+//! - [`agent_check`]: the agent endpoint of `watch` (HAProxy agent-check
+//!   format: `up`, `drain`, `down`).
+//! - [`drain`]: the drain state of a namespace (`drain`, `undrain`).
 //! - [`commands`]: the subcommands, tying the above together.
 //!
 //! Namespaces, the daemon kit (sd_notify, signals, rate limiting), the lock
 //! and positioned configuration errors come from `lvs_common`.
 
+pub mod agent_check;
 pub mod apply;
 pub mod commands;
 pub mod config;
+pub mod drain;
 pub mod error;
+pub mod fou;
+pub mod kernel;
 pub mod model;
 pub mod netlink;
 pub mod observe;

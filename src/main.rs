@@ -2,14 +2,17 @@
 //! README.md (see `rs_agent::exit_code`); logs go to stderr, results to stdout.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use lvs_common::netns;
+use rs_agent::agent_check::OnDrift;
 use rs_agent::commands::{self, Context, Output};
 use rs_agent::config::DEFAULT_CONFIG_PATH;
+use rs_agent::drain::DEFAULT_PERSIST_DIR;
 use rs_agent::state::DEFAULT_STATE_DIR;
 use rs_agent::watch::{WatchOptions, watch};
 use rs_agent::{Error, exit_code};
@@ -22,7 +25,9 @@ Exit codes:
   2  bad command line or invalid configuration; nothing changed
   3  missing privileges (root or CAP_NET_ADMIN; CAP_SYS_ADMIN for --netns); nothing changed
   4  the system's state forbids the run (VIP on another interface, unknown interface,
-     unknown --netns, unreadable rollback record, lock held for over 60 s); nothing changed
+     unknown --netns, unreadable rollback record, lock held for over 60 s, kernel
+     without the tunnel's module, FOU port taken, agent endpoint address in use);
+     nothing changed
   5  a system call failed midway; this run's changes were undone
   6  a system call failed and undoing failed too: the message lists what to fix by hand
   7  reading the system failed (netlink dump, sysctl, netlink socket); nothing changed";
@@ -31,7 +36,7 @@ Exit codes:
 #[command(
     name = "rs-agent",
     version,
-    about = "Prepares a real server for LVS direct routing: VIPs on lo, ARP sysctls, clean rollback",
+    about = "Prepares a real server for LVS direct routing or tunnel mode: VIPs on lo, ARP sysctls, tunnel receive side, drain, clean rollback",
     after_help = EXIT_CODES
 )]
 struct Cli {
@@ -41,7 +46,10 @@ struct Cli {
     /// Directory of the rollback records (one per network namespace).
     #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
-    /// Output format of the result on stdout.
+    /// Directory of the drains kept across reboots (drain --persistent).
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_PERSIST_DIR)]
+    persist_dir: PathBuf,
+    /// Output format of the result on stdout (prometheus: check only).
     #[arg(long, global = true, value_enum, default_value = "text")]
     output: Output,
     /// More log output on stderr (-v: what changes, -vv: debugging).
@@ -92,7 +100,29 @@ enum Command {
         /// On SIGTERM or SIGINT, undo everything as `stop` does before exiting.
         #[arg(long)]
         rollback_on_exit: bool,
+        /// Answer HAProxy-style agent checks (up, drain, down) on this TCP
+        /// address, e.g. 198.51.100.11:5555 or [2001:db8::11]:5555.
+        #[arg(long, value_name = "ADDR:PORT")]
+        agent_listen: Option<SocketAddr>,
+        /// The agent endpoint's answer while out of sync but not broken.
+        #[arg(long, value_enum, default_value = "up", requires = "agent_listen")]
+        agent_on_drift: OnDrift,
+        /// Only observe and answer the agent endpoint; change nothing.
+        #[arg(long, requires = "agent_listen", conflicts_with = "rollback_on_exit")]
+        no_repair: bool,
     },
+    /// Ask for no new connections: the agent endpoint answers `drain`.
+    Drain {
+        /// Shown by status and logged.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Keep the drain across reboots (in --persist-dir), not only until
+        /// the next boot (in --state-dir, under /run).
+        #[arg(long)]
+        persistent: bool,
+    },
+    /// Lift a drain (runtime and persistent).
+    Undrain,
 }
 
 fn parse_interval(text: &str) -> Result<f64, String> {
@@ -110,9 +140,23 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code();
             eprintln!("rs-agent: error: {e}");
-            if cli.output == Output::Json {
-                let report = serde_json::json!({ "error": e.to_string(), "exit_code": code });
-                println!("{report}");
+            match cli.output {
+                Output::Json => {
+                    let report = serde_json::json!({ "error": e.to_string(), "exit_code": code });
+                    println!("{report}");
+                }
+                // The textfile collector then shows the failure instead of
+                // stale values (the cron line writes stdout whatever the code).
+                Output::Prometheus => {
+                    println!(
+                        "# rs-agent check failed (exit {code}): {}",
+                        e.to_string().replace('\n', " ")
+                    );
+                    println!("# HELP rs_agent_check_error 1 when rs-agent check could not run.");
+                    println!("# TYPE rs_agent_check_error gauge");
+                    println!("rs_agent_check_error 1");
+                }
+                Output::Text => {}
             }
             ExitCode::from(code)
         }
@@ -148,8 +192,14 @@ fn run(cli: &Cli) -> Result<u8, Error> {
         .map_err(|e| Error::netlink("starting the runtime", e))?;
     let ctx = Context {
         state_dir: cli.state_dir.clone(),
+        persist_dir: cli.persist_dir.clone(),
         output: cli.output,
     };
+    if cli.output == Output::Prometheus && !matches!(cli.command, Command::Check { .. }) {
+        return Err(Error::Usage(
+            "--output prometheus is for check only".to_string(),
+        ));
+    }
     runtime.block_on(async {
         match &cli.command {
             Command::Start { config, dry_run } => {
@@ -171,13 +221,27 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                 config,
                 interval,
                 rollback_on_exit,
+                agent_listen,
+                agent_on_drift,
+                no_repair,
             } => {
                 let options = WatchOptions {
                     config_path: config.clone(),
                     interval: Duration::from_secs_f64(*interval),
                     rollback_on_exit: *rollback_on_exit,
+                    agent_listen: *agent_listen,
+                    on_drift: *agent_on_drift,
+                    repair: !*no_repair,
                 };
                 watch(&ctx, &options).await?;
+                Ok(exit_code::OK)
+            }
+            Command::Drain { reason, persistent } => {
+                commands::drain(&ctx, reason.as_deref(), *persistent)?.print(ctx.output);
+                Ok(exit_code::OK)
+            }
+            Command::Undrain => {
+                commands::undrain(&ctx)?.print(ctx.output);
                 Ok(exit_code::OK)
             }
             Command::Check { config } => {
@@ -193,5 +257,6 @@ fn print_status(status: &rs_agent::status::Status, output: Output) {
     match output {
         Output::Text => print!("{}", status.to_text()),
         Output::Json => println!("{}", serde_json::to_string(status).unwrap_or_default()),
+        Output::Prometheus => print!("{}", status.to_prometheus()),
     }
 }

@@ -40,6 +40,17 @@ pub struct Interface {
     pub name: String,
 }
 
+impl Interface {
+    /// An interface a change creates: its index is not known before, so
+    /// changes to it are made by name (index 0).
+    pub fn by_name(name: &str) -> Interface {
+        Interface {
+            index: 0,
+            name: name.to_string(),
+        }
+    }
+}
+
 impl Serialize for Interface {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.name)
@@ -246,6 +257,146 @@ impl ArpKey {
             ArpKey::Announce => &[0, 1, 2],
         }
     }
+}
+
+/// The encapsulation a director uses to reach this real server in tunnel
+/// mode (`ipvsadm -i --tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKind {
+    /// IP in IP (`ipvsadm -i`, the default tunnel type).
+    Ipip,
+    /// Generic UDP Encapsulation: IP in UDP to a port (`--tun-type gue --tun-port P`).
+    Gue,
+    /// GRE (`--tun-type gre`).
+    Gre,
+}
+
+/// The receive devices of every tunnel kind: a recorded link with one of
+/// these names is a tunnel device of the agent's.
+pub const TUNNEL_DEVICES: [&str; 2] = ["tunl0", "gre0"];
+
+impl TunnelKind {
+    pub const ALL: [TunnelKind; 3] = [TunnelKind::Ipip, TunnelKind::Gue, TunnelKind::Gre];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKind::Ipip => "ipip",
+            TunnelKind::Gue => "gue",
+            TunnelKind::Gre => "gre",
+        }
+    }
+
+    /// The device that receives the decapsulated packets: the fallback
+    /// device of the kernel module (GUE hands its inner IPv4 packet to the
+    /// IPIP handler, so tunl0 as well).
+    pub fn device(self) -> &'static str {
+        match self {
+            TunnelKind::Ipip | TunnelKind::Gue => "tunl0",
+            TunnelKind::Gre => "gre0",
+        }
+    }
+
+    /// The rtnetlink link kind of that device, which is also the name of
+    /// the module the kernel loads for it (`rtnl-link-<kind>`).
+    pub fn link_kind(self) -> LinkKind {
+        match self {
+            TunnelKind::Ipip | TunnelKind::Gue => LinkKind::Ipip,
+            TunnelKind::Gre => LinkKind::Gre,
+        }
+    }
+}
+
+impl fmt::Display for TunnelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The kinds of device the agent may create (a catch-all tunnel device
+/// where the module's fallback device is not made in this namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Ipip,
+    Gre,
+}
+
+impl LinkKind {
+    /// The rtnetlink kind name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkKind::Ipip => "ipip",
+            LinkKind::Gre => "gre",
+        }
+    }
+
+    /// The kernel module providing the kind.
+    pub fn module(self) -> &'static str {
+        match self {
+            LinkKind::Ipip => "ipip",
+            LinkKind::Gre => "ip_gre",
+        }
+    }
+}
+
+/// A FOU receive port doing GUE: what the agent adds (`ip fou add port P
+/// gue`) and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FouPort {
+    pub port: u16,
+    pub family: Family,
+}
+
+impl fmt::Display for FouPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FOU port {} gue ({})", self.port, self.family.name())
+    }
+}
+
+/// A FOU listener as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FouListener {
+    pub port: u16,
+    pub family: Family,
+    pub encap: FouEncap,
+}
+
+/// What a FOU listener does with a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FouEncap {
+    /// GUE: the header names the inner protocol.
+    Gue,
+    /// Plain FOU: the payload is always `ipproto`.
+    Direct { ipproto: u8 },
+    /// A type this agent does not know.
+    Other(u8),
+}
+
+impl fmt::Display for FouEncap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FouEncap::Gue => f.write_str("gue"),
+            FouEncap::Direct { ipproto } => write!(f, "ipproto {ipproto}"),
+            FouEncap::Other(t) => write!(f, "type {t}"),
+        }
+    }
+}
+
+/// Whether the kernel can provide a feature that comes in a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelSupport {
+    /// Loaded or built in.
+    Loaded,
+    /// Installed as a module: the kernel loads it on first use.
+    Loadable,
+    /// Neither built in nor installed: the feature is missing.
+    Absent,
+    /// Cannot tell (no module list for this kernel, as in some
+    /// containers): the first use will say.
+    #[default]
+    Unknown,
 }
 
 /// Whether `name` can be an entry of /proc/sys/net/ipv{4,6}/conf: a kernel

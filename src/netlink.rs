@@ -12,11 +12,13 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, CacheInfo};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags};
+use netlink_packet_route::link::{
+    InfoData, InfoGre, InfoIpTunnel, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec};
 
 use crate::error::Error;
-use crate::model::{Address, AddressSpec, Link};
+use crate::model::{Address, AddressSpec, Interface, Link, LinkKind};
 
 /// Requests in flight at once. Each acknowledgement costs the socket's receive
 /// buffer about a kilobyte; a few hundred stay far below the default buffer.
@@ -138,8 +140,14 @@ impl Netlink {
             .collect()
     }
 
-    pub async fn set_link_up(&self, index: u32, up: bool) -> Result<(), Error> {
-        let builder = LinkUnspec::new_with_index(index);
+    /// Sets a link up or down, by index, or by name for a link this run
+    /// created (index 0).
+    pub async fn set_link_up(&self, interface: &Interface, up: bool) -> Result<(), Error> {
+        let builder = if interface.index == 0 {
+            LinkUnspec::new_with_name(&interface.name)
+        } else {
+            LinkUnspec::new_with_index(interface.index)
+        };
         let message = if up { builder.up() } else { builder.down() }.build();
         self.handle
             .link()
@@ -148,10 +156,66 @@ impl Netlink {
             .await
             .map_err(|e| {
                 Error::netlink(
-                    format!("setting link {index} {}", if up { "up" } else { "down" }),
+                    format!("setting {interface} {}", if up { "up" } else { "down" }),
                     to_io(e),
                 )
             })
+    }
+
+    /// Creates a catch-all tunnel device `name` of `kind` (collect
+    /// metadata, `ip link add NAME type KIND external`): the kind's module
+    /// is loaded by the kernel on the way. If the module's fallback device
+    /// of that name exists then (it appears in every namespace as the
+    /// module loads), nothing is created and the outcome says so.
+    pub async fn create_link(
+        &self,
+        name: &str,
+        kind: LinkKind,
+    ) -> Result<AddOutcome, std::io::Error> {
+        let (info_kind, data) = match kind {
+            LinkKind::Ipip => (
+                InfoKind::IpIp,
+                InfoData::IpTunnel(vec![InfoIpTunnel::CollectMetadata]),
+            ),
+            LinkKind::Gre => (
+                InfoKind::GreTun,
+                InfoData::GreTun(vec![InfoGre::CollectMetadata]),
+            ),
+        };
+        let mut link = LinkMessage::default();
+        link.attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        link.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(info_kind),
+            LinkInfo::Data(data),
+        ]));
+        let mut message = NetlinkMessage::from(RouteNetlinkMessage::NewLink(link));
+        message.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        match self.pipeline(std::iter::once(message)).await.pop() {
+            Some(Ok(())) => Ok(AddOutcome::Added),
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EEXIST) => {
+                Ok(AddOutcome::AlreadyPresent)
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(std::io::Error::other("no answer to the link request")),
+        }
+    }
+
+    /// Deletes a link; one already gone counts as deleted.
+    pub async fn delete_link(&self, interface: &Interface) -> Result<(), std::io::Error> {
+        let mut link = LinkMessage::default();
+        link.header.index = interface.index;
+        if interface.index == 0 {
+            link.attributes
+                .push(LinkAttribute::IfName(interface.name.clone()));
+        }
+        let mut message = NetlinkMessage::from(RouteNetlinkMessage::DelLink(link));
+        message.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        match self.pipeline(std::iter::once(message)).await.pop() {
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            Some(result) => result,
+            None => Err(std::io::Error::other("no answer to the link request")),
+        }
     }
 
     async fn pipeline(

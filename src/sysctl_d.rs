@@ -31,7 +31,10 @@ pub struct Setting {
     pub interface: String,
     /// The sysctl's name (`arp_ignore`, `rp_filter`, ...).
     pub name: String,
-    pub value: String,
+    /// The value; None for an exclusion: `-KEY` without a value keeps that
+    /// key out of the glob assignments (systemd's
+    /// `net.ipv4.conf.*.rp_filter = 2` with `-net.ipv4.conf.all.rp_filter`).
+    pub value: Option<String>,
 }
 
 /// The files in the order they are applied (later ones win).
@@ -85,8 +88,11 @@ pub fn parse(file: &Path, text: &str) -> Vec<Setting> {
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
+        let (key, value) = match line.split_once('=') {
+            Some((key, value)) => (key, Some(value.trim().to_string())),
+            // `-KEY` alone excludes KEY from globs; other lines set nothing.
+            None if line.starts_with('-') => (line, None),
+            None => continue,
         };
         // A leading '-' only tells systemd-sysctl to ignore failures.
         let key = key.trim().trim_start_matches('-');
@@ -99,7 +105,7 @@ pub fn parse(file: &Path, text: &str) -> Vec<Setting> {
             family,
             interface,
             name,
-            value: value.trim().to_string(),
+            value,
         });
     }
     settings
@@ -150,11 +156,18 @@ pub fn conflicts(wanted: &[SysctlSetting], settings: &[Setting]) -> Vec<String> 
     let mut warnings = Vec::new();
     for setting in wanted {
         let key = &setting.key;
-        let last = settings.iter().rev().find(|s| {
-            s.family == key.family && s.name == key.name && glob_match(&s.interface, &key.interface)
+        let same_sysctl = |s: &&Setting| s.family == key.family && s.name == key.name;
+        let excluded = settings
+            .iter()
+            .filter(same_sysctl)
+            .any(|s| s.value.is_none() && s.interface == key.interface);
+        let last = settings.iter().rev().filter(same_sysctl).find(|s| {
+            let glob = s.interface.contains(['*', '?']);
+            s.value.is_some() && glob_match(&s.interface, &key.interface) && !(glob && excluded)
         });
         if let Some(s) = last
-            && s.value.parse::<i32>().ok() != Some(setting.value)
+            && let Some(value) = &s.value
+            && value.parse::<i32>().ok() != Some(setting.value)
         {
             warnings.push(format!(
                 "{}:{} sets net.{}.conf.{}.{} = {}: `sysctl --system` or the next boot undoes rs-agent's {} (wanted {})",
@@ -163,7 +176,7 @@ pub fn conflicts(wanted: &[SysctlSetting], settings: &[Setting]) -> Vec<String> 
                 s.family.name(),
                 s.interface.replace('.', "/"),
                 s.name,
-                s.value,
+                value,
                 s.name,
                 setting.value,
             ));
@@ -204,7 +217,7 @@ mod tests {
             (
                 s[1].interface.as_str(),
                 s[1].name.as_str(),
-                s[1].value.as_str()
+                s[1].value.as_deref().unwrap()
             ),
             ("eth0.100", "arp_announce", "1")
         );
@@ -242,6 +255,31 @@ mod tests {
         // The same name under ipv6 is another sysctl.
         let v6 = parse(Path::new("/z.conf"), "net.ipv6.conf.all.rp_filter = 2\n");
         assert!(conflicts(&wanted, &v6).is_empty());
+    }
+
+    #[test]
+    fn an_exclusion_keeps_a_key_out_of_the_globs() {
+        // Debian's systemd: 2 everywhere but on `all`.
+        let shipped = parse(
+            Path::new("/usr/lib/sysctl.d/50-default.conf"),
+            "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.all.rp_filter\n",
+        );
+        assert_eq!(shipped[2].value, None);
+        let wanted = |interface: &str| {
+            [SysctlSetting {
+                key: SysctlKey::ipv4(interface, "rp_filter"),
+                value: 0,
+            }]
+        };
+        assert!(conflicts(&wanted("all"), &shipped).is_empty());
+        assert_eq!(conflicts(&wanted("tunl0"), &shipped).len(), 1);
+        // An explicit setting of the excluded key still counts.
+        let mut explicit = shipped.clone();
+        explicit.extend(parse(
+            Path::new("/etc/sysctl.d/99-x.conf"),
+            "net.ipv4.conf.all.rp_filter = 1\n",
+        ));
+        assert_eq!(conflicts(&wanted("all"), &explicit).len(), 1);
     }
 
     #[test]

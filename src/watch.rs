@@ -11,9 +11,15 @@
 //! The subscription comes before the first convergence: a VIP removed while
 //! (or just after) the first convergence observes is an event waiting in the
 //! socket, not a loss until the next full check.
+//!
+//! In tunnel mode the tunnel device's link events count like lo's, and the
+//! FOU port (no events either) is checked on the interval with the
+//! sysctls. With `--agent-listen`, the agent endpoint ([`agent_check`])
+//! answers from a verdict refreshed after every convergence, event and
+//! interval; with `--no-repair` the watch only observes and answers.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,9 +34,11 @@ use rtnetlink::MulticastGroup;
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, error, info, warn};
 
+use crate::agent_check::{self, Endpoint, OnDrift, Verdict};
 use crate::commands::{self, Context, Summary};
 use crate::config::{self, Config};
 use crate::error::Error;
+use crate::fou::Fou;
 use crate::sysctl;
 
 pub struct WatchOptions {
@@ -39,6 +47,12 @@ pub struct WatchOptions {
     pub interval: Duration,
     /// Roll back (as `stop`) when asked to exit.
     pub rollback_on_exit: bool,
+    /// Where the agent endpoint listens, if anywhere.
+    pub agent_listen: Option<SocketAddr>,
+    /// The endpoint's answer while out of sync but not broken.
+    pub on_drift: OnDrift,
+    /// Converge and repair (the default); false: only observe and answer.
+    pub repair: bool,
 }
 
 /// Every this many intervals, a full convergence runs even without an event,
@@ -57,20 +71,39 @@ const REPAIRED: &str = "drift repaired";
 
 pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
     let mut config = config::load(&options.config_path)?;
-    netns::require_net_admin()?;
+    if options.repair {
+        netns::require_net_admin()?;
+    }
     let notifier = Notifier::from_env();
     let mut watchdog = Watchdog::from_notifier(&notifier);
     // Both before the first convergence: signals so a SIGTERM meanwhile is
     // handled cleanly once it is done, events so no removal is missed.
     let mut signals = Signals::new().map_err(signal_error)?;
     let mut events = subscribe()?;
+    // Bound before anything changes: a taken port fails the run cleanly.
+    let bound = options.agent_listen.map(agent_check::bind).transpose()?;
 
-    // The watchdog keeps pinging while a convergence waits (for the lock
-    // another run holds, at most a minute): waiting is not hanging.
-    let first = watchdog
-        .keep_alive(&notifier, commands::converge(ctx, &config, false))
-        .await?;
-    log_changes(&first, "converged");
+    if options.repair {
+        // The watchdog keeps pinging while a convergence waits (for the lock
+        // another run holds, at most a minute): waiting is not hanging.
+        let first = watchdog
+            .keep_alive(&notifier, commands::converge(ctx, &config, false))
+            .await?;
+        log_changes(&first, "converged");
+    }
+    let endpoint = match bound {
+        Some(bound) => {
+            let endpoint = Endpoint::start(
+                bound,
+                ctx.drain_files()?,
+                options.on_drift,
+                verdict(ctx, &config).await,
+            )?;
+            info!("agent endpoint on {}", endpoint.address);
+            Some(endpoint)
+        }
+        None => None,
+    };
     let mut tick = tokio::time::interval_at(Instant::now() + options.interval, options.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -79,6 +112,7 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
     let mut ticks: u32 = 0;
     let mut repairs: u64 = 0;
     let mut vips = vip_set(&config);
+    let mut device = config.tunnel.map(|t| t.device());
     notify(notifier.ready(&format!(
         "watching {} VIP(s); no repair yet",
         config.vips.len()
@@ -93,7 +127,7 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
         tokio::select! {
             event = events.next() => match event {
                 Some((message, _)) => {
-                    if concerns_us(&message, &vips) && pending.is_none() {
+                    if concerns_us(&message, &vips, device) && pending.is_none() {
                         pending = Some(Instant::now() + COALESCE);
                     }
                 }
@@ -108,8 +142,11 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
                 if ticks.is_multiple_of(RESYNC_INTERVALS) {
                     debug!("full check");
                     pending.get_or_insert_with(Instant::now);
-                } else if sysctls_drifted(&config) {
+                } else if sysctls_drifted(&config) || fou_port_missing(&config) {
                     pending.get_or_insert_with(Instant::now);
+                } else if let Some(endpoint) = &endpoint {
+                    // Drift without repair (a sysctl, with --no-repair) shows too.
+                    endpoint.update(verdict(ctx, &config).await);
                 }
             }
             signal = signals.recv() => match signal {
@@ -118,11 +155,21 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
                     notify(notifier.reloading());
                     reload(ctx, options, &mut config, &notifier, &mut watchdog).await;
                     vips = vip_set(&config);
+                    device = config.tunnel.map(|t| t.device());
+                    if let Some(endpoint) = &endpoint {
+                        endpoint.update(verdict(ctx, &config).await);
+                    }
                     notify(notifier.ready(&format!("watching {} VIP(s); {repairs} repair(s)", config.vips.len())));
                 }
             },
             _ = watchdog.tick() => notify(notifier.watchdog()),
-            _ = sleep_until(pending.unwrap_or_else(Instant::now)), if pending.is_some() => {
+            _ = sleep_until(pending.unwrap_or_else(Instant::now)), if pending.is_some() && !options.repair => {
+                pending = None;
+                if let Some(endpoint) = &endpoint {
+                    endpoint.update(verdict(ctx, &config).await);
+                }
+            }
+            _ = sleep_until(pending.unwrap_or_else(Instant::now)), if pending.is_some() && options.repair => {
                 match limiter.take(std::time::Instant::now()) {
                     Ok(()) => {
                         pending = None;
@@ -139,6 +186,9 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
                             }
                             Err(e) => error!("repair failed: {e}"),
                         }
+                        if let Some(endpoint) = &endpoint {
+                            endpoint.update(verdict(ctx, &config).await);
+                        }
                     }
                     Err(next) => {
                         let next = Instant::from_std(next);
@@ -154,6 +204,9 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
     }
 
     notify(notifier.stopping());
+    if let Some(endpoint) = &endpoint {
+        endpoint.update(Verdict::unknown("rs-agent watch is stopping"));
+    }
     if options.rollback_on_exit {
         let summary = watchdog
             .keep_alive(&notifier, commands::stop(ctx, false))
@@ -240,8 +293,27 @@ fn subscribe() -> Result<Events, Error> {
     Ok(events)
 }
 
-/// A configured VIP removed anywhere, or a change of the loopback link.
-fn concerns_us(message: &NetlinkMessage<RouteNetlinkMessage>, vips: &HashSet<IpAddr>) -> bool {
+/// The agent endpoint's view: desired against actual, now.
+async fn verdict(ctx: &Context, config: &Config) -> Verdict {
+    match commands::look(ctx, config, &[]).await {
+        Ok(status) => Verdict {
+            broken: status.broken.first().cloned(),
+            in_sync: status.in_sync,
+        },
+        Err(e) => {
+            warn!("agent endpoint: cannot read the system: {e}");
+            Verdict::unknown("rs-agent cannot read the system")
+        }
+    }
+}
+
+/// A configured VIP removed anywhere, or a change of the loopback link or
+/// of the tunnel device.
+fn concerns_us(
+    message: &NetlinkMessage<RouteNetlinkMessage>,
+    vips: &HashSet<IpAddr>,
+    device: Option<&str>,
+) -> bool {
     match &message.payload {
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(address)) => {
             address.attributes.iter().any(|a| match a {
@@ -250,11 +322,31 @@ fn concerns_us(message: &NetlinkMessage<RouteNetlinkMessage>, vips: &HashSet<IpA
             })
         }
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link))
-        | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => link
-            .header
-            .flags
-            .contains(netlink_packet_route::link::LinkFlags::Loopback),
+        | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+            link.header
+                .flags
+                .contains(netlink_packet_route::link::LinkFlags::Loopback)
+                || device.is_some_and(|device| {
+                    link.attributes.iter().any(|a| {
+                        matches!(a, netlink_packet_route::link::LinkAttribute::IfName(n) if n == device)
+                    })
+                })
+        }
         _ => false,
+    }
+}
+
+/// GUE: whether the FOU port is gone (it emits no event). A failure to
+/// look counts: converging will say why.
+fn fou_port_missing(config: &Config) -> bool {
+    let Some(port) = config.tunnel.and_then(|t| t.fou_port()) else {
+        return false;
+    };
+    match Fou::open().and_then(|fou| fou.map(|mut f| f.listeners()).transpose()) {
+        Ok(Some(listeners)) => !listeners
+            .iter()
+            .any(|l| l.port == port.port && l.family == port.family),
+        _ => true,
     }
 }
 
@@ -286,23 +378,42 @@ mod tests {
         let wrap = |m: RouteNetlinkMessage| NetlinkMessage::from(m);
         assert!(concerns_us(
             &wrap(RouteNetlinkMessage::DelAddress(address_message(vip))),
-            &vips
+            &vips,
+            None
         ));
         assert!(!concerns_us(
             &wrap(RouteNetlinkMessage::NewAddress(address_message(vip))),
-            &vips
+            &vips,
+            None
         ));
         let other = "203.0.113.11".parse().unwrap();
         assert!(!concerns_us(
             &wrap(RouteNetlinkMessage::DelAddress(address_message(other))),
-            &vips
+            &vips,
+            None
         ));
         let mut lo = LinkMessage::default();
         lo.header.flags = LinkFlags::Loopback;
-        assert!(concerns_us(&wrap(RouteNetlinkMessage::NewLink(lo)), &vips));
+        assert!(concerns_us(
+            &wrap(RouteNetlinkMessage::NewLink(lo)),
+            &vips,
+            None
+        ));
         assert!(!concerns_us(
             &wrap(RouteNetlinkMessage::NewLink(LinkMessage::default())),
-            &vips
+            &vips,
+            None
         ));
+        // The tunnel device, by name.
+        let mut tunl0 = LinkMessage::default();
+        tunl0
+            .attributes
+            .push(netlink_packet_route::link::LinkAttribute::IfName(
+                "tunl0".into(),
+            ));
+        let tunl0 = wrap(RouteNetlinkMessage::NewLink(tunl0));
+        assert!(concerns_us(&tunl0, &vips, Some("tunl0")));
+        assert!(!concerns_us(&tunl0, &vips, Some("gre0")));
+        assert!(!concerns_us(&tunl0, &vips, None));
     }
 }

@@ -6,6 +6,9 @@
 //! root with `--ignored`, where they fail, never skip, without root.
 
 mod common;
+// Drain, Prometheus output, tunnel refusals: tests/root/drain.rs.
+#[path = "root/drain.rs"]
+mod drain;
 
 use std::process::Command;
 

@@ -8,6 +8,9 @@
 //! Speed is measured by the benchmarks (scripts/bench.sh), not here.
 
 mod common;
+// The agent endpoint (watch --agent-listen): tests/watch/agent.rs.
+#[path = "watch/agent.rs"]
+mod agent;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

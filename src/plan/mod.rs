@@ -1,6 +1,9 @@
 //! The decisions, free of system calls: from the configuration, one snapshot
 //! of the system and the rollback record, compute the changes to make and the
-//! record that describes the system once they are made.
+//! record that describes the system once they are made. Tunnel mode's part
+//! (device, FOU port, what an earlier tunnel left) is in [`tunnel`].
+
+mod tunnel;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -10,7 +13,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::model::{Address, AddressSpec, Interface, Link, SysctlKey};
+use crate::model::{
+    Address, AddressSpec, FouPort, Interface, Link, LinkKind, SysctlKey, SysctlSetting,
+};
 use crate::observe::Observed;
 use crate::state::{AddressEntry, Record, SysctlEntry};
 
@@ -43,6 +48,24 @@ pub enum Change {
     SetLinkDown {
         interface: Interface,
     },
+    /// A catch-all tunnel device; the kernel loads the kind's module on
+    /// the way, and if that makes the module's fallback device of this
+    /// name appear, nothing is created (apply reports it as found).
+    CreateLink {
+        interface: Interface,
+        kind: LinkKind,
+    },
+    DeleteLink {
+        interface: Interface,
+    },
+    AddFouPort {
+        #[serde(flatten)]
+        port: FouPort,
+    },
+    RemoveFouPort {
+        #[serde(flatten)]
+        port: FouPort,
+    },
 }
 
 impl Change {
@@ -73,6 +96,21 @@ impl Change {
             Change::SetLinkDown { interface } => Change::SetLinkUp {
                 interface: interface.clone(),
             },
+            Change::CreateLink { interface, .. } => Change::DeleteLink {
+                interface: interface.clone(),
+            },
+            // Only devices the agent created are ever deleted, and those
+            // are catch-all tunnel devices.
+            Change::DeleteLink { interface } => Change::CreateLink {
+                interface: interface.clone(),
+                kind: if interface.name == "gre0" {
+                    LinkKind::Gre
+                } else {
+                    LinkKind::Ipip
+                },
+            },
+            Change::AddFouPort { port } => Change::RemoveFouPort { port: *port },
+            Change::RemoveFouPort { port } => Change::AddFouPort { port: *port },
         }
     }
 }
@@ -89,6 +127,12 @@ impl fmt::Display for Change {
             }
             Change::SetLinkUp { interface } => write!(f, "set {interface} up"),
             Change::SetLinkDown { interface } => write!(f, "set {interface} down"),
+            Change::CreateLink { interface, kind } => {
+                write!(f, "create {interface} ({} external)", kind.name())
+            }
+            Change::DeleteLink { interface } => write!(f, "delete {interface}"),
+            Change::AddFouPort { port } => write!(f, "add {port}"),
+            Change::RemoveFouPort { port } => write!(f, "remove {port}"),
         }
     }
 }
@@ -129,19 +173,26 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
             ));
         }
     }
+    if let Some(t) = &config.tunnel {
+        conflicts.extend(tunnel::conflicts(t, observed, record));
+    }
     if !conflicts.is_empty() {
         return Err(Error::Conflict(conflicts.join("; ")));
     }
 
     let mut plan = Plan::default();
     let mut sysctl_reverts = Vec::new();
+    let steps = tunnel::plan(config.tunnel.as_ref(), observed, record);
+    // A device this plan creates comes first: its sysctls are set next.
+    plan.changes.extend(steps.create.iter().cloned());
 
     // Sysctls the configuration wants.
-    let wanted_sysctls = config.sysctls();
+    let wanted_sysctls = wanted_sysctls(config, observed, record);
     for setting in &wanted_sysctls {
         let key = &setting.key;
         let current = observed
             .sysctl(key)
+            .or_else(|| steps.predicted_sysctl(key, observed))
             .ok_or_else(|| Error::Conflict(format!("{key} cannot be read in this namespace")))?;
         let recorded = record.sysctl(key);
         if current != setting.value {
@@ -159,7 +210,8 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
     // Sysctls the agent changed earlier that the configuration no longer names.
     let managed: HashSet<&SysctlKey> = wanted_sysctls.iter().map(|s| &s.key).collect();
     for entry in &record.sysctls {
-        if !managed.contains(&entry.key) {
+        // A device deleted by this plan takes its sysctls along.
+        if !managed.contains(&entry.key) && !steps.deleting(&entry.key.interface) {
             sysctl_reverts.extend(revert_sysctl(entry, observed, &mut plan.warnings));
         }
     }
@@ -172,7 +224,13 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
     }
     // Only a first run records lo as brought up: if lo goes down later, the
     // state from before the agent still had it up, and stop must keep it so.
-    plan.record.links_brought_up = record.links_brought_up.clone();
+    // Tunnel devices no longer configured leave the record (steps.stale).
+    plan.record.links_brought_up = record
+        .links_brought_up
+        .iter()
+        .filter(|name| !steps.dropped_links.contains(name))
+        .cloned()
+        .collect();
     let first_run = record.is_empty();
     if first_run && !config.vips.is_empty() && !lo.up {
         plan.record.links_brought_up.push(lo.name.clone());
@@ -220,14 +278,41 @@ pub fn plan_start(config: &Config, observed: &Observed, record: &Record) -> Resu
         }
     }
 
+    // The receive side once the VIPs are held; then what an earlier tunnel
+    // configuration left.
+    plan.changes.extend(steps.bring_up.iter().cloned());
+    plan.changes.extend(steps.stale.iter().cloned());
+    steps.record_into(&mut plan.record);
+    plan.warnings.extend(steps.warnings.iter().cloned());
+
     plan.changes.extend(sysctl_reverts);
     Ok(plan)
+}
+
+/// Every sysctl a start converges to, in the order they are written: the
+/// configuration's (`Config::sysctls`), then in tunnel mode loose rp_filter
+/// on each NIC that is strict (or that the agent made loose earlier).
+pub fn wanted_sysctls(config: &Config, observed: &Observed, record: &Record) -> Vec<SysctlSetting> {
+    let mut settings = config.sysctls();
+    if let Some(t) = &config.tunnel {
+        settings.extend(tunnel::nic_rp_filter(t, observed, record));
+    }
+    settings
 }
 
 /// `stop`: undo what the record says the agent did, and no more.
 pub fn plan_stop(observed: &Observed, record: &Record) -> Plan {
     let mut plan = Plan::default();
     let by_ip = observed.addresses_by_ip();
+    // Stop receiving first: the FOU ports the agent added.
+    plan.changes
+        .extend(tunnel::remove_fou_ports(&record.fou_ports, observed));
+    let deleting: Vec<&Link> = record
+        .links_created
+        .iter()
+        .filter_map(|name| observed.link_by_name(name))
+        .collect();
+    let deleted = |name: &str| deleting.iter().any(|l| l.name == name);
     for entry in &record.addresses {
         if let Some(link) = holder(observed, &by_ip, entry) {
             plan.changes.push(Change::RemoveAddress {
@@ -236,16 +321,21 @@ pub fn plan_stop(observed: &Observed, record: &Record) -> Plan {
             });
         }
     }
-    for entry in &record.sysctls {
+    for entry in record.sysctls.iter().filter(|e| !deleted(&e.key.interface)) {
         plan.changes
             .extend(revert_sysctl(entry, observed, &mut plan.warnings));
     }
-    for name in &record.links_brought_up {
+    for name in record.links_brought_up.iter().filter(|n| !deleted(n)) {
         if let Some(link) = observed.link_by_name(name).filter(|l| l.up) {
             plan.changes.push(Change::SetLinkDown {
                 interface: link.interface(),
             });
         }
+    }
+    for link in deleting {
+        plan.changes.push(Change::DeleteLink {
+            interface: link.interface(),
+        });
     }
     plan
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{ArpPolicy, Vip};
-use crate::model::{Address, ArpKey, Link};
+use crate::model::{Address, ArpKey, FouEncap, FouListener, Link};
 
 const LO: u32 = 1;
 const ETH0: u32 = 2;
@@ -31,6 +31,7 @@ fn config(vips: &[&str]) -> Config {
     Config {
         arp: ArpPolicy::default(),
         vips: vips.iter().map(|v| vip(v)).collect(),
+        tunnel: None,
     }
 }
 
@@ -103,25 +104,61 @@ fn after(mut observed: Observed, plan: &Plan) -> Observed {
             Change::RemoveAddress { spec, interface } => observed
                 .addresses
                 .retain(|a| !(a.index == interface.index && a.spec.address == spec.address)),
-            Change::SetLinkUp { interface } => {
-                observed
-                    .links
-                    .iter_mut()
-                    .find(|l| l.index == interface.index)
-                    .unwrap()
-                    .up = true
+            Change::SetLinkUp { interface } => link_mut(&mut observed, interface).up = true,
+            Change::SetLinkDown { interface } => link_mut(&mut observed, interface).up = false,
+            Change::CreateLink { interface, .. } => {
+                let index = observed.links.iter().map(|l| l.index).max().unwrap_or(0) + 1;
+                observed.links.push(Link {
+                    index,
+                    name: interface.name.clone(),
+                    up: false,
+                    loopback: false,
+                    noarp: true,
+                });
+                observed.conf_entries.push(interface.name.clone());
+                // A new device copies conf/default.
+                let defaults: Vec<(SysctlKey, i32)> = observed
+                    .sysctls
+                    .iter()
+                    .filter(|(k, _)| k.interface == "default")
+                    .map(|(k, v)| (SysctlKey::new(k.family, &interface.name, &k.name), *v))
+                    .collect();
+                observed.sysctls.extend(defaults);
             }
-            Change::SetLinkDown { interface } => {
+            Change::DeleteLink { interface } => {
+                observed.links.retain(|l| l.name != interface.name);
+                observed.conf_entries.retain(|e| *e != interface.name);
                 observed
-                    .links
-                    .iter_mut()
-                    .find(|l| l.index == interface.index)
-                    .unwrap()
-                    .up = false
+                    .sysctls
+                    .retain(|k, _| k.interface != interface.name);
             }
+            Change::AddFouPort { port } => observed.fou.get_or_insert_default().push(FouListener {
+                port: port.port,
+                family: port.family,
+                encap: FouEncap::Gue,
+            }),
+            Change::RemoveFouPort { port } => observed
+                .fou
+                .get_or_insert_default()
+                .retain(|l| !(l.port == port.port && l.family == port.family)),
         }
     }
     observed
+}
+
+/// A change's interface, by index or (a device the plan created) by name.
+fn link_mut<'a>(observed: &'a mut Observed, interface: &Interface) -> &'a mut Link {
+    observed
+        .links
+        .iter_mut()
+        .find(|l| {
+            if interface.index == 0 {
+                l.name == interface.name
+            } else {
+                l.index == interface.index
+            }
+        })
+        .unwrap()
 }
 
 fn texts(plan: &Plan) -> Vec<String> {
@@ -519,3 +556,5 @@ fn a_brought_up_link_that_is_gone_is_skipped() {
     };
     assert!(plan_stop(&system(), &record).changes.is_empty());
 }
+
+mod tunnel;

@@ -7,7 +7,9 @@
 //! Format version 2 names the interface of every address and the family of
 //! every sysctl; version 1 (rs-agent before it) is read and migrated
 //! ([`v1`]), so an agent upgraded while its changes are in place still
-//! undoes them. Records are always written in version 2.
+//! undoes them. Version 3 adds what tunnel mode creates (FOU ports, tunnel
+//! devices); a record that holds none of that is still written as version
+//! 2, which the previous release reads, so going back stays possible.
 
 pub mod v1;
 
@@ -24,12 +26,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 pub use crate::error::RecordError;
-use crate::model::{AddressSpec, SysctlKey, valid_interface_name, valid_sysctl_name};
+use crate::model::{AddressSpec, FouPort, SysctlKey, valid_interface_name, valid_sysctl_name};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/rs-agent";
 
-/// The version this agent writes.
-pub const FORMAT_VERSION: u64 = 2;
+/// The newest version this agent reads and writes.
+pub const FORMAT_VERSION: u64 = 3;
+
+/// The version of records without tunnel-mode entries.
+pub const FORMAT_VERSION_DR: u64 = 2;
 
 /// How long a run waits for another run in the same namespace to finish.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,6 +54,13 @@ pub struct Record {
     /// Interfaces that were down and that the agent brought up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links_brought_up: Vec<String>,
+    /// Interfaces the agent created (a catch-all tunnel device where the
+    /// namespace has no fallback device). Format 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links_created: Vec<String>,
+    /// FOU receive ports the agent added (GUE). Format 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fou_ports: Vec<FouPort>,
 }
 
 // No deny_unknown_fields here: serde does not support it together with flatten.
@@ -70,7 +82,25 @@ pub struct AddressEntry {
 
 impl Record {
     pub fn is_empty(&self) -> bool {
-        self.sysctls.is_empty() && self.addresses.is_empty() && self.links_brought_up.is_empty()
+        self.sysctls.is_empty()
+            && self.addresses.is_empty()
+            && self.links_brought_up.is_empty()
+            && !self.has_tunnel_entries()
+    }
+
+    /// Whether the record holds what only format 3 can say.
+    pub fn has_tunnel_entries(&self) -> bool {
+        !self.links_created.is_empty() || !self.fou_ports.is_empty()
+    }
+
+    /// The format version this record is written in: the oldest that can
+    /// hold it.
+    pub fn format_version(&self) -> u64 {
+        if self.has_tunnel_entries() {
+            FORMAT_VERSION
+        } else {
+            FORMAT_VERSION_DR
+        }
     }
 
     pub fn sysctl(&self, key: &SysctlKey) -> Option<&SysctlEntry> {
@@ -97,6 +127,16 @@ impl Record {
                 merged.links_brought_up.push(name.clone());
             }
         }
+        for name in &other.links_created {
+            if !merged.links_created.contains(name) {
+                merged.links_created.push(name.clone());
+            }
+        }
+        for port in &other.fou_ports {
+            if !merged.fou_ports.contains(port) {
+                merged.fou_ports.push(*port);
+            }
+        }
         merged
     }
 
@@ -110,11 +150,18 @@ impl Record {
             .ok_or_else(|| RecordError::Invalid("no format version".into()))?;
         let record = match version {
             1 => v1::migrate(serde_json::from_value(value).map_err(RecordError::Parse)?),
-            FORMAT_VERSION => {
+            // Format 3 only adds fields (with defaults): one reader for both.
+            FORMAT_VERSION_DR | FORMAT_VERSION => {
                 if let Some(map) = value.as_object_mut() {
                     map.remove("version");
                 }
-                serde_json::from_value(value).map_err(RecordError::Parse)?
+                let record: Record = serde_json::from_value(value).map_err(RecordError::Parse)?;
+                if version == FORMAT_VERSION_DR && record.has_tunnel_entries() {
+                    return Err(RecordError::Invalid(
+                        "format 2 cannot hold FOU ports or created links".into(),
+                    ));
+                }
+                record
             }
             found => {
                 return Err(RecordError::Version {
@@ -127,7 +174,7 @@ impl Record {
         Ok(record)
     }
 
-    /// The record file's text, in the current format version.
+    /// The record file's text, in the oldest format version that holds it.
     pub fn to_json(&self) -> Result<String, RecordError> {
         #[derive(Serialize)]
         struct Versioned<'a> {
@@ -136,7 +183,7 @@ impl Record {
             record: &'a Record,
         }
         let mut text = serde_json::to_string_pretty(&Versioned {
-            version: FORMAT_VERSION,
+            version: self.format_version(),
             record: self,
         })
         .map_err(RecordError::Encode)?;
@@ -147,6 +194,9 @@ impl Record {
     /// Interface names end up in /proc paths and netlink requests: a record
     /// (root-only, but still a file) must not smuggle anything else in.
     fn validate(&self) -> Result<(), RecordError> {
+        if self.fou_ports.iter().any(|p| p.port == 0) {
+            return Err(RecordError::Invalid("FOU port 0".into()));
+        }
         for entry in &self.sysctls {
             if !valid_interface_name(&entry.key.interface) || !valid_sysctl_name(&entry.key.name) {
                 return Err(RecordError::Invalid(format!(
@@ -159,7 +209,8 @@ impl Record {
             .addresses
             .iter()
             .map(|a| &a.interface)
-            .chain(&self.links_brought_up);
+            .chain(&self.links_brought_up)
+            .chain(&self.links_created);
         for name in names {
             if !valid_interface_name(name) {
                 return Err(RecordError::Invalid(format!(

@@ -23,6 +23,7 @@ fn sample() -> Record {
             },
         }],
         links_brought_up: Vec::new(),
+        ..Record::default()
     }
 }
 
@@ -106,14 +107,17 @@ fn version_1_without_lo_brought_up_has_no_links() {
 
 #[test]
 fn unknown_versions_and_fields_are_refused() {
-    let e = Record::from_json(r#"{"version": 3}"#).unwrap_err();
-    assert!(matches!(e, RecordError::Version { found: 3, .. }), "{e}");
-    assert!(e.to_string().contains("versions 1 to 2"), "{e}");
+    let e = Record::from_json(r#"{"version": 4}"#).unwrap_err();
+    assert!(matches!(e, RecordError::Version { found: 4, .. }), "{e}");
+    assert!(e.to_string().contains("versions 1 to 3"), "{e}");
     for bad in [
         r#"{"sysctls": []}"#,
         r#"{"version": 2, "lo_brought_up": true}"#,
         r#"{"version": 1, "links_brought_up": ["lo"]}"#,
         r#"{"version": 2, "links_brought_up": ["../x"]}"#,
+        r#"{"version": 3, "links_created": ["../x"]}"#,
+        r#"{"version": 3, "fou_ports": [{"port": 0, "family": "ipv4", "x": 1}]}"#,
+        r#"{"version": 2, "fou_ports": [{"port": 6080, "family": "ipv4"}]}"#,
         r#"{"version": 1, "sysctls": [{"interface": "a/b", "key": "arp_ignore", "original": 0, "written": 1}]}"#,
         r#"{"version": 1, "sysctls": [{"interface": "all", "key": "rp_filter", "original": 0, "written": 1}]}"#,
     ] {
@@ -170,4 +174,32 @@ fn union_keeps_first_values() {
     assert_eq!(u.addresses.len(), 1);
     assert_eq!(u.links_brought_up, vec!["lo"]);
     assert_eq!(u.union(&b), u);
+}
+
+#[test]
+fn tunnel_entries_make_format_3_and_only_they() {
+    let mut record = sample();
+    let text = record.to_json().unwrap();
+    assert!(text.contains("\"version\": 2"), "{text}");
+    assert!(!text.contains("fou_ports"), "{text}");
+    record.fou_ports.push(crate::model::FouPort {
+        port: 6080,
+        family: crate::model::Family::Ipv4,
+    });
+    record.links_created.push("tunl0".into());
+    record.links_brought_up.push("tunl0".into());
+    let text = record.to_json().unwrap();
+    assert!(text.contains("\"version\": 3"), "{text}");
+    assert!(
+        text.contains("\"fou_ports\": [\n    {\n      \"port\": 6080,\n      \"family\": \"ipv4\""),
+        "{text}"
+    );
+    assert_eq!(Record::from_json(&text).unwrap(), record);
+    // A format 2 record (today's DR record) loads as it is.
+    let v2 = sample().to_json().unwrap();
+    assert_eq!(Record::from_json(&v2).unwrap(), sample());
+    // The union keeps tunnel entries of both sides once.
+    let union = sample().union(&record).union(&record);
+    assert_eq!(union.fou_ports.len(), 1);
+    assert_eq!(union.links_created, vec!["tunl0"]);
 }

@@ -79,5 +79,6 @@ pub fn migrate(old: RecordV1) -> Record {
         } else {
             Vec::new()
         },
+        ..Record::default()
     }
 }

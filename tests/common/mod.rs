@@ -8,6 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_rs-agent");
 
+/// The agent binary the fixtures run: RS_AGENT_TEST_BIN if set (the VM
+/// suite points it at a tmpfs copy: every exec over 9p re-reads the
+/// binary), else the one cargo built.
+pub fn agent_bin() -> String {
+    std::env::var("RS_AGENT_TEST_BIN").unwrap_or_else(|_| AGENT.to_string())
+}
+
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 pub fn is_root() -> bool {
@@ -128,14 +135,14 @@ impl Netns {
     }
 
     /// Everything a run may touch: every address, link state, and the ARP
-    /// sysctls of every conf entry. Equal snapshots mean "left as it was".
+    /// sysctls and rp_filter of every conf entry. Equal snapshots mean "left as it was".
     pub fn snapshot(&self) -> String {
         let addresses = self.ip(&["-o", "addr", "show"]);
         let links = self.ip(&["-o", "link", "show"]);
         let out = self.exec(&[
             "sh",
             "-c",
-            "grep -H . /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce",
+            "grep -H . /proc/sys/net/ipv4/conf/*/arp_ignore /proc/sys/net/ipv4/conf/*/arp_announce /proc/sys/net/ipv4/conf/*/rp_filter",
         ]);
         format!(
             "{addresses}\n{links}\n{}",
@@ -165,7 +172,7 @@ impl Netns {
             self.state.path().to_str().unwrap(),
         ];
         full.extend_from_slice(args);
-        Run::of(Command::new(AGENT).args(&full))
+        Run::of(Command::new(agent_bin()).args(&full))
     }
 
     pub fn start(&self, config: &Path) -> Run {

@@ -413,3 +413,180 @@ cluster_down_with_agent_and_compare() {
         fi
     done
 }
+
+# --- routed topology (tunnel mode, scenarios 4x) ------------------------------
+#
+# topo_routed_up: the director and the real servers in different subnets,
+# a router between them (the point of tunnel mode: no shared L2 segment).
+#
+#     client 198.51.100.100/24 ---- router ---- director 198.18.1.1/24 (VIP on lo)
+#                                     |
+#                                  br-rs 198.18.0.254/24 (in netns router)
+#                                   /    \
+#                 rs1 198.18.0.11/24      rs2 198.18.0.12/24
+#
+# Every host's default route goes to the router; the router sends the VIP to
+# the director. Real servers answer the client directly (from the VIP, via
+# the router), so the router's rp_filter is off: the VIP comes back from a
+# subnet it is not routed to (what direct server return needs of a router).
+# Sets LAB_IP for client, director, rs1 and rs2 (rs_serve and the other
+# helpers then use these addresses) and ROUTED_NAMESPACES.
+ROUTED_NAMESPACES=(router client director rs1 rs2)
+declare -A ROUTED_IP=([client]=198.51.100.100 [director]=198.18.1.1
+                      [rs1]=198.18.0.11 [rs2]=198.18.0.12)
+declare -A ROUTED_GW=([client]=198.51.100.254 [director]=198.18.1.254
+                      [rs1]=198.18.0.254 [rs2]=198.18.0.254)
+
+topo_routed_up() {
+    local ns host
+    for ns in "${ROUTED_NAMESPACES[@]}"; do
+        ns_destroy "$ns"
+        ip netns add "$ns"
+        CREATED_NS+=("$ns")
+        ip -n "$ns" link set lo up
+        in_ns "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 &&
+                           echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'
+    done
+    in_ns router sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward &&
+                        for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > "$f"; done &&
+                        echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter'
+    # client and director: a veth each into the router
+    ip link add eth0 netns client type veth peer name r-client netns router
+    ip -n router addr add "${ROUTED_GW[client]}/24" dev r-client
+    ip link add eth0 netns director type veth peer name r-dir netns router
+    ip -n router addr add "${ROUTED_GW[director]}/24" dev r-dir
+    # the real servers' segment: a bridge in the router
+    ip -n router link add br-rs type bridge
+    ip -n router addr add "${ROUTED_GW[rs1]}/24" dev br-rs
+    ip -n router link set br-rs up
+    for host in rs1 rs2; do
+        ip link add eth0 netns "$host" type veth peer name "r-$host" netns router
+        ip -n router link set "r-$host" master br-rs up
+    done
+    ip -n router link set r-client up
+    ip -n router link set r-dir up
+    for host in client director rs1 rs2; do
+        ip -n "$host" addr add "${ROUTED_IP[$host]}/24" dev eth0
+        ip -n "$host" link set eth0 up
+        ip -n "$host" route add default via "${ROUTED_GW[$host]}"
+        LAB_IP[$host]=${ROUTED_IP[$host]}
+    done
+    ip -n router route add "$VIP/32" via "${ROUTED_IP[director]}"
+    ip -n director addr add "$VIP/32" dev lo
+    log "routed topology up: client ${ROUTED_IP[client]}, director ${ROUTED_IP[director]} (VIP $VIP), rs1 ${ROUTED_IP[rs1]}, rs2 ${ROUTED_IP[rs2]}, router between"
+}
+
+# director_tunnel_rr [IPVSADM_TUNNEL_ARGS...]: VIP:80 rr over rs1 and rs2 in
+# tunnel mode (-i), with e.g. --tun-type gue --tun-port 6080.
+director_tunnel_rr() {
+    local rs
+    ipvsadm_d -A -t "$VIP:80" -s rr
+    for rs in rs1 rs2; do
+        ipvsadm_d -a -t "$VIP:80" -r "${ROUTED_IP[$rs]}:80" -i "$@"
+    done
+    log "director: $(ipvsadm_d -S -n | tr '\n' ';')"
+}
+
+# tunnel_agent_config TOML_TUNNEL_LINES: the real servers' rs-agent file for
+# the VIP in tunnel mode; prints its path.
+tunnel_agent_config() {
+    local f=$TEST_TMP/rs-agent-tunnel.toml
+    printf '[tunnel]\n%s\n[[vip]]\naddress = "%s"\n' "$1" "$VIP" >"$f"
+    echo "$f"
+}
+
+# check_both_answer N: N requests to the VIP from the client (rr): every
+# one answered, by rs1 and rs2 alike.
+check_both_answer() {
+    local n=$1 ports=() out n1 n2 i
+    for ((i = 0; i < n; i++)); do ports+=(80); done
+    out=$(client_get_many "${ports[@]}") || true
+    n1=$(grep -cx rs1 <<<"$out" || true)
+    n2=$(grep -cx rs2 <<<"$out" || true)
+    log "answers: ${out//$'\n'/ } (rs1=$n1 rs2=$n2 of $n)"
+    ((n1 + n2 == n && n1 > 0 && n2 > 0))
+}
+
+# tunnel_rs_state NS: rs_state, but for the qdisc of the tunnel devices:
+# bringing a device up attaches its default qdisc (noqueue), which the kernel
+# leaves in place when it goes down again (no state, nothing for a down device).
+tunnel_rs_state() {
+    rs_state "$1" | sed -E '/^[0-9]+: (tunl0|gre0)@/ s/qdisc noqueue/qdisc noop/'
+}
+
+# check_rp_filter NS: rp_filter in force (max of all and the device) is 0 on
+# tunl0 and 2 on eth0 (was strict: made loose).
+check_rp_filter() {
+    local ns=$1 all tun eth
+    all=$(rs_sysctl "$ns" all rp_filter) tun=$(rs_sysctl "$ns" tunl0 rp_filter) eth=$(rs_sysctl "$ns" eth0 rp_filter)
+    log "$ns: rp_filter all=$all tunl0=$tun eth0=$eth"
+    ((all == 0 && tun == 0 && eth == 2))
+}
+
+# tunnel_scenario KIND TOML_TUNNEL_LINES [IPVSADM_TUNNEL_ARGS...]: the whole
+# tunnel-mode check of scenarios 40 and 41: routed topology, director in
+# tunnel mode, real servers prepared only by rs-agent [tunnel]; requests
+# fail before, are answered by both real servers after, rs-agent check
+# passes; stop brings both real servers back exactly.
+tunnel_scenario() {
+    local kind=$1 lines=$2 rs cfg
+    shift 2
+    load_ipvs_modules
+    # Loaded before the snapshots: the modules (and their fallback devices,
+    # down) stay after stop, as documented.
+    modprobe -a ipip fou ip_gre
+    topo_routed_up
+    director_tunnel_rr "$@"
+    cfg=$(tunnel_agent_config "$lines")
+    for rs in rs1 rs2; do
+        # Strict, as some distributions ship it: the agent must change it.
+        in_ns "$rs" sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter &&
+                           echo 1 > /proc/sys/net/ipv4/conf/eth0/rp_filter'
+        rs_serve "$rs" 80
+        tunnel_rs_state "$rs" >"$TEST_TMP/before-$rs"
+    done
+    if in_ns client curl -s --max-time 2 "http://$VIP/" >/dev/null; then
+        fail "the VIP answered before rs-agent prepared the real servers"
+    fi
+    pass "$kind: no answer before rs-agent start (nothing receives the tunnel)"
+    for rs in rs1 rs2; do
+        agent "$rs" start --config "$cfg" || fail "rs-agent start failed in $rs"
+        agent "$rs" start --config "$cfg" | grep -qx 'start: no changes needed' ||
+            fail "a second rs-agent start changed something in $rs"
+        agent "$rs" check --config "$cfg" || fail "rs-agent check reports drift in $rs"
+        check_rp_filter "$rs" || fail "$rs: rp_filter in force is not 0 on tunl0 and 2 on eth0"
+    done
+    pass "$kind: rs-agent start (twice) and check on rs1 and rs2"
+    check_both_answer 6 || fail "$kind: the client's requests were not answered by both real servers"
+    pass "$kind: requests through the tunnel answered by rs1 and rs2"
+    for rs in rs1 rs2; do
+        agent "$rs" stop || fail "rs-agent stop failed in $rs"
+        tunnel_rs_state "$rs" >"$TEST_TMP/after-$rs"
+        diff -u "$TEST_TMP/before-$rs" "$TEST_TMP/after-$rs" ||
+            fail "$rs differs after rs-agent stop from its state before start (diff above)"
+    done
+    pass "$kind: rs-agent stop restored rs1 and rs2 exactly"
+}
+
+# run_tunnel_root_tests COUNT FILTER...: rs-agent's tunnel-mode root tests
+# (tests/tunnel.rs, built on the host by `cargo test -p rs-agent --no-run`;
+# ignored there, the host kernel has no ipip, fou or ip_gre) whose names
+# contain one of FILTER, with --ignored, one at a time (some change
+# machine-wide settings of this throwaway VM); exactly COUNT must run.
+run_tunnel_root_tests() {
+    local count=$1 root deps src ran
+    shift
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    deps=${RS_AGENT_DEPS_DIR:-$root/target/debug/deps}
+    # shellcheck disable=SC2010
+    src=$(ls -t "$deps"/tunnel-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+    [[ -n $src && -x $src ]] || fail "no tunnel test binary in $deps (cargo test -p rs-agent --no-run)"
+    cp "$src" "$TEST_TMP/tunnel-tests"
+    log "running $src: $*"
+    # The fixtures run the tmpfs copy of rs-agent guest.sh made.
+    RS_AGENT_TEST_BIN=$RS_AGENT RUST_BACKTRACE=1 "$TEST_TMP/tunnel-tests" --ignored --test-threads=1 "$@" |
+        tee "$TEST_TMP/tunnel-tests.log" || fail "tunnel root tests failed"
+    ran=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' "$TEST_TMP/tunnel-tests.log")
+    ((${ran:-0} == count)) || fail "${ran:-0} tunnel root tests ran (expected $count)"
+    pass "tunnel root tests ($ran): $*"
+}
