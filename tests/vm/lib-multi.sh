@@ -162,7 +162,9 @@ keepalived_up() {
     ip netns exec "$ns" keepalived --vrrp --dont-fork --log-console --log-detail -f "$conf" \
         -p "$TEST_TMP/keepalived-$ns.pid" -r "$TEST_TMP/keepalived-vrrp-$ns.pid" \
         >"$TEST_TMP/keepalived-$ns.log" 2>&1 &
-    BG_PIDS+=($!)
+    # TERM: keepalived removes its VIP and stops its VRRP process; wait for
+    # it (bounded) before the namespaces go.
+    on_exit "kill $!; for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do kill -0 $! || break; sleep 0.2; done"
     on_exit "cp $TEST_TMP/keepalived-$ns.log ${VM_LOG_DIR:-/nonexistent}/$SCENARIO-keepalived-$ns.log"
 }
 
