@@ -15,6 +15,8 @@
                      every 0.25 s (connect, one echo, close; 0.9 s bound)
         event        created by the caller, holding the time of the failure
                      (seconds since the epoch, e.g. bash's $EPOCHREALTIME)
+        settled      written by hold once, after the event, every connection
+                     has had an echo of a line sent after it, or broke
         stop         created by the caller: every connection finishes its
                      round trip in flight, then hold writes result.json and exits
       --watch NAME=FILE=REGEX: after the stop, FILE (the output of
@@ -160,7 +162,7 @@ class Hold:
         with open(self.path("ready.tmp"), "w") as f:
             f.write(f"{now()}\n")
         os.rename(self.path("ready.tmp"), self.path("ready"))
-        probing, probe_tasks, next_probe = False, [], 0.0
+        probing, probe_tasks, next_probe, settled = False, [], 0.0, False
         while not os.path.exists(self.path("stop")):
             if now() > deadline:
                 return self.finish(tasks + probe_tasks, "max-time reached before stop")
@@ -169,6 +171,11 @@ class Hold:
                     self.event = float(open(self.path("event")).read().strip())
                 except ValueError:
                     self.event = now()
+            if (self.event is not None and not settled and
+                    all(c["echoes_after"] > 0 or c["state"] != "open" for c in self.conns.values())):
+                settled = True
+                with open(self.path("settled"), "w") as f:
+                    f.write(f"{now()}\n")
             if not probing and os.path.exists(self.path("probe")):
                 probing = True
             if probing and now() >= next_probe:
@@ -219,15 +226,15 @@ class Hold:
         if self.event is not None:
             after = sorted(p for p in self.probes if p[0] >= self.event - 0.25)
             res["probes_failed_after_event"] = sum(1 for p in after if not p[1])
-            # new connections succeed again: the start of the last unbroken run
-            # of successful probes, from the event
-            ok_from = None
-            for start, ok, _ in after:
-                if ok and ok_from is None:
-                    ok_from = start
-                elif not ok:
-                    ok_from = None
-            res["new_ok_after"] = None if ok_from is None else round(max(0.0, ok_from - self.event), 3)
+            # new connections succeed again: 0 if no probe failed, else the
+            # start of the first successful probe after the last failed one
+            # (None: they still failed at the end)
+            failed = [p[0] for p in after if not p[1]]
+            if not failed:
+                res["new_ok_after"] = 0.0
+            else:
+                later = [p[0] for p in after if p[1] and p[0] > failed[-1]]
+                res["new_ok_after"] = round(max(0.0, later[0] - self.event), 3) if later else None
         for spec in self.a.watch:
             name, val = self.watch(spec)
             res[name] = val

@@ -197,6 +197,13 @@ holder_start() {
 }
 
 holder_probe() { : >"$HOLD_CTL/probe"; }
+# holder_settle: wait until every held connection has echoed a line sent
+# after the event, or broke (a stalled flow resumes at its next TCP
+# retransmission: 0.2, 0.6, 1.4, 3.0, 6.2 s after the loss), then 1 s more.
+holder_settle() {
+    wait_until 30 "every held connection to answer or break after the failure" test -e "$HOLD_CTL/settled"
+    sleep 1
+}
 # holder_event: the failure happens now (bash's clock: no process started).
 holder_event() { echo "$EPOCHREALTIME" >"$HOLD_CTL/event"; }
 

@@ -188,13 +188,52 @@ declare -A MULTI_MAC=([router]=02:00:00:00:00:fe [dir1]=02:00:00:00:00:01 [dir2]
                       [rs1]=02:00:00:00:00:0b [rs2]=02:00:00:00:00:0c)
 
 # topo_multi_up: fresh namespaces lan, client, router, dir1, dir2, rs1, rs2.
+# Few processes (each exec costs 0.1-1 s in the emulated VM): one `ip -b`
+# for the namespaces and links, one per namespace for its addresses and routes.
 topo_multi_up() {
-    local ns host dev
+    local ns host dev extra batch
     for ns in "${MULTI_NAMESPACES[@]}"; do
         ns_destroy "$ns"
-        ip netns add "$ns"
+    done
+    batch="link add eth0 netns client type veth peer name eth0 netns router"$'\n'
+    for host in router dir1 dir2 rs1 rs2; do
+        dev=eth0
+        [[ $host == router ]] && dev=eth1
+        batch+="link add $dev netns $host address ${MULTI_MAC[$host]} type veth peer name $host netns lan"$'\n'
+    done
+    for ns in "${MULTI_NAMESPACES[@]}"; do
         CREATED_NS+=("$ns")
-        ip -n "$ns" link set lo up
+    done
+    ip -b - <<EOF || fail "topo_multi_up: namespaces and links"
+$(printf 'netns add %s\n' "${MULTI_NAMESPACES[@]}")
+$batch
+EOF
+    ip -n lan -b - <<EOF || fail "topo_multi_up: lan"
+link set lo up
+link add br0 type bridge
+link set br0 up
+$(for host in router dir1 dir2 rs1 rs2; do echo "link set $host master br0 up"; done)
+EOF
+    ip -n client -b - <<EOF || fail "topo_multi_up: client"
+link set lo up
+addr add $MCLIENT_IP/24 dev eth0
+link set eth0 up
+route add default via $ROUTER_FRONT_IP
+EOF
+    ip -n router -b - <<EOF || fail "topo_multi_up: router"
+link set lo up
+addr add $ROUTER_FRONT_IP/24 dev eth0
+link set eth0 up
+addr add $ROUTER_IP/24 dev eth1
+link set eth1 up
+EOF
+    for host in dir1 dir2 rs1 rs2; do
+        ip -n "$host" -b - <<EOF || fail "topo_multi_up: $host"
+link set lo up
+addr add ${MULTI_IP[$host]}/24 dev eth0
+link set eth0 up
+route add default via $ROUTER_IP
+EOF
     done
     # IPv4 only (no DAD or router solicitations); the router forwards and
     # hashes multipath routes on the 5-tuple. One process per namespace.
@@ -204,29 +243,11 @@ topo_multi_up() {
     # retransmission timeout (txrehash=1), so a stalled flow would hop to
     # another director by itself. A real router hashes the headers (or its
     # NIC's RSS hash of them), which never change within a flow.
-    local extra
     for ns in "${MULTI_NAMESPACES[@]}"; do
         extra=()
         [[ $ns == router ]] && extra=(net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1)
         [[ $ns == client ]] && extra=(net.core.txrehash=0)
         in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "${extra[@]}"
-    done
-    ip link add eth0 netns client type veth peer name eth0 netns router
-    ip -n client addr add "$MCLIENT_IP/24" dev eth0
-    ip -n client link set eth0 up
-    ip -n client route add default via "$ROUTER_FRONT_IP"
-    ip -n router addr add "$ROUTER_FRONT_IP/24" dev eth0
-    ip -n router link set eth0 up
-    ip -n lan link add br0 type bridge
-    ip -n lan link set br0 up
-    for host in router dir1 dir2 rs1 rs2; do
-        dev=eth0
-        [[ $host == router ]] && dev=eth1
-        ip link add "$dev" netns "$host" address "${MULTI_MAC[$host]}" type veth peer name "$host" netns lan
-        ip -n lan link set "$host" master br0 up
-        ip -n "$host" addr add "${MULTI_IP[$host]}/24" dev "$dev"
-        ip -n "$host" link set "$dev" up
-        [[ $host == router ]] || ip -n "$host" route add default via "$ROUTER_IP"
     done
     log "topology up: client $MCLIENT_IP -- router -- dir1, dir2, rs1, rs2 on br0 ($LAN_NET), VIP $VIP"
 }

@@ -42,9 +42,7 @@ bird)
 esac
 log "dir1 failed ($MULTI_FAIL)"
 wait_until 20 "the router to withdraw dir1's path" router_has_paths 1
-# Held connections that were on dir1 resume at their next TCP retransmission
-# (exponential back-off: 0.2, 0.6, 1.4, 3.0, 6.2 s after the loss).
-sleep 5
+holder_settle
 holder_finish
 log "router withdrew dir1's path after ${R_withdrawn}s; new connections all succeed again ${R_new_ok_after}s after the failure"
 record "broken=$R_broken of=$R_count on_failed=$on1 withdrawn=$R_withdrawn new_ok=$R_new_ok_after max_stall=$R_max_stall_after reasons=$R_reasons"

@@ -39,7 +39,7 @@ sleep 3
 read -r c2 p2 < <(dir_stats dir1)
 ip -n dir1 addr del "$VIP/32" dev lvs0
 log "dir1 after the grace period, over 3 s: new connections $((c2 - c1)), packets $((p2 - p1)); VIP removed from lvs0"
-sleep 1
+holder_settle
 holder_finish
 log "router dropped dir1's path ${R_withdrawn}s after the withdrawal"
 record "broken=$R_broken of=$R_count on_failed=$on1 withdrawn=$R_withdrawn new_ok=$R_new_ok_after max_stall=$R_max_stall_after late_conns=$((c2 - c1)) late_pkts=$((p2 - p1)) reasons=$R_reasons"

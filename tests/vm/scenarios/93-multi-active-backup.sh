@@ -65,7 +65,7 @@ ip -n dir1 link set eth0 down
 log "dir1 (master) failed: eth0 down"
 wait_until 20 "dir2 to take the VIP" has_vip_on_eth0 dir2
 pass "the VIP moved to dir2"
-sleep 5
+holder_settle
 holder_finish
 log "dir2 held the VIP ${R_vip_moved}s after the failure; new connections all succeed again ${R_new_ok_after}s after it"
 record "broken=$R_broken of=$R_count on_failed=$on1 vip_moved=$R_vip_moved new_ok=$R_new_ok_after max_stall=$R_max_stall_after reasons=$R_reasons"
