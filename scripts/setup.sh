@@ -63,6 +63,7 @@ if ((${#missing[@]})); then
     policy=/usr/sbin/policy-rc.d temp_policy=0
     if [[ ! -e $policy ]]; then
         temp_policy=1
+        # shellcheck disable=SC2016 # $1 is for the policy script
         printf '#!/bin/sh\n# temporary, scripts/setup.sh (lvs test suite)\ncase "$1" in bird|bird.service|keepalived|keepalived.service) exit 101;; esac\nexit 0\n' >"$policy"
         chmod 755 "$policy"
         trap 'rm -f "$policy"' EXIT

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # (variables set here are used by the scenarios)
 # Helpers of the multi-director scenarios (9x), sourced after lib.sh:
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -30,7 +30,11 @@ PYTHON=/usr/bin/python3
 SVC_PORT=9000
 MULTI_CONNS=${MULTI_CONNS:-50}
 MULTI_ASSERT=${MULTI_ASSERT:-1}
+
 declare -A BIRD_PID=()
+# The holder's results (holder_finish), "-" when unknown.
+R_error=- R_count=- R_broken=- R_reasons=- R_event=- R_max_stall_after=- R_stalled_over_1s=-
+R_probes=- R_probes_failed_after_event=- R_new_ok_after=- R_withdrawn=- R_vip_moved=-
 
 multi_modules() {
     modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_mh dummy
