@@ -81,6 +81,17 @@ done
 exec > >(tee "${VM_LOG_DIR:-$OUT}/multi-bench.md")
 awk '
 function v(k) { return (k in r) ? r[k] : "-" }
+function add(list, x) { return (list == "") ? x : list ", " x }
+function span(k,    n, a, i, lo, hi) {   # "min-max" of a list of numbers ("-" ignored)
+    n = split(k, a, ", "); lo = ""; hi = ""
+    for (i = 1; i <= n; i++) if (a[i] != "-") {
+        if (lo == "" || a[i] + 0 < lo + 0) lo = a[i]
+        if (hi == "" || a[i] + 0 > hi + 0) hi = a[i]
+    }
+    if (lo == "") return "-"
+    lo = sprintf("%.1f", lo); hi = sprintf("%.1f", hi)
+    return (lo == hi) ? lo : lo "–" hi
+}
 {
     delete r
     for (i = 1; i <= NF; i++) { n = index($i, "="); r[substr($i, 1, n - 1)] = substr($i, n + 1) }
@@ -90,11 +101,21 @@ function v(k) { return (k in r) ? r[k] : "-" }
     else what = "active-backup (VRRP), master fails (link)"
     sync = (v("sync") == "-") ? "-" : (v("sync") == "1" ? "on" : "off")
     sched = v("sched"); if (sched == "mh") sched = "mh (fallback, port)"
-    moved = (s ~ /^93/) ? v("vip_moved") : v("withdrawn")
-    printf "| %s | %s | %s | %s | **%s** of %s | %s | %s | %s | %s |\n", what, sched, v("sloppy"), sync,
-        v("broken"), v("of"), v("on_failed"), moved, v("new_ok"), v("max_stall")
+    key = what "|" sched "|" v("sloppy") "|" sync
+    if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
+    broken[key] = add(broken[key], v("broken")); of[key] = v("of")
+    onf[key] = add(onf[key], v("on_failed"))
+    moved[key] = add(moved[key], (s ~ /^93/) ? v("vip_moved") : v("withdrawn"))
+    newok[key] = add(newok[key], v("new_ok")); stall[key] = add(stall[key], v("max_stall"))
+}
+END {
+    for (i = 1; i <= nk; i++) {
+        k = order[i]; split(k, f, "|")
+        printf "| %s | %s | %s | %s | **%s** of %s | %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4],
+            broken[k], of[k], onf[k], span(moved[k]), span(newok[k]), span(stall[k])
+    }
 }' "$RESULTS" | {
-    echo "| scenario | scheduler | sloppy_tcp | sync daemon | connections broken | on the failed director | path withdrawn / VIP moved (s) | new connections OK after (s) | longest stall (s) |"
+    echo "| scenario | scheduler | sloppy_tcp | sync daemon | connections broken (per run) | on the failed director (per run) | path withdrawn / VIP moved (s) | new connections OK after (s) | longest stall (s) |"
     echo "|---|---|---:|---|---:|---:|---:|---:|---:|"
     cat
 }
