@@ -76,6 +76,7 @@ director_file() {
         sed -e "s/^scheduler = \"mh\"$/scheduler = \"$MULTI_SCHED\"/" -e '/^scheduler_flags = /d' \
             "$EXAMPLES_DIR/director.toml" >"$1"
     fi
+    grep -qx "scheduler = \"$MULTI_SCHED\"" "$1" || fail "director file: scheduler $MULTI_SCHED not set (examples/director.toml changed?)"
 }
 
 # multi_director_up NS [lvs0]: the IPVS table by `lvs-director apply`, the
