@@ -3,10 +3,12 @@
 # -batch` and the seed's script in network namespaces on this machine
 # (scripts/bench.py), then ipvsctl against ipvsadm inside the VM with IPVS
 # (tests/vm/bench/director.sh), then the health-checking director against
-# keepalived in the VM (tests/vm/bench/health.sh). Prints the tables;
+# keepalived in the VM (tests/vm/bench/health.sh), then more than one
+# director with and without the safeguards (tests/vm/bench/multi.sh, about
+# 15 min per round; rounds: MULTI_ROUNDS, default 1). Prints the tables;
 # BENCHMARKS.md holds a run.
 #
-#   scripts/bench.sh [--rounds N] [--only rs|director|health]
+#   scripts/bench.sh [--rounds N] [--only rs|director|health|multi]
 #                                      (N: rounds of the real-server part, default 5)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,4 +53,10 @@ if part health; then
     echo "## Health-checking director: lvs-director against keepalived (VM)"
     echo
     vm_bench health.sh health-bench.md
+fi
+if part multi; then
+    echo
+    echo "## More than one director (VM)"
+    echo
+    BENCH_ROUNDS=${MULTI_ROUNDS:-1} vm_bench multi.sh multi-bench.md
 fi

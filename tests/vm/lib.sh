@@ -161,6 +161,97 @@ director_wrr() {
     log "director: $(ipvsadm_d -S -n | tr '\n' ';')"
 }
 
+# --- topology with more than one director (scenarios 9x) ---------------------
+#
+# Built by topo_multi_up; routed, as behind a real upstream router:
+#
+#   client 198.18.0.100 --- eth0 198.18.0.1  router  eth1 198.51.100.254 ---+
+#                                                                           |
+#            br0 (netns lan), segment 198.51.100.0/24  ---------------------+
+#              |            |            |            |
+#            dir1 .1      dir2 .2      rs1 .11      rs2 .12
+#
+#   The client's only way to the VIP 203.0.113.10 is the router. Directors
+#   and real servers share one L2 segment (DR needs it) and route through the
+#   router (default via .254); real servers answer the client directly, from
+#   the VIP, through the router. How the router reaches the VIP is up to the
+#   scenario: BGP ECMP to both directors (BIRD; net.ipv4.fib_multipath_hash_policy=1,
+#   L4 hash, set here), or on-link (VRRP moves the VIP between directors).
+MULTI_NAMESPACES=(lan client router dir1 dir2 rs1 rs2)
+ROUTER_IP=198.51.100.254
+ROUTER_FRONT_IP=198.18.0.1
+MCLIENT_IP=198.18.0.100
+DIR1_IP=198.51.100.1
+DIR2_IP=198.51.100.2
+declare -A MULTI_IP=([router]=$ROUTER_IP [dir1]=$DIR1_IP [dir2]=$DIR2_IP [rs1]=$RS1_IP [rs2]=$RS2_IP)
+declare -A MULTI_MAC=([router]=02:00:00:00:00:fe [dir1]=02:00:00:00:00:01 [dir2]=02:00:00:00:00:02
+                      [rs1]=02:00:00:00:00:0b [rs2]=02:00:00:00:00:0c)
+
+# topo_multi_up: fresh namespaces lan, client, router, dir1, dir2, rs1, rs2.
+# Few processes (each exec costs 0.1-1 s in the emulated VM): one `ip -b`
+# for the namespaces and links, one per namespace for its addresses and routes.
+topo_multi_up() {
+    local ns host dev extra batch
+    for ns in "${MULTI_NAMESPACES[@]}"; do
+        ns_destroy "$ns"
+    done
+    batch="link add eth0 netns client type veth peer name eth0 netns router"$'\n'
+    for host in router dir1 dir2 rs1 rs2; do
+        dev=eth0
+        [[ $host == router ]] && dev=eth1
+        batch+="link add $dev netns $host address ${MULTI_MAC[$host]} type veth peer name $host netns lan"$'\n'
+    done
+    for ns in "${MULTI_NAMESPACES[@]}"; do
+        CREATED_NS+=("$ns")
+    done
+    ip -b - <<EOF || fail "topo_multi_up: namespaces and links"
+$(printf 'netns add %s\n' "${MULTI_NAMESPACES[@]}")
+$batch
+EOF
+    ip -n lan -b - <<EOF || fail "topo_multi_up: lan"
+link set lo up
+link add br0 type bridge
+link set br0 up
+$(for host in router dir1 dir2 rs1 rs2; do echo "link set $host master br0 up"; done)
+EOF
+    ip -n client -b - <<EOF || fail "topo_multi_up: client"
+link set lo up
+addr add $MCLIENT_IP/24 dev eth0
+link set eth0 up
+route add default via $ROUTER_FRONT_IP
+EOF
+    ip -n router -b - <<EOF || fail "topo_multi_up: router"
+link set lo up
+addr add $ROUTER_FRONT_IP/24 dev eth0
+link set eth0 up
+addr add $ROUTER_IP/24 dev eth1
+link set eth1 up
+EOF
+    for host in dir1 dir2 rs1 rs2; do
+        ip -n "$host" -b - <<EOF || fail "topo_multi_up: $host"
+link set lo up
+addr add ${MULTI_IP[$host]}/24 dev eth0
+link set eth0 up
+route add default via $ROUTER_IP
+EOF
+    done
+    # IPv4 only (no DAD or router solicitations); the router forwards and
+    # hashes multipath routes on the 5-tuple. One process per namespace.
+    # The client: net.core.txrehash=0. Policy 1 takes a packet's L4 hash from
+    # the skb when it has one, and a veth hands over the sender's: the
+    # client's per-socket random hash, which Linux re-rolls at every TCP
+    # retransmission timeout (txrehash=1), so a stalled flow would hop to
+    # another director by itself. A real router hashes the headers (or its
+    # NIC's RSS hash of them), which never change within a flow.
+    for ns in "${MULTI_NAMESPACES[@]}"; do
+        extra=()
+        [[ $ns == router ]] && extra=(net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1)
+        [[ $ns == client ]] && extra=(net.core.txrehash=0)
+        in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "${extra[@]}"
+    done
+    log "topology up: client $MCLIENT_IP -- router -- dir1, dir2, rs1, rs2 on br0 ($LAN_NET), VIP $VIP"
+}
+
 # --- real servers ------------------------------------------------------------
 
 # rs_set_arp_priors NS ARP_IGNORE ARP_ANNOUNCE: the values a test later expects back.

@@ -95,3 +95,22 @@ wait "$holder_pid" || true
 grep -q "^$holder\$" "$TEST_TMP/long.out" 2>/dev/null ||
     fail "the held connection got no answer from $holder: $(cat "$TEST_TMP/long.out" 2>/dev/null)"
 pass "the connection held across the failed restore was answered by $holder"
+
+# Two runs on one table go one after the other: while another process holds
+# the namespace's table lock (the file the restore above locked), a change
+# waits, and goes in once the lock is released.
+lockf=$(ls -t /run/lvs-ipvs/ipvs-*.lock 2>/dev/null | head -1)
+[[ -n $lockf ]] || fail "no table lock file under /run/lvs-ipvs after the restore"
+exec 9>"$lockf"
+flock -x 9
+# The change must not inherit descriptor 9 (it would hold the lock itself).
+ctl add-service -t 198.51.100.99:81 -s rr 9>&- &
+waiter=$!
+sleep 1.5
+kill -0 "$waiter" 2>/dev/null || fail "ipvsctl add-service ran while another process held the table lock"
+! ipvsadm_d -Ln -t 198.51.100.99:81 >/dev/null 2>&1 || fail "the service went in while the lock was held"
+exec 9>&-
+wait "$waiter" || fail "ipvsctl add-service failed after the lock was released"
+ipvsadm_d -Ln -t 198.51.100.99:81 >/dev/null || fail "the service is missing after the lock was released"
+ctl delete-service -t 198.51.100.99:81
+pass "a change waits for the table lock of its namespace ($(basename "$lockf")) and goes in once it is free"

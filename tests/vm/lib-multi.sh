@@ -1,0 +1,249 @@
+# shellcheck shell=bash disable=SC2034 # (variables set here are used by the scenarios)
+# Helpers of the multi-director scenarios (9x), sourced after lib.sh:
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+#   . "$(dirname "${BASH_SOURCE[0]}")/../lib-multi.sh"
+#
+# The topology is lib.sh's topo_multi_up. The directors are set up with
+# today's tools: `lvs-director apply` for the IPVS table (the file is
+# examples/director.toml), sysctl for net.ipv4.vs.*, a dummy lvs0 holding
+# the VIP, BIRD 2 (examples/bird-*.conf) or keepalived (examples/keepalived.conf)
+# in the director's namespace, `ipvsadm --start-daemon` for connection sync.
+# Every daemon is started as `ip netns exec NS prog &`, so its PID is $! and
+# the cleanup kills exactly it.
+#
+# Variants (the benchmark tests/vm/bench/multi.sh runs the same scenarios
+# without the safeguards), from the environment:
+#   MULTI_SCHED    scheduler of the director file: mh (with mh-fallback and
+#                  mh-port, as in the example) or any other, e.g. rr
+#   MULTI_SLOPPY   net.ipv4.vs.sloppy_tcp on every director: 1 or 0
+#   MULTI_SYNC     active-backup: connection-sync daemons on: 1 or 0
+#   MULTI_FAIL     active-active failure: link (the director's NIC goes down)
+#                  or bird (its BIRD is killed)
+#   MULTI_ASSERT   1 (default): fail unless 0 connections broke; 0: only measure
+#   MULTI_RESULT   if set, a file: one line of key=value results is appended
+#   MULTI_CONNS    held connections (default 50)
+
+EXAMPLES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../examples" && pwd)
+CONNS_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/conns.py
+PYTHON=/usr/bin/python3
+SVC_PORT=9000
+MULTI_CONNS=${MULTI_CONNS:-50}
+MULTI_ASSERT=${MULTI_ASSERT:-1}
+
+declare -A BIRD_PID=()
+# The holder's results (holder_finish), "-" when unknown.
+R_error=- R_count=- R_broken=- R_reasons=- R_event=- R_max_stall_after=- R_stalled_over_1s=-
+R_probes=- R_probes_failed_after_event=- R_new_ok_after=- R_withdrawn=- R_vip_moved=-
+
+multi_modules() {
+    modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_mh dummy
+}
+
+# variant: the short name of the current variant, for logs and results.
+variant() {
+    local v="$MULTI_SCHED sloppy_tcp=$MULTI_SLOPPY"
+    [[ -n ${MULTI_SYNC:-} ]] && v+=" sync=$MULTI_SYNC"
+    echo "$v"
+}
+
+# --- real servers ------------------------------------------------------------
+
+# multi_rs_up: rs1 and rs2 prepared by rs-agent (VIP on lo, ARP sysctls), each
+# running the line echo server on SVC_PORT.
+multi_rs_up() {
+    local rs cfg
+    cfg=$(agent_config)
+    for rs in rs1 rs2; do
+        agent "$rs" start --config "$cfg" >/dev/null || fail "rs-agent start failed in $rs"
+        ip netns exec "$rs" "$PYTHON" "$CONNS_PY" serve --port "$SVC_PORT" &
+        BG_PIDS+=($!)
+    done
+    for rs in rs1 rs2; do
+        wait_until 30 "the echo server of $rs" \
+            in_ns router timeout 2 bash -c "exec 3<>/dev/tcp/${MULTI_IP[$rs]}/$SVC_PORT"
+    done
+    log "rs1, rs2: VIP on lo by rs-agent, echo servers on port $SVC_PORT"
+}
+
+# --- directors -----------------------------------------------------------------
+
+# director_file FILE: examples/director.toml for the variant's scheduler.
+director_file() {
+    if [[ $MULTI_SCHED == mh ]]; then
+        cp "$EXAMPLES_DIR/director.toml" "$1"
+    else
+        sed -e "s/^scheduler = \"mh\"$/scheduler = \"$MULTI_SCHED\"/" -e '/^scheduler_flags = /d' \
+            "$EXAMPLES_DIR/director.toml" >"$1"
+    fi
+    grep -qx "scheduler = \"$MULTI_SCHED\"" "$1" || fail "director file: scheduler $MULTI_SCHED not set (examples/director.toml changed?)"
+}
+
+# multi_director_up NS [lvs0]: the IPVS table by `lvs-director apply`, the
+# variant's sloppy_tcp; with "lvs0", the VIP on a dummy lvs0 (active-active).
+multi_director_up() {
+    local ns=$1 cfg=$TEST_TMP/director.toml out
+    [[ -e $cfg ]] || director_file "$cfg"
+    out=$("$DIRECTOR" --netns "$ns" apply "$cfg") || fail "lvs-director apply failed in $ns: $out"
+    in_ns "$ns" sysctl -qw "net.ipv4.vs.sloppy_tcp=$MULTI_SLOPPY"
+    if [[ ${2:-} == lvs0 ]]; then
+        ip -n "$ns" -b - <<EOF || fail "lvs0 in $ns"
+link add lvs0 type dummy
+link set lvs0 up
+addr add $VIP/32 dev lvs0
+EOF
+    fi
+    log "$ns: $(in_ns "$ns" ipvsadm -Sn | tr '\n' ';') sloppy_tcp=$MULTI_SLOPPY"
+}
+
+# dir_conns NS: ESTABLISHED IPVS connections to VIP:SVC_PORT in NS.
+dir_conns() {
+    in_ns "$1" ipvsadm -Lnc | awk -v v="$VIP:$SVC_PORT" '$3 == "ESTABLISHED" && $5 == v { n++ } END { print n + 0 }'
+}
+
+# dir_stats NS: "CONNS INPKTS" of the service VIP:SVC_PORT in NS (counters).
+dir_stats() {
+    in_ns "$1" ipvsadm -Ln --stats --exact -t "$VIP:$SVC_PORT" |
+        awk -v v="$VIP:$SVC_PORT" '$1 == "TCP" && $2 == v { print $3, $4 }'
+}
+
+# --- BIRD ----------------------------------------------------------------------
+
+# bird_up NS: BIRD in NS with the example configuration (router or director;
+# a director's address replaces the example's DIRECTOR), logging to a file.
+bird_up() {
+    local ns=$1 conf=$TEST_TMP/bird-$1.conf
+    {
+        echo 'log stderr all;'
+        if [[ $ns == router ]]; then
+            cat "$EXAMPLES_DIR/bird-router.conf"
+        else
+            sed "s/^define DIRECTOR = .*;/define DIRECTOR = ${MULTI_IP[$ns]};/" "$EXAMPLES_DIR/bird-director.conf"
+        fi
+    } >"$conf"
+    ip netns exec "$ns" bird -f -c "$conf" -s "$TEST_TMP/bird-$ns.ctl" -P "$TEST_TMP/bird-$ns.pid" \
+        2>"$TEST_TMP/bird-$ns.log" &
+    BIRD_PID[$ns]=$!
+    BG_PIDS+=($!)
+    on_exit "cp $TEST_TMP/bird-$ns.log ${VM_LOG_DIR:-/nonexistent}/$SCENARIO-bird-$ns.log"
+}
+
+birdc_() {
+    local ns=$1
+    shift
+    timeout -k 2 10 birdc -s "$TEST_TMP/bird-$ns.ctl" "$@"
+}
+
+# router_vip_paths: how many next hops the router has for the VIP (0: no route).
+router_vip_paths() {
+    local out
+    out=$(ip -n router route show "$VIP/32" 2>/dev/null)
+    if [[ -z $out ]]; then
+        echo 0
+    elif [[ $out == *nexthop* ]]; then
+        grep -c nexthop <<<"$out"
+    else
+        echo 1
+    fi
+}
+router_has_paths() { [[ $(router_vip_paths) == "$1" ]]; }
+
+# --- keepalived ----------------------------------------------------------------
+
+# keepalived_up NS: keepalived (VRRP only) in NS with the example
+# configuration: dir1 as in the example (MASTER, 150), dir2 BACKUP 100; the
+# track file is $TEST_TMP/healthy-NS (both directors share the VM's /run),
+# written here with 1 (healthy) before the start.
+keepalived_up() {
+    local ns=$1 conf=$TEST_TMP/keepalived-$1.conf
+    echo 1 >"$TEST_TMP/healthy-$ns"
+    sed -e "s|\"/run/lvs-director/healthy\"|\"$TEST_TMP/healthy-$ns\"|" \
+        -e "s/router_id lvs-director-1/router_id lvs-$ns/" \
+        "$EXAMPLES_DIR/keepalived.conf" >"$conf"
+    if [[ $ns == dir2 ]]; then
+        sed -i -e 's/^\( *\)state MASTER .*/\1state BACKUP/' -e 's/^\( *\)priority 150 .*/\1priority 100/' "$conf"
+    fi
+    grep -q "$TEST_TMP/healthy-$ns" "$conf" || fail "keepalived.conf: track file not replaced"
+    ip netns exec "$ns" keepalived --vrrp --dont-fork --log-console --log-detail -f "$conf" \
+        -p "$TEST_TMP/keepalived-$ns.pid" -r "$TEST_TMP/keepalived-vrrp-$ns.pid" \
+        >"$TEST_TMP/keepalived-$ns.log" 2>&1 &
+    # TERM: keepalived removes its VIP and stops its VRRP process; wait for
+    # it (bounded) before the namespaces go.
+    on_exit "kill $!; for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do kill -0 $! || break; sleep 0.2; done"
+    on_exit "cp $TEST_TMP/keepalived-$ns.log ${VM_LOG_DIR:-/nonexistent}/$SCENARIO-keepalived-$ns.log"
+}
+
+# has_vip_on_eth0 NS: 0 if the VRRP VIP is on eth0 in NS.
+has_vip_on_eth0() { ip -n "$1" -o -4 addr show dev eth0 | grep -qF " $VIP/32 "; }
+
+# --- monitors and the connection holder ------------------------------------------
+
+# monitor_start NAME NS OBJECT: `ip -ts monitor OBJECT` of NS into
+# $TEST_TMP/mon-NAME.log (timestamped events, for the holder's --watch).
+monitor_start() {
+    ip -ts -n "$2" monitor "$3" >"$TEST_TMP/mon-$1.log" 2>&1 &
+    BG_PIDS+=($!)
+}
+
+HOLD_CTL=$TEST_TMP/hold
+
+# holder_start [--watch NAME=FILE=REGEX ...]: MULTI_CONNS connections from
+# the client to VIP:SVC_PORT, each echoing a line every 0.1 s; waits until
+# every one had its first echo.
+holder_start() {
+    mkdir -p "$HOLD_CTL"
+    ip netns exec client "$PYTHON" "$CONNS_PY" hold --addr "$VIP" --port "$SVC_PORT" --ctl "$HOLD_CTL" \
+        --count "$MULTI_CONNS" --interval 0.1 --break-after 15 --max-time 200 "$@" \
+        >"$TEST_TMP/hold.log" 2>&1 &
+    HOLD_PID=$!
+    BG_PIDS+=($!)
+    wait_until 60 "$MULTI_CONNS connections through the VIP" test -e "$HOLD_CTL/ready"
+    log "holder: $MULTI_CONNS connections open, echoing every 0.1 s"
+}
+
+holder_probe() { : >"$HOLD_CTL/probe"; }
+# holder_settle: wait until every held connection has echoed a line sent
+# after the event, or broke (a stalled flow resumes at its next TCP
+# retransmission: 0.2, 0.6, 1.4, 3.0, 6.2 s after the loss), then 1 s more.
+holder_settle() {
+    wait_until 30 "every held connection to answer or break after the failure" test -e "$HOLD_CTL/settled"
+    sleep 1
+}
+# holder_event: the failure happens now (bash's clock: no process started).
+holder_event() { echo "$EPOCHREALTIME" >"$HOLD_CTL/event"; }
+
+# holder_finish: stop, wait for result.json and load it as R_<key> variables
+# (null -> "-").
+holder_finish() {
+    : >"$HOLD_CTL/stop"
+    wait_until 40 "the holder's result" test -e "$HOLD_CTL/result.json"
+    wait "$HOLD_PID" 2>/dev/null || true
+    eval "$("$PYTHON" - "$HOLD_CTL/result.json" <<'PY'
+import json, shlex, sys
+r = json.load(open(sys.argv[1]))
+for k, v in r.items():
+    if isinstance(v, dict):
+        v = ",".join(f"{a}:{b}" for a, b in sorted(v.items())) or "-"
+    print(f"R_{k}={shlex.quote('-' if v is None else str(v))}")
+PY
+)"
+    log "holder: error=${R_error} broken=$R_broken/$R_count (${R_reasons}) max_stall_after=${R_max_stall_after}s stalled>1s=$R_stalled_over_1s probes=$R_probes failed_after_event=${R_probes_failed_after_event:--} new_ok_after=${R_new_ok_after:--}s"
+    [[ $R_error == - ]] || fail "holder: $R_error"
+}
+
+# record KEY=VALUE...: one result line for the benchmark (MULTI_RESULT).
+record() {
+    [[ -n ${MULTI_RESULT:-} ]] || return 0
+    echo "scenario=$SCENARIO sched=$MULTI_SCHED sloppy=$MULTI_SLOPPY sync=${MULTI_SYNC:--} fail=${MULTI_FAIL:--} $*" >>"$MULTI_RESULT"
+}
+
+# assert_none_broken: with MULTI_ASSERT=1, fail unless 0 connections broke.
+assert_none_broken() {
+    if ((R_broken == 0)); then
+        pass "0 of $R_count established connections broke ($(variant))"
+    elif ((MULTI_ASSERT)); then
+        fail "$R_broken of $R_count established connections broke ($R_reasons) with $(variant)"
+    else
+        log "measured: $R_broken of $R_count connections broke ($R_reasons) with $(variant)"
+    fi
+}
