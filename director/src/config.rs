@@ -33,6 +33,10 @@ use toml::Spanned;
 
 use lvs_ipvs::model::{Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey};
 
+use crate::check::CheckSpec;
+
+mod checks;
+
 /// Where the systemd unit reads the director's configuration.
 pub const DEFAULT_DIRECTOR_CONFIG: &str = "/etc/lvs-director/director.toml";
 
@@ -67,6 +71,47 @@ pub struct ServiceConfig {
     pub group: Option<PortGroup>,
     /// Line of the `[[service]]` header, for messages.
     pub line: usize,
+    /// The health check of each server, in the order of `servers`
+    /// (`lvs-director apply` ignores them; `lvs-director run` runs them).
+    pub checks: Vec<CheckSpec>,
+    /// Healthy servers needed; below it the sorry server joins (default 1).
+    pub quorum: u32,
+    /// Added (weight 1, the forwarding method of the first server, the
+    /// service's port) while fewer than `quorum` servers are healthy.
+    pub sorry_server: Option<IpAddr>,
+    /// What a failed server gets.
+    pub on_failure: OnFailure,
+}
+
+/// What happens to a real server whose check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Weight 0: connections already scheduled carry on, no new ones
+    /// (keepalived's inhibit_on_failure, ldirectord's quiescent).
+    #[default]
+    Drain,
+    /// Deleted from the service.
+    Remove,
+}
+
+impl OnFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFailure::Drain => "drain",
+            OnFailure::Remove => "remove",
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The sorry server as a destination of this service.
+    pub fn sorry_destination(&self) -> Option<Destination> {
+        let addr = self.sorry_server?;
+        let mut d = Destination::new(addr, self.service.key.port());
+        d.forward = self.servers.first().map_or(Forward::Route, |s| s.forward);
+        d.weight = 1;
+        Some(d)
+    }
 }
 
 /// Ports of one VIP scheduled together as one firewall-mark service.
@@ -139,6 +184,10 @@ struct RawService {
     persistence: Option<Spanned<i64>>,
     persistence_netmask: Option<Spanned<i64>>,
     one_packet: Option<bool>,
+    quorum: Option<Spanned<i64>>,
+    sorry_server: Option<Spanned<String>>,
+    on_failure: Option<Spanned<String>>,
+    check: Option<Spanned<checks::RawCheck>>,
     #[serde(default)]
     server: Vec<Spanned<RawServer>>,
 }
@@ -152,6 +201,7 @@ struct RawServer {
     weight: Option<Spanned<i64>>,
     upper_threshold: Option<Spanned<i64>>,
     lower_threshold: Option<Spanned<i64>>,
+    check: Option<Spanned<checks::RawCheck>>,
 }
 
 /// Reads and validates the director configuration at `path`.
@@ -455,10 +505,25 @@ impl Validator<'_> {
         };
 
         let mut servers: Vec<Destination> = Vec::with_capacity(raw.server.len());
+        let mut check_specs: Vec<CheckSpec> = Vec::with_capacity(raw.server.len());
         let mut server_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
+        let group_port = group.as_ref().and_then(|g| g.ports.first().copied());
         for rs in raw.server {
             let rs_start = rs.span().start;
-            let d = self.server(rs.into_inner(), &key, family)?;
+            let rs = rs.into_inner();
+            let spec = self.check_spec(
+                raw.check.as_ref(),
+                rs.check.as_ref(),
+                checks::PortDefault {
+                    server_port: rs
+                        .port
+                        .as_ref()
+                        .and_then(|p| u16::try_from(*p.get_ref()).ok())
+                        .unwrap_or(key.port()),
+                    group_port,
+                },
+            )?;
+            let d = self.server(rs, &key, family)?;
             if let Some(&first) = server_seen.get(&(d.addr, d.port)) {
                 return self.err(
                     rs_start..rs_start,
@@ -471,7 +536,74 @@ impl Validator<'_> {
             }
             server_seen.insert((d.addr, d.port), rs_start);
             servers.push(d);
+            check_specs.push(spec);
         }
+        if servers.is_empty() {
+            if let Some(c) = &raw.check {
+                // Validate the table even with no server to apply it to.
+                self.check_spec(
+                    Some(c),
+                    None,
+                    checks::PortDefault {
+                        server_port: key.port(),
+                        group_port,
+                    },
+                )?;
+            }
+        }
+        let quorum = match &raw.quorum {
+            None => 1,
+            Some(q) => {
+                let n = self.int::<u32>(q, "quorum", 0, 100_000)?;
+                if n as usize > servers.len() {
+                    return self.err(
+                        q.span(),
+                        format!(
+                            "quorum {n} can never be reached: the service has {} real servers",
+                            servers.len()
+                        ),
+                    );
+                }
+                n
+            }
+        };
+        let sorry_server = match &raw.sorry_server {
+            None => None,
+            Some(s) => {
+                let addr: IpAddr = s.get_ref().trim().parse().or_else(|_| {
+                    self.err(
+                        s.span(),
+                        format!("sorry_server {:?} is not an IP address", s.get_ref()),
+                    )
+                })?;
+                if Family::of(&addr) != family || addr.is_unspecified() || addr.is_multicast() {
+                    return self.err(
+                        s.span(),
+                        format!("sorry_server {addr} cannot be a real server of this service"),
+                    );
+                }
+                if servers.iter().any(|d| d.addr == addr) {
+                    return self.err(
+                        s.span(),
+                        format!("sorry_server {addr} is also a real server of this service"),
+                    );
+                }
+                Some(addr)
+            }
+        };
+        let on_failure = match &raw.on_failure {
+            None => OnFailure::Drain,
+            Some(o) => match o.get_ref().as_str() {
+                "drain" => OnFailure::Drain,
+                "remove" => OnFailure::Remove,
+                other => {
+                    return self.err(
+                        o.span(),
+                        format!("on_failure {other:?} is not one of \"drain\", \"remove\""),
+                    );
+                }
+            },
+        };
         Ok(ServiceParts {
             cfg: ServiceConfig {
                 service,
@@ -479,6 +611,10 @@ impl Validator<'_> {
                 vip,
                 group,
                 line: 0,
+                checks: check_specs,
+                quorum,
+                sorry_server,
+                on_failure,
             },
             protocol,
             key_offset,

@@ -16,6 +16,10 @@ pub mod apply;
 pub mod check;
 pub mod config;
 #[cfg(feature = "runtime")]
+pub mod health;
+#[cfg(feature = "runtime")]
+pub mod model;
+#[cfg(feature = "runtime")]
 pub mod nft;
 #[cfg(feature = "runtime")]
 pub mod plan;
@@ -23,8 +27,8 @@ pub mod plan;
 #[cfg(feature = "runtime")]
 pub use apply::{ApplyError, ApplyOptions, NftAction, Report, apply, desired_table};
 pub use config::{
-    ConfigError, DEFAULT_DIRECTOR_CONFIG, DirectorConfig, PortGroup, ServiceConfig, load, parse,
-    vips,
+    ConfigError, DEFAULT_DIRECTOR_CONFIG, DirectorConfig, OnFailure, PortGroup, ServiceConfig,
+    load, parse, vips,
 };
 #[cfg(feature = "runtime")]
 pub use nft::{Nft, NftError};
