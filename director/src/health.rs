@@ -137,6 +137,10 @@ impl CheckState {
         fall: u32,
         now: Instant,
     ) -> Option<Transition> {
+        if let CheckOutcome::Skipped(_) = outcome {
+            // Says nothing about the server: the state stays as it is.
+            return None;
+        }
         let before = self.label();
         self.assumed = false;
         self.runs += 1;
@@ -154,6 +158,7 @@ impl CheckState {
                     format!("{} consecutive successes", self.successes)
                 }
             }
+            CheckOutcome::Skipped(_) => return None,
             CheckOutcome::Down(why) => {
                 self.failed_runs += 1;
                 self.successes = 0;
@@ -193,6 +198,7 @@ pub fn outcome_text(o: &CheckOutcome) -> String {
         CheckOutcome::Up => "ok".into(),
         CheckOutcome::Drain => "drain".into(),
         CheckOutcome::Down(why) => why.clone(),
+        CheckOutcome::Skipped(why) => format!("skipped: {why}"),
     }
 }
 

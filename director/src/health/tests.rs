@@ -123,3 +123,12 @@ fn rise_and_fall_of_one() {
     assert!(s.record(&down("x"), 1, 1, t(2)).is_some());
     assert!(s.record(&CheckOutcome::Up, 1, 1, t(3)).is_some());
 }
+
+#[test]
+fn skipped_changes_nothing() {
+    let t = clock();
+    let mut s = CheckState::adopted(t(0));
+    assert_eq!(s.record(&CheckOutcome::Skipped("busy".into()), 2, 3, t(1)), None);
+    assert!(s.assumed, "still waiting for a real result");
+    assert_eq!(s.runs, 0);
+}
