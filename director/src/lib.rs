@@ -18,11 +18,15 @@ pub mod config;
 #[cfg(feature = "runtime")]
 pub mod health;
 #[cfg(feature = "runtime")]
+pub mod kernel;
+#[cfg(feature = "runtime")]
 pub mod model;
 #[cfg(feature = "runtime")]
 pub mod nft;
 #[cfg(feature = "runtime")]
 pub mod plan;
+#[cfg(feature = "runtime")]
+pub mod sched;
 
 #[cfg(feature = "runtime")]
 pub use apply::{ApplyError, ApplyOptions, NftAction, Report, apply, desired_table};

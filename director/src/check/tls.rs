@@ -78,7 +78,10 @@ pub(crate) fn client_config(
                 path: path.into(),
                 source,
             })?;
-            Some((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))
+            Some((
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            ))
         }
         None => None,
     };
@@ -114,9 +117,7 @@ fn build(verify: bool, ca_file: Option<&Path>) -> Result<ClientConfig, TlsError>
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
-        builder
-            .with_webpki_verifier(verifier)
-            .with_no_client_auth()
+        builder.with_webpki_verifier(verifier).with_no_client_auth()
     } else {
         builder
             .dangerous()

@@ -128,7 +128,10 @@ fn rise_and_fall_of_one() {
 fn skipped_changes_nothing() {
     let t = clock();
     let mut s = CheckState::adopted(t(0));
-    assert_eq!(s.record(&CheckOutcome::Skipped("busy".into()), 2, 3, t(1)), None);
+    assert_eq!(
+        s.record(&CheckOutcome::Skipped("busy".into()), 2, 3, t(1)),
+        None
+    );
     assert!(s.assumed, "still waiting for a real result");
     assert_eq!(s.runs, 0);
 }
