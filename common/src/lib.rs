@@ -1,0 +1,23 @@
+//! Foundations shared by the LVS tools (the real-server agent `rs-agent` and
+//! the director tools), one module per concern:
+//!
+//! - [`config_error`]: configuration errors that name `file:line:column`,
+//!   with a line index so positions cost a binary search, not a rescan.
+//! - [`netns`]: network namespaces (enter one, identify the current one)
+//!   and the CAP_NET_ADMIN check. The only module with `unsafe` code.
+//! - [`daemon`]: what a long-running service needs: sd_notify (ready,
+//!   status, watchdog) without libsystemd, the SIGHUP/SIGTERM/SIGINT
+//!   stream, and a token-bucket rate limiter.
+//! - [`lock`]: an advisory file lock (flock) per network namespace, taken
+//!   from async code without blocking the runtime.
+
+// Unsafe code is confined to `netns`, where every block carries a
+// `// SAFETY:` comment; the rest of the crate cannot use it.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+pub mod config_error;
+pub mod daemon;
+pub mod lock;
+#[allow(unsafe_code)]
+pub mod netns;
