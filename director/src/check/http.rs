@@ -33,8 +33,13 @@ pub(crate) async fn run(check: &HttpCheck, target: SocketAddr) -> CheckOutcome {
     };
     // Before connecting: a bad CA file fails without touching the server.
     let tls = if check.tls {
-        let config = tls::client_config(check.verify_tls, check.ca_file.as_deref())
-            .and_then(|config| Ok((config, tls::server_name(check.host.as_deref(), target.ip())?)));
+        let config =
+            tls::client_config(check.verify_tls, check.ca_file.as_deref()).and_then(|config| {
+                Ok((
+                    config,
+                    tls::server_name(check.host.as_deref(), target.ip())?,
+                ))
+            });
         match config {
             Ok(config) => Some(config),
             Err(e) => return CheckOutcome::Down(format!("tls: {e}")),
@@ -132,7 +137,10 @@ where
 
 /// Reads until the blank line ending the head; returns the head's length
 /// (what follows in `buf` is the start of the body).
-async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<usize, String> {
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<usize, String> {
     // Where the terminator may start: a server dripping one byte per read
     // must not make each read rescan the whole head.
     let mut from = 0;
@@ -160,8 +168,14 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> R
 /// send) starting at or after `from`, if it lies within the cap.
 pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let scan = &buf[from..buf.len().min(HEAD_CAP)];
-    let crlf = scan.windows(4).position(|w| w == b"\r\n\r\n").map(|i| from + i + 4);
-    let lf = scan.windows(2).position(|w| w == b"\n\n").map(|i| from + i + 2);
+    let crlf = scan
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| from + i + 4);
+    let lf = scan
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| from + i + 2);
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -208,7 +222,9 @@ pub(crate) struct Head {
 
 /// Parses a status line and headers; `None` if it is not HTTP/1.x.
 pub(crate) fn parse_head(head: &[u8]) -> Option<Head> {
-    let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let status_line = lines.next()?;
     let rest = status_line.strip_prefix(b"HTTP/1.")?;
     let (&minor, rest) = rest.split_first()?;
@@ -229,7 +245,11 @@ pub(crate) fn parse_head(head: &[u8]) -> Option<Head> {
         // Folded headers are obsolete; a name needs a colon and no blanks.
         let colon = line.iter().position(|&b| b == b':')?;
         let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if name.is_empty() || name.iter().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if name.is_empty()
+            || name
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return None;
         }
         let value = String::from_utf8_lossy(value);
@@ -311,7 +331,9 @@ async fn search<S: AsyncRead + Unpin>(
                 .decode(&raw, &mut |data| finder.feed(data))
                 .map_err(|()| MALFORMED.to_string())?,
             _ => {
-                let take = raw.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                let take = raw
+                    .len()
+                    .min(usize::try_from(remaining).unwrap_or(usize::MAX));
                 remaining -= take as u64;
                 finder.feed(&raw[..take]);
                 remaining > 0
@@ -352,7 +374,11 @@ impl<'a> Finder<'a> {
         let data = &data[..data.len().min(BODY_CAP - self.seen)];
         self.seen += data.len();
         self.window.extend_from_slice(data);
-        if self.window.windows(self.needle.len()).any(|w| w == self.needle) {
+        if self
+            .window
+            .windows(self.needle.len())
+            .any(|w| w == self.needle)
+        {
             self.found = true;
             return;
         }
@@ -381,7 +407,11 @@ enum ChunkState {
 impl Chunked {
     /// Decodes `raw`, handing chunk data to `sink`. `Ok(false)` once the last
     /// chunk is seen (trailers are ignored), `Err` on bad framing.
-    pub(crate) fn decode(&mut self, mut raw: &[u8], sink: &mut dyn FnMut(&[u8])) -> Result<bool, ()> {
+    pub(crate) fn decode(
+        &mut self,
+        mut raw: &[u8],
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, ()> {
         while !raw.is_empty() {
             match self.state {
                 ChunkState::Done => break,
@@ -396,14 +426,22 @@ impl Chunked {
                     raw = &raw[newline + 1..];
                     let size = chunk_size(&self.line)?;
                     self.line.clear();
-                    self.state = if size == 0 { ChunkState::Done } else { ChunkState::Data(size) };
+                    self.state = if size == 0 {
+                        ChunkState::Done
+                    } else {
+                        ChunkState::Data(size)
+                    };
                 }
                 ChunkState::Data(left) => {
                     let take = raw.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                     sink(&raw[..take]);
                     raw = &raw[take..];
                     let left = left - take as u64;
-                    self.state = if left == 0 { ChunkState::DataEnd(false) } else { ChunkState::Data(left) };
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd(false)
+                    } else {
+                        ChunkState::Data(left)
+                    };
                 }
                 ChunkState::DataEnd(seen_cr) => {
                     self.state = match raw[0] {

@@ -21,12 +21,14 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use super::run::io_reason;
+
 /// The largest `ca_file` read: a bundle of every public root is ~200 KiB.
 const CA_FILE_CAP: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TlsError {
-    #[error("cannot read ca_file {path}: {source}")]
+    #[error("cannot read ca_file {path}: {}", io_reason(.source))]
     CaFile { path: PathBuf, source: io::Error },
     #[error("ca_file {0} is larger than 1 MiB")]
     CaFileTooLarge(PathBuf),
@@ -78,7 +80,10 @@ pub(crate) fn client_config(
                 path: path.into(),
                 source,
             })?;
-            Some((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()))
+            Some((
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            ))
         }
         None => None,
     };
@@ -114,9 +119,7 @@ fn build(verify: bool, ca_file: Option<&Path>) -> Result<ClientConfig, TlsError>
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
-        builder
-            .with_webpki_verifier(verifier)
-            .with_no_client_auth()
+        builder.with_webpki_verifier(verifier).with_no_client_auth()
     } else {
         builder
             .dangerous()
