@@ -21,12 +21,14 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use super::run::io_reason;
+
 /// The largest `ca_file` read: a bundle of every public root is ~200 KiB.
 const CA_FILE_CAP: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TlsError {
-    #[error("cannot read ca_file {path}: {source}")]
+    #[error("cannot read ca_file {path}: {}", io_reason(.source))]
     CaFile { path: PathBuf, source: io::Error },
     #[error("ca_file {0} is larger than 1 MiB")]
     CaFileTooLarge(PathBuf),
