@@ -538,18 +538,16 @@ impl Validator<'_> {
             servers.push(d);
             check_specs.push(spec);
         }
-        if servers.is_empty() {
-            if let Some(c) = &raw.check {
-                // Validate the table even with no server to apply it to.
-                self.check_spec(
-                    Some(c),
-                    None,
-                    checks::PortDefault {
-                        server_port: key.port(),
-                        group_port,
-                    },
-                )?;
-            }
+        if let (true, Some(c)) = (servers.is_empty(), &raw.check) {
+            // Validate the table even with no server to apply it to.
+            self.check_spec(
+                Some(c),
+                None,
+                checks::PortDefault {
+                    server_port: key.port(),
+                    group_port,
+                },
+            )?;
         }
         let quorum = match &raw.quorum {
             None => 1,

@@ -16,6 +16,12 @@ pub mod apply;
 pub mod check;
 pub mod config;
 #[cfg(feature = "runtime")]
+pub mod control;
+#[cfg(feature = "runtime")]
+pub mod daemon;
+#[cfg(feature = "runtime")]
+mod daemon_metrics;
+#[cfg(feature = "runtime")]
 pub mod health;
 #[cfg(feature = "runtime")]
 pub mod kernel;
@@ -27,6 +33,8 @@ pub mod nft;
 pub mod plan;
 #[cfg(feature = "runtime")]
 pub mod sched;
+#[cfg(feature = "runtime")]
+pub mod status;
 
 #[cfg(feature = "runtime")]
 pub use apply::{ApplyError, ApplyOptions, NftAction, Report, apply, desired_table};

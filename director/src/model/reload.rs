@@ -124,10 +124,10 @@ impl Model {
                 .map(|(d, s)| ((d.addr, d.port), (s.check, s.adopted)))
                 .collect();
             for (j, d) in svc.servers.iter().enumerate() {
-                if let Some(&(old_check, Some(w))) = old_slots.get(&(d.addr, d.port)) {
-                    if diff.remap[old_check] == Some(m.servers[i][j].check) {
-                        m.servers[i][j].adopted = Some(w);
-                    }
+                if let Some(&(old_check, Some(w))) = old_slots.get(&(d.addr, d.port))
+                    && diff.remap[old_check] == Some(m.servers[i][j].check)
+                {
+                    m.servers[i][j].adopted = Some(w);
                 }
             }
             if same_service(old, svc) {
@@ -176,10 +176,10 @@ impl Model {
                     ..d.clone()
                 })
                 .collect();
-            if let Some(s) = old.sorry_destination() {
-                if present(&key, s.addr, s.port) {
-                    dests.push(Destination { weight: 0, ..s });
-                }
+            if let Some(s) = old.sorry_destination()
+                && present(&key, s.addr, s.port)
+            {
+                dests.push(Destination { weight: 0, ..s });
             }
             retiring.retain(|r| r.key != key);
             if dests.is_empty() {
