@@ -75,9 +75,17 @@ pub fn run(rt: &tokio::runtime::Runtime, netns: Option<&str>, a: &RunArgs) -> Ex
         eprintln!("lvs-director run: --sync-interval must be 0.5 to 86400 seconds");
         return ExitCode::from(2);
     }
+    // The whole daemon works inside the namespace (the checks too, so they
+    // leave from the director's side): enter it before any thread starts.
+    if let Some(ns) = netns
+        && let Err(e) = lvs_common::netns::enter(ns)
+    {
+        eprintln!("lvs-director run: {e}");
+        return ExitCode::from(4);
+    }
     let opts = Options {
         config: a.config.clone(),
-        netns: netns.map(str::to_string),
+        netns: None,
         control: a
             .control
             .clone()
