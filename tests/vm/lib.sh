@@ -107,6 +107,10 @@ lib_cleanup() {
     for ns in "${CREATED_NS[@]}"; do
         ns_destroy "$ns"
     done
+    # The daemon's log (lvs-director run), when a scenario failed or asked.
+    if [[ -s ${DIRECTOR_LOG:-} ]] && ((rc != 0)) || [[ ${VM_VERBOSE:-0} == 1 && -s ${DIRECTOR_LOG:-} ]]; then
+        sed 's/^/    director: /' "$DIRECTOR_LOG"
+    fi
     rm -rf "$TEST_TMP"
     exit "$rc"
 }
@@ -473,7 +477,6 @@ director_run() {
     "$DIRECTOR" --netns director run --config "$cfg" --control "$CONTROL" "$@" >>"$DIRECTOR_LOG" 2>&1 &
     DIRECTOR_PID=$!
     BG_PIDS+=("$DIRECTOR_PID")
-    on_exit "sed 's/^/    director: /' '$DIRECTOR_LOG' >&2"
 }
 
 # dctl ARGS...: lvs-director's control commands against $CONTROL, bounded.

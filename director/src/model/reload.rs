@@ -1,7 +1,10 @@
 //! A reload as a diff, pure and O(services + servers): the new model keeps
 //! the state of every check that did not change (same address, same
-//! [`CheckSpec`]), new checks start unchecked, servers that left the file
-//! are retired (weight 0, then deleted), services that left it too.
+//! [`CheckSpec`]); a server new to the file starts unchecked; a server
+//! whose check changed keeps its weight until the new check's first result
+//! if it was serving (as at a restart; unchecked otherwise); servers that
+//! left the file are retired (weight 0, then deleted), services that left
+//! it too.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -11,6 +14,7 @@ use lvs_ipvs::model::{Destination, ServiceKey};
 
 use super::{CheckId, Event, Model, RETIRE_GRACE, Retiring};
 use crate::config::{DirectorConfig, PortGroup, ServiceConfig};
+use crate::health::CheckState;
 
 /// What a reload changes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -78,6 +82,10 @@ impl Model {
             .iter()
             .map(|c| m.check_id(c.address, &c.spec))
             .collect();
+        let mut kept_ids = vec![false; m.checks.len()];
+        for id in diff.remap.iter().flatten() {
+            kept_ids[*id] = true;
+        }
 
         // Retiring entries from before, unless their key or destination is
         // back in the file.
@@ -117,17 +125,31 @@ impl Model {
             m.sorry[i] = self.sorry[o];
             let old = &self.config.services[o];
             // Adoption carries over for servers whose check was kept.
-            let old_slots: HashMap<(IpAddr, u16), (usize, Option<u32>)> = old
+            let old_slots: HashMap<(IpAddr, u16), (CheckId, usize, Option<u32>)> = old
                 .servers
                 .iter()
                 .zip(&self.servers[o])
-                .map(|(d, s)| ((d.addr, d.port), (s.check, s.adopted)))
+                .enumerate()
+                .map(|(j, (d, s))| ((d.addr, d.port), (s.check, j, s.adopted)))
                 .collect();
             for (j, d) in svc.servers.iter().enumerate() {
-                if let Some(&(old_check, Some(w))) = old_slots.get(&(d.addr, d.port))
-                    && diff.remap[old_check] == Some(m.servers[i][j].check)
-                {
-                    m.servers[i][j].adopted = Some(w);
+                let Some(&(old_check, old_j, adopted)) = old_slots.get(&(d.addr, d.port)) else {
+                    continue;
+                };
+                let new_check = m.servers[i][j].check;
+                if diff.remap[old_check] == Some(new_check) {
+                    // Same check: its state is kept, adoption too.
+                    m.servers[i][j].adopted = adopted;
+                } else if !kept_ids[new_check] && self.checks[old_check].state.serving() {
+                    // Its check changed: the server was serving, so it keeps
+                    // the weight it has until the new check's first result
+                    // (as at a restart), instead of all servers of a service
+                    // dropping to 0 while the new check rises.
+                    let st = &mut m.checks[new_check].state;
+                    if st.health != crate::health::Health::Up {
+                        *st = CheckState::adopted(now);
+                    }
+                    m.servers[i][j].adopted = self.server_weight(o, old_j);
                 }
             }
             if same_service(old, svc) {

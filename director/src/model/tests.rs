@@ -285,14 +285,18 @@ fn reload_keeps_state_adds_unchecked_retires_removed() {
         ops,
         vec![
             format!("edit destination 198.51.100.11:80 of tcp {VIP}:80"),
-            format!("edit destination 198.51.100.12:80 of tcp {VIP}:80"),
             format!("add destination 198.51.100.14:80 to tcp {VIP}:80"),
             format!("edit destination 198.51.100.13:80 of tcp {VIP}:80"),
         ],
-        "in place; rs2's new check starts unchecked (weight 0), rs3 retires at 0"
+        "in place; rs2 keeps its weight while its new check has no result, rs4 starts unchecked (0), rs3 retires at 0"
     );
     let w = weights(&m2.desired_table());
-    assert_eq!(w.iter().map(|x| x.1).collect::<Vec<_>>(), vec![7, 0, 0, 0]);
+    assert_eq!(w.iter().map(|x| x.1).collect::<Vec<_>>(), vec![7, 2, 0, 0]);
+    assert!(m2.checks[m2.servers[0][1].check].state.assumed);
+    // The new check's first failure is the first of fall = 5.
+    let rs2 = m2.servers[0][1].check;
+    m2.record(rs2, &CheckOutcome::Down("HTTP 503".into()), t(5));
+    assert_eq!(m2.server_weight(0, 1), Some(2));
     assert_eq!(m2.retiring.len(), 1);
     // rs3 still has a connection: it stays; later it has none: it goes.
     let mut k2 = m2.desired_table();
