@@ -10,11 +10,15 @@
 //!   replaced in one nftables transaction.
 //! - [`apply`]: reads the kernel, plans, applies, and on a failure midway
 //!   converges back to the table read before.
+//! - [`check`]: what a health check is, and (runtime) running one, bounded.
+//! - [`metrics`]: the Prometheus metrics and their HTTP endpoint.
 
 #[cfg(feature = "runtime")]
 pub mod apply;
 pub mod check;
 pub mod config;
+#[cfg(feature = "runtime")]
+pub mod metrics;
 #[cfg(feature = "runtime")]
 pub mod nft;
 #[cfg(feature = "runtime")]
