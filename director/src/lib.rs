@@ -10,6 +10,13 @@
 //!   replaced in one nftables transaction.
 //! - [`apply`]: reads the kernel, plans, applies, and on a failure midway
 //!   converges back to the table read before.
+//! - [`check`]: what a health check is, and (runtime) running one, bounded.
+//! - [`metrics`]: the Prometheus metrics and their HTTP endpoint.
+//! - `lvs-director run` (the daemon): [`health`] (one check's state
+//!   machine, pure), [`model`] (the cluster: checks shared across services,
+//!   quorum and sorry servers, admin drains, reload diff; pure), [`sched`]
+//!   (when each check runs), [`kernel`] (the thread that owns IPVS and nft),
+//!   [`control`] (the control socket), [`status`], [`daemon`] (the loop).
 
 #[cfg(feature = "runtime")]
 pub mod apply;
@@ -25,6 +32,8 @@ mod daemon_metrics;
 pub mod health;
 #[cfg(feature = "runtime")]
 pub mod kernel;
+#[cfg(feature = "runtime")]
+pub mod metrics;
 #[cfg(feature = "runtime")]
 pub mod model;
 #[cfg(feature = "runtime")]

@@ -32,6 +32,8 @@ pub(crate) async fn run(check: &HttpCheck, target: SocketAddr) -> CheckOutcome {
         Err(reason) => return CheckOutcome::Down(reason),
     };
     // Before connecting: a bad CA file fails without touching the server.
+    // Synchronous, but cached: only the first https check (system roots)
+    // and a changed ca_file read files.
     let tls = if check.tls {
         let config =
             tls::client_config(check.verify_tls, check.ca_file.as_deref()).and_then(|config| {

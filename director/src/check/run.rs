@@ -30,15 +30,13 @@ pub async fn run_check(spec: &CheckSpec, address: IpAddr) -> CheckResult {
     let target = SocketAddr::new(address, spec.port);
     let outcome = match &spec.kind {
         CheckKind::None => CheckOutcome::Up,
+        CheckKind::Tcp => bounded(spec.timeout, tcp(target)).await,
+        CheckKind::Http(check) => bounded(spec.timeout, http::run(check, target)).await,
+        CheckKind::Agent => bounded(spec.timeout, agent::run(target)).await,
         // Exec owns its deadline: on expiry it must kill the process group
         // and reap the child before it returns, which a dropped future
         // cannot do.
         CheckKind::Exec { command } => exec::run(command, target, spec.timeout).await,
-        kind => match tokio::time::timeout(spec.timeout, network(kind, target)).await {
-            Ok(outcome) => outcome,
-            // Dropping the future closed its socket.
-            Err(_) => CheckOutcome::Down(timeout_reason(spec.timeout)),
-        },
     };
     CheckResult {
         address,
@@ -47,18 +45,20 @@ pub async fn run_check(spec: &CheckSpec, address: IpAddr) -> CheckResult {
     }
 }
 
-/// The checks that are one connection: the caller bounds them in time.
-async fn network(kind: &CheckKind, target: SocketAddr) -> CheckOutcome {
-    match kind {
-        CheckKind::Tcp => match TcpStream::connect(target).await {
-            // Dropped at once: a plain close, which is all a connect check
-            // owes the server.
-            Ok(_stream) => CheckOutcome::Up,
-            Err(e) => CheckOutcome::Down(io_reason(&e)),
-        },
-        CheckKind::Http(check) => http::run(check, target).await,
-        CheckKind::Agent => agent::run(target).await,
-        CheckKind::None | CheckKind::Exec { .. } => unreachable!("handled by run_check"),
+/// A check that is one connection, cut off at `timeout` (dropping the
+/// future closes its socket).
+async fn bounded(timeout: Duration, check: impl Future<Output = CheckOutcome>) -> CheckOutcome {
+    tokio::time::timeout(timeout, check)
+        .await
+        .unwrap_or_else(|_| CheckOutcome::Down(timeout_reason(timeout)))
+}
+
+async fn tcp(target: SocketAddr) -> CheckOutcome {
+    match TcpStream::connect(target).await {
+        // Dropped at once: a plain close, which is all a connect check owes
+        // the server.
+        Ok(_stream) => CheckOutcome::Up,
+        Err(e) => CheckOutcome::Down(io_reason(&e)),
     }
 }
 
