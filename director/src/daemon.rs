@@ -86,6 +86,7 @@ struct Done {
     generation: u64,
     id: CheckId,
     outcome: CheckOutcome,
+    duration: Duration,
 }
 
 /// What the daemon believes the kernel holds (the last table read, with
@@ -132,7 +133,10 @@ pub struct Counters {
     pub reloads: u64,
     pub reload_failures: u64,
     pub transitions: u64,
+    pub skipped: u64,
     pub last_sync: Option<Instant>,
+    /// When the file was last loaded and applied without error.
+    pub last_load: Option<std::time::SystemTime>,
 }
 
 pub struct Daemon {
@@ -178,6 +182,11 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let config = config::load(&opts.config)?;
     let mut signals = Signals::new().map_err(DaemonError::Signals)?;
     let listener = control::bind(&opts.control).await?;
+    // Bound before anything changes: a taken port fails the start.
+    let mut metrics = match opts.metrics {
+        Some(addr) => Some(crate::daemon_metrics::start(addr).await?),
+        None => None,
+    };
     let drains_file = control::drains_path(&opts.control);
     let drains = control::load_drains(&drains_file).unwrap_or_else(|e| {
         warn!("{e}: starting without admin drains");
@@ -204,10 +213,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         started: now,
     };
     d.full_sync(Some(table)).await;
-    let metrics = match d.opts.metrics {
-        Some(addr) => Some(crate::daemon_metrics::start(addr).await?),
-        None => None,
-    };
+    d.counters.last_load = crate::daemon_metrics::now();
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Pending>(control::MAX_CLIENTS);
     let control_task = tokio::spawn(control::serve(listener, ctl_tx));
     info!(
@@ -244,9 +250,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                 let _ = p.reply.send(reply);
             }
             _ = watchdog.tick() => { let _ = d.notifier.watchdog(); }
-        }
-        if let Some(m) = &metrics {
-            m.publish(&d);
+            Some(ask) = async {
+                match &mut metrics {
+                    Some(m) => m.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => crate::daemon_metrics::answer(&d, d.kernel.clone(), ask),
         }
     }
     info!("stopping: the IPVS table stays as it is");
@@ -283,6 +292,7 @@ impl Daemon {
                     generation: run.generation,
                     id: run.id,
                     outcome: r.outcome,
+                    duration: r.duration,
                 });
             });
         }
@@ -311,9 +321,11 @@ impl Daemon {
             if let Some(id) = self.current_id(done.generation, done.id) {
                 self.sched.finished(id);
                 if let CheckOutcome::Skipped(why) = &done.outcome {
+                    self.counters.skipped += 1;
                     warn!("check of {} skipped: {why}", self.model.checks[id].address);
                 }
                 let up = self.model.record(id, &done.outcome, now);
+                self.model.checks[id].state.last_duration = Some(done.duration);
                 self.counters.transitions += up
                     .events
                     .iter()
@@ -467,6 +479,7 @@ impl Daemon {
         }
         self.save_drains();
         self.counters.reloads += 1;
+        self.counters.last_load = crate::daemon_metrics::now();
         info!(
             "reloaded in {:.3}s: services {} added, {} changed, {} unchanged, {} retiring, {} deleted; checks {} kept, {} new",
             started.elapsed().as_secs_f64(),

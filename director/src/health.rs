@@ -68,9 +68,12 @@ pub struct CheckState {
     /// When `health` (or `agent_drain`) last changed.
     pub since: Instant,
     pub last: Option<LastResult>,
-    /// Results so far, and how many failed (for metrics).
+    /// Results so far, how many failed, transitions (for metrics).
     pub runs: u64,
     pub failed_runs: u64,
+    pub transitions: u64,
+    /// How long the last run took (set by the daemon).
+    pub last_duration: Option<std::time::Duration>,
 }
 
 /// A change of a check's state, with its reason.
@@ -93,6 +96,8 @@ impl CheckState {
             last: None,
             runs: 0,
             failed_runs: 0,
+            transitions: 0,
+            last_duration: None,
         }
     }
 
@@ -184,6 +189,7 @@ impl CheckState {
             return None;
         }
         self.since = now;
+        self.transitions += 1;
         Some(Transition {
             from: before,
             to: after,

@@ -9,7 +9,9 @@
 #  c) both down: the sorry server answers; one back: the sorry server leaves;
 #  d) drain/undrain through the control socket (and the drain outlives a
 #     daemon restart); status text and JSON;
-#  e) SIGTERM: exit 0, the table stays.
+#  e) metrics (--metrics): weights, states, transitions and IPVS counters
+#     of each server as the table and the log say;
+#  f) SIGTERM: exit 0, the table stays.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 use_director
@@ -44,7 +46,7 @@ wait_until 20 "rs2 serving" in_ns client curl -sf --max-time 1 "http://$RS2_IP/"
 sorry_up
 
 # a) fresh start
-director_run "$CFG" --sync-interval 5
+director_run "$CFG" --sync-interval 5 --metrics 127.0.0.1:9100
 wait_until 30 "the control socket" test -S "$CONTROL"
 t1=$(wait_weight 20 "$RS1_IP" 1)
 t2=$(wait_weight 20 "$RS2_IP" 2)
@@ -64,6 +66,24 @@ grep -q "server $RS2_IP:80: up -> down (connection refused)" "$DIRECTOR_LOG" || 
 out=$(client_get_many 80 80 80 80 80 80) || fail "requests failed with rs2 down: $out"
 [[ $(sort -u <<<"$out") == rs1 ]] || fail "with rs2 down, answers were: ${out//$'\n'/ }"
 pass "rs2 down: weight 0 after ${t}s, all 6 requests answered by rs1"
+
+# e) metrics while rs2 is down
+scrape() { in_ns director curl -sS --max-time 5 http://127.0.0.1:9100/metrics; }
+metric() { # NAME SERVER [STATE]: the value of one series
+    local labels="service=\"TCP $VIP:80\",server=\"$2:80\"${3:+,state=\"$3\"}"
+    awk -v k="$1{$labels} " 'index($0, k) == 1 { print $NF }' <<<"$METRICS"
+}
+METRICS=$(scrape) || fail "no metrics"
+log "metrics: $(grep -c '^lvs_director_' <<<"$METRICS") series"
+[[ $(metric lvs_director_server_weight "$RS2_IP") == 0 ]] || fail "rs2 weight metric: $(grep "$RS2_IP" <<<"$METRICS")"
+[[ $(metric lvs_director_server_weight "$RS1_IP") == 1 ]] || fail "rs1 weight metric: $(grep "$RS1_IP" <<<"$METRICS")"
+[[ $(metric lvs_director_server_configured_weight "$RS2_IP") == 2 ]] || fail "rs2 configured weight metric"
+[[ $(metric lvs_director_server_state "$RS2_IP" down) == 1 ]] || fail "rs2 state metric: $(grep "state" <<<"$METRICS" | grep "$RS2_IP")"
+[[ $(metric lvs_director_server_state "$RS1_IP" up) == 1 ]] || fail "rs1 state metric"
+[[ $(metric lvs_director_server_transitions_total "$RS2_IP") == 2 ]] || fail "rs2 transitions (unchecked->up->down): $(grep transitions <<<"$METRICS")"
+conns=$(metric lvs_director_server_connections_total "$RS1_IP")
+((${conns:-0} >= 9)) || fail "rs1 connections counter ${conns:-none} < 9: $(grep connections_total <<<"$METRICS")"
+pass "metrics: rs2 weight 0 (configured 2) state down after 2 transitions; rs1 up with $conns connections"
 start_rs2
 t=$(wait_weight 15 "$RS2_IP" 2)
 log "rs2 back at weight 2 ${t}s after its restart"

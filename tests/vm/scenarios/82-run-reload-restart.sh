@@ -86,13 +86,14 @@ cp "$TEST_TMP/good.toml" "$CFG"
 
 # c) kill -9 and restart: sample the table all along.
 : >"$TEST_TMP/samples"
-(
-    for _ in $(seq 150); do
-        [[ -e $TEST_TMP/stop-sampling ]] && break
-        ip netns exec director ipvsadm -Sn | md5sum >>"$TEST_TMP/samples"
-        sleep 0.1
+# One shell inside the director's namespace: one exec (ipvsadm) per sample.
+ip netns exec director bash -c '
+    for _ in $(seq 300); do
+        [[ -e $1/stop-sampling ]] && break
+        ipvsadm -Sn | md5sum >>"$1/samples"
+        sleep 0.05
     done
-) &
+' _ "$TEST_TMP" &
 sampler=$!
 BG_PIDS+=("$sampler")
 sleep 1
