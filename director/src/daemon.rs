@@ -12,7 +12,6 @@
 //! - SIGHUP reloads (a bad file changes nothing); SIGTERM/SIGINT exit 0
 //!   and leave the table as it is: the cluster keeps serving.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use lvs_common::daemon::{Notifier, Signal, Signals, Watchdog};
 use lvs_ipvs::Op;
-use lvs_ipvs::model::{Destination, Service, ServiceKey};
+use lvs_ipvs::model::ServiceKey;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -32,6 +31,7 @@ use crate::kernel::{Kernel, KernelError, Refused};
 use crate::model::{CheckId, Event, Model, Table};
 use crate::plan::plan;
 use crate::sched::Scheduler;
+use crate::view::{View, patch, view_of};
 
 /// How `run` was asked to work.
 #[derive(Debug, Clone)]
@@ -87,41 +87,6 @@ struct Done {
     id: CheckId,
     outcome: CheckOutcome,
     duration: Duration,
-}
-
-/// What the daemon believes the kernel holds (the last table read, with
-/// every change since that the kernel accepted).
-type View = HashMap<ServiceKey, (Service, Vec<Destination>)>;
-
-fn view_of(table: Table) -> View {
-    table.into_iter().map(|e| (e.0.key, e)).collect()
-}
-
-fn patch(view: &mut View, op: &Op) {
-    let same = |a: &Destination, b: &Destination| a.addr == b.addr && a.port == b.port;
-    match op {
-        Op::AddService(s) | Op::EditService(s) => {
-            let e = view.entry(s.key).or_insert_with(|| (s.clone(), Vec::new()));
-            e.0 = s.clone();
-        }
-        Op::DeleteService(k) => {
-            view.remove(k);
-        }
-        Op::AddDestination(k, d) | Op::EditDestination(k, d) => {
-            if let Some((_, ds)) = view.get_mut(k) {
-                match ds.iter_mut().find(|x| same(x, d)) {
-                    Some(x) => *x = d.clone(),
-                    None => ds.push(d.clone()),
-                }
-            }
-        }
-        Op::DeleteDestination(k, d) => {
-            if let Some((_, ds)) = view.get_mut(k) {
-                ds.retain(|x| !same(x, d));
-            }
-        }
-        _ => {}
-    }
 }
 
 /// Counters for status and metrics.
@@ -531,27 +496,5 @@ impl Daemon {
         self.converge(entries, Vec::new()).await;
         let _ = self.notifier.status(&self.status_line());
         json!({"ok": true, "changed": up.services.len()})
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_view_follows_ops() {
-        let key = ServiceKey::tcp("203.0.113.10".parse().unwrap(), 80);
-        let mut v = View::new();
-        let s = Service::new(key, "wrr");
-        patch(&mut v, &Op::AddService(s.clone()));
-        let mut d = Destination::new("198.51.100.11".parse().unwrap(), 80);
-        patch(&mut v, &Op::AddDestination(key, d.clone()));
-        d.weight = 0;
-        patch(&mut v, &Op::EditDestination(key, d.clone()));
-        assert_eq!(v[&key].1, vec![d.clone()]);
-        patch(&mut v, &Op::DeleteDestination(key, d));
-        assert!(v[&key].1.is_empty());
-        patch(&mut v, &Op::DeleteService(key));
-        assert!(v.is_empty());
     }
 }

@@ -44,6 +44,8 @@ pub mod plan;
 pub mod sched;
 #[cfg(feature = "runtime")]
 pub mod status;
+#[cfg(feature = "runtime")]
+pub mod view;
 
 #[cfg(feature = "runtime")]
 pub use apply::{ApplyError, ApplyOptions, NftAction, Report, apply, desired_table};

@@ -85,12 +85,13 @@ pass "broken file on reload: $(grep -o "$CFG:[0-9]*:[0-9]*" "$DIRECTOR_LOG" | ta
 cp "$TEST_TMP/good.toml" "$CFG"
 
 # c) kill -9 and restart: sample the table all along.
-: >"$TEST_TMP/samples"
-# One shell inside the director's namespace: one exec (ipvsadm) per sample.
+: >"$TEST_TMP/samples.raw"
+# One shell inside the director's namespace: one exec (ipvsadm) per sample,
+# samples separated by "--" lines.
 ip netns exec director bash -c '
     for _ in $(seq 300); do
         [[ -e $1/stop-sampling ]] && break
-        ipvsadm -Sn | md5sum >>"$1/samples"
+        { ipvsadm -Sn; echo --; } >>"$1/samples.raw"
         sleep 0.05
     done
 ' _ "$TEST_TMP" &
@@ -105,6 +106,8 @@ wait_until 30 "the restarted daemon's control socket" dctl status
 sleep 4 # first results of every check, and a full sync
 : >"$TEST_TMP/stop-sampling"
 wait "$sampler" || true
+# One line per sample (its rules joined), then count the distinct ones.
+awk '/^--$/ { print s; s = ""; next } { s = s $0 ";" }' "$TEST_TMP/samples.raw" >"$TEST_TMP/samples"
 n=$(wc -l <"$TEST_TMP/samples")
 distinct=$(sort -u "$TEST_TMP/samples" | wc -l)
 log "$n samples of the table around kill -9 and restart, $distinct distinct"
