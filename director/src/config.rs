@@ -28,6 +28,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use lvs_common::config_error::LineIndex;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -219,7 +220,10 @@ pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
 
 /// Parses and validates configuration text; `path` is used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
-    let v = Validator { path, text };
+    let v = Validator {
+        path,
+        lines: LineIndex::new(text),
+    };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| v.at(e.span(), e.message().to_string()))?;
     let mut services: Vec<ServiceConfig> = Vec::with_capacity(raw.service.len());
@@ -340,14 +344,16 @@ struct ServiceParts {
 
 struct Validator<'a> {
     path: &'a Path,
-    text: &'a str,
+    /// Positions cost a binary search (a service's line is computed for
+    /// every service: a rescan of the text each time was quadratic).
+    lines: LineIndex<'a>,
 }
 
 impl Validator<'_> {
     fn at(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
         ConfigError {
             path: self.path.to_path_buf(),
-            position: span.map(|s| line_column(self.text, s.start)),
+            position: span.map(|s| self.lines.line_column(s.start)),
             message,
         }
     }
@@ -357,7 +363,7 @@ impl Validator<'_> {
     }
 
     fn line(&self, offset: usize) -> usize {
-        line_column(self.text, offset).0
+        self.lines.line(offset)
     }
 
     fn int<T: TryFrom<i64>>(
@@ -576,16 +582,6 @@ impl Validator<'_> {
             port_offsets,
         })
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]

@@ -373,3 +373,55 @@ fn none_checks_behave_like_apply() {
     let (m, _) = Model::new(c.clone(), &[], HashSet::new(), t(0));
     assert_eq!(m.desired_table(), crate::apply::desired_table(&c));
 }
+
+/// The size of the planned benchmark: 2,000 services x 10 servers with tcp
+/// checks. A reload of one weight (parse, validate, diff, plan of the one
+/// service changed) must take well under a second; printed with
+/// `--nocapture`, asserted in optimised builds.
+#[test]
+fn reload_of_one_weight_at_2000_services() {
+    let mut text = String::new();
+    for s in 0..2000 {
+        text.push_str(&format!(
+            "[[service]]\nvip = \"203.0.113.{}\"\nport = {}\nscheduler = \"wrr\"\n[service.check]\ntype = \"tcp\"\ninterval = 5.0\n",
+            s % 250 + 1,
+            1000 + s / 250
+        ));
+        for r in 0..10 {
+            text.push_str(&format!(
+                "[[service.server]]\naddress = \"198.18.{}.{}\"\nweight = {}\n",
+                r,
+                s % 250 + 1,
+                r + 1
+            ));
+        }
+    }
+    let t = clock();
+    let start = Instant::now();
+    let c = cfg(&text);
+    let parsed = start.elapsed();
+    let (m, _) = Model::new(c, &[], HashSet::new(), t(0));
+    let kernel = m.desired_table();
+    let edited = text.replacen("weight = 3\n", "weight = 30\n", 1);
+    let start = Instant::now();
+    let c2 = cfg(&edited);
+    let (m2, diff) = m.reload(c2, |_, _, _| true, t(1));
+    let entries: Table = diff.services.iter().map(|&i| m2.service_entry(i)).collect();
+    let current: Table = entries
+        .iter()
+        .filter_map(|(s, _)| kernel.iter().find(|(k, _)| k.key == s.key).cloned())
+        .collect();
+    let p = plan(&entries, &current, false);
+    let took = start.elapsed();
+    println!(
+        "parse of 20,000 servers: {parsed:?}; reload of one weight (parse + diff + plan): {took:?}"
+    );
+    assert_eq!(diff.services, vec![0]);
+    assert_eq!((diff.checks_kept, diff.checks_new), (m.checks.len(), 0));
+    assert_eq!(m.checks.len(), 20_000);
+    // Unchecked servers are at weight 0 whatever the file says: no edit.
+    assert!(p.is_empty());
+    if !cfg!(debug_assertions) {
+        assert!(took < Duration::from_millis(500), "{took:?}");
+    }
+}
