@@ -5,7 +5,8 @@
 use tracing::{info, warn};
 
 use crate::error::Error;
-use crate::netlink::{AddOutcome, AddressSpec, Netlink};
+use crate::model::AddressSpec;
+use crate::netlink::{AddOutcome, Netlink};
 use crate::plan::Change;
 use crate::sysctl;
 
@@ -18,11 +19,11 @@ pub struct Applied {
     pub found_present: Vec<AddressSpec>,
 }
 
-/// Makes the changes on the loopback interface `lo_index`; on failure undoes
-/// what was done and returns [`Error::RolledBack`] or [`Error::RollbackFailed`].
-pub async fn apply(netlink: &Netlink, lo_index: u32, changes: &[Change]) -> Result<Applied, Error> {
+/// Makes the changes, each on the interface it names; on failure undoes what
+/// was done and returns [`Error::RolledBack`] or [`Error::RollbackFailed`].
+pub async fn apply(netlink: &Netlink, changes: &[Change]) -> Result<Applied, Error> {
     let mut applied = Applied::default();
-    let Some(cause) = execute(netlink, lo_index, changes, &mut applied, false)
+    let Some(cause) = execute(netlink, changes, &mut applied, false)
         .await
         .into_iter()
         .next()
@@ -34,7 +35,7 @@ pub async fn apply(netlink: &Netlink, lo_index: u32, changes: &[Change]) -> Resu
         applied.done.len()
     );
     let undo: Vec<Change> = applied.done.iter().rev().map(Change::inverse).collect();
-    let failures = execute(netlink, lo_index, &undo, &mut Applied::default(), true).await;
+    let failures = execute(netlink, &undo, &mut Applied::default(), true).await;
     if failures.is_empty() {
         Err(Error::RolledBack {
             cause: Box::new(cause),
@@ -47,12 +48,12 @@ pub async fn apply(netlink: &Netlink, lo_index: u32, changes: &[Change]) -> Resu
     }
 }
 
-/// Runs the changes in order, batching consecutive address changes. Stops at
-/// the first failing step unless `keep_going` (used when undoing, where every
-/// step that can be undone should be). Returns the errors met.
+/// Runs the changes in order, batching consecutive address changes of one
+/// kind on one interface. Stops at the first failing step unless
+/// `keep_going` (used when undoing, where every step that can be undone
+/// should be). Returns the errors met.
 async fn execute(
     netlink: &Netlink,
-    lo_index: u32,
     changes: &[Change],
     applied: &mut Applied,
     keep_going: bool,
@@ -60,26 +61,25 @@ async fn execute(
     let mut errors = Vec::new();
     let mut rest = changes;
     while let Some(first) = rest.first() {
-        let step_len = if is_address(first) {
-            let adding = matches!(first, Change::AddAddress { .. });
-            rest.iter()
-                .take_while(|c| is_address(c) && matches!(c, Change::AddAddress { .. }) == adding)
-                .count()
-        } else {
-            1
+        let step_len = match batch_key(first) {
+            Some(key) => rest
+                .iter()
+                .take_while(|c| batch_key(c) == Some(key))
+                .count(),
+            None => 1,
         };
         let (step, tail) = rest.split_at(step_len);
         rest = tail;
         let result = match first {
-            Change::AddAddress { .. } => {
-                address_batch(netlink, lo_index, step, true, applied).await
+            Change::AddAddress { interface, .. } => {
+                address_batch(netlink, interface.index, step, true, applied).await
             }
-            Change::RemoveAddress { .. } => {
-                address_batch(netlink, lo_index, step, false, applied).await
+            Change::RemoveAddress { interface, .. } => {
+                address_batch(netlink, interface.index, step, false, applied).await
             }
             Change::SetSysctl { key, to, .. } => sysctl::write(key, *to),
-            Change::SetLinkUp { index, .. } => netlink.set_link_up(*index, true).await,
-            Change::SetLinkDown { index, .. } => netlink.set_link_up(*index, false).await,
+            Change::SetLinkUp { interface } => netlink.set_link_up(interface.index, true).await,
+            Change::SetLinkDown { interface } => netlink.set_link_up(interface.index, false).await,
         };
         match result {
             Ok(()) if !is_address(first) => {
@@ -99,10 +99,17 @@ async fn execute(
 }
 
 fn is_address(change: &Change) -> bool {
-    matches!(
-        change,
-        Change::AddAddress { .. } | Change::RemoveAddress { .. }
-    )
+    batch_key(change).is_some()
+}
+
+/// Address changes go out in pipelined batches: one batch per run of
+/// changes of the same kind (add or remove) on the same interface.
+fn batch_key(change: &Change) -> Option<(bool, u32)> {
+    match change {
+        Change::AddAddress { interface, .. } => Some((true, interface.index)),
+        Change::RemoveAddress { interface, .. } => Some((false, interface.index)),
+        _ => None,
+    }
 }
 
 fn spec_of(change: &Change) -> &AddressSpec {
@@ -114,7 +121,7 @@ fn spec_of(change: &Change) -> &AddressSpec {
 
 async fn address_batch(
     netlink: &Netlink,
-    lo_index: u32,
+    index: u32,
     batch: &[Change],
     adding: bool,
     applied: &mut Applied,
@@ -122,7 +129,7 @@ async fn address_batch(
     let specs: Vec<AddressSpec> = batch.iter().map(|c| spec_of(c).clone()).collect();
     let mut first_error = None;
     if adding {
-        let results = netlink.add_addresses(lo_index, &specs).await;
+        let results = netlink.add_addresses(index, &specs).await;
         for (change, result) in batch.iter().zip(results) {
             match result {
                 Ok(AddOutcome::Added) => {
@@ -130,10 +137,7 @@ async fn address_batch(
                     applied.done.push(change.clone());
                 }
                 Ok(AddOutcome::AlreadyPresent) => {
-                    info!(
-                        "{} appeared on lo meanwhile; not recorded as rs-agent's",
-                        spec_of(change)
-                    );
+                    info!("{change}: the address appeared meanwhile; not recorded as rs-agent's");
                     applied.found_present.push(spec_of(change).clone());
                 }
                 Err(e) => {
@@ -142,7 +146,7 @@ async fn address_batch(
             }
         }
     } else {
-        let results = netlink.delete_addresses(lo_index, &specs).await;
+        let results = netlink.delete_addresses(index, &specs).await;
         for (change, result) in batch.iter().zip(results) {
             match result {
                 Ok(()) => {
@@ -160,10 +164,13 @@ async fn address_batch(
 
 fn address_error(change: &Change, error: std::io::Error) -> Error {
     let hint = match (change, error.raw_os_error()) {
-        (Change::AddAddress { spec, .. }, Some(libc::EACCES)) if spec.address.is_ipv6() => {
-            " (is IPv6 disabled on lo? net.ipv6.conf.lo.disable_ipv6)"
+        (Change::AddAddress { spec, interface }, Some(libc::EACCES)) if spec.address.is_ipv6() => {
+            format!(
+                " (is IPv6 disabled on {interface}? net.ipv6.conf.{}.disable_ipv6)",
+                interface.name.replace('.', "/")
+            )
         }
-        _ => "",
+        _ => String::new(),
     };
     Error::netlink(format!("cannot {change}{hint}"), error)
 }

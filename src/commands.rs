@@ -5,13 +5,15 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+use lvs_common::netns;
 
 use crate::apply::apply;
 use crate::config::{self, Config};
 use crate::error::{Error, exit_code};
+use crate::model::SysctlKey;
 use crate::netlink::Netlink;
-use crate::netns;
 use crate::observe::Observed;
 use crate::plan::{Change, Plan, plan_start, plan_stop};
 use crate::state::{Record, Store};
@@ -83,13 +85,18 @@ pub async fn start(ctx: &Context, config_path: &Path, dry_run: bool) -> Result<S
 
 /// Brings the system to `config`; also what watch mode runs on each repair.
 pub async fn converge(ctx: &Context, config: &Config, dry_run: bool) -> Result<Summary, Error> {
+    debug!(
+        "converge: {} the record",
+        if dry_run { "reading" } else { "locking" }
+    );
     let netns_id = netns::current_id()?;
-    let store = open_store(ctx, &netns_id, dry_run)?;
+    let store = open_store(ctx, &netns_id, dry_run).await?;
     let record = store.load()?;
     let netlink = Netlink::connect()?;
-    let observed = Observed::read(&netlink).await?;
+    debug!("converge: observing");
+    let observed = Observed::read(&netlink, &managed_sysctls(config, &record)).await?;
     let plan = plan_start(config, &observed, &record)?;
-    execute("start", &store, &netlink, &observed, &record, plan, dry_run).await
+    execute("start", &store, &netlink, &record, plan, dry_run).await
 }
 
 pub async fn stop(ctx: &Context, dry_run: bool) -> Result<Summary, Error> {
@@ -97,27 +104,35 @@ pub async fn stop(ctx: &Context, dry_run: bool) -> Result<Summary, Error> {
         netns::require_net_admin()?;
     }
     let netns_id = netns::current_id()?;
-    let store = open_store(ctx, &netns_id, dry_run)?;
+    let store = open_store(ctx, &netns_id, dry_run).await?;
     let record = store.load()?;
     let netlink = Netlink::connect()?;
-    let observed = Observed::read(&netlink).await?;
+    let recorded: Vec<SysctlKey> = record.sysctls.iter().map(|e| e.key.clone()).collect();
+    let observed = Observed::read(&netlink, &recorded).await?;
     let plan = plan_stop(&observed, &record);
-    execute("stop", &store, &netlink, &observed, &record, plan, dry_run).await
+    execute("stop", &store, &netlink, &record, plan, dry_run).await
 }
 
-fn open_store(ctx: &Context, netns_id: &str, dry_run: bool) -> Result<Store, Error> {
+async fn open_store(ctx: &Context, netns_id: &str, dry_run: bool) -> Result<Store, Error> {
     if dry_run {
         Ok(Store::read_only(&ctx.state_dir, netns_id))
     } else {
-        Store::lock(&ctx.state_dir, netns_id)
+        Store::lock(&ctx.state_dir, netns_id).await
     }
+}
+
+/// The sysctls a run reads beyond the ARP ones: what the configuration
+/// manages and what the record says the agent changed.
+fn managed_sysctls(config: &Config, record: &Record) -> Vec<SysctlKey> {
+    let configured = config.sysctls().into_iter().map(|s| s.key);
+    let recorded = record.sysctls.iter().map(|e| e.key.clone());
+    configured.chain(recorded).collect()
 }
 
 async fn execute(
     command: &'static str,
     store: &Store,
     netlink: &Netlink,
-    observed: &Observed,
     record: &Record,
     plan: Plan,
     dry_run: bool,
@@ -140,16 +155,17 @@ async fn execute(
         }
         return Ok(summary);
     }
-    let lo_index = observed.lo().map_or(0, |lo| lo.index);
     // Written first so that a run cut short still leaves a record covering
     // everything it may have changed.
     store.save(&record.union(&plan.record))?;
-    match apply(netlink, lo_index, &plan.changes).await {
+    match apply(netlink, &plan.changes).await {
         Ok(applied) => {
             let mut final_record = plan.record;
             if !applied.found_present.is_empty() {
                 let not_ours: HashSet<_> = applied.found_present.iter().collect();
-                final_record.addresses.retain(|a| !not_ours.contains(a));
+                final_record
+                    .addresses
+                    .retain(|a| !not_ours.contains(&a.spec));
             }
             store.save(&final_record)?;
             summary.changed = !applied.done.is_empty();
@@ -181,7 +197,7 @@ pub async fn report(ctx: &Context, config_path: &Path) -> Result<Status, Error> 
         Err(e) => return Err(e),
     };
     let netlink = Netlink::connect()?;
-    let observed = Observed::read(&netlink).await?;
+    let observed = Observed::read(&netlink, &managed_sysctls(&config, &record)).await?;
     let mut status = status(&config, &observed, &record, &sysctl_d::system_settings());
     if !record_readable {
         status.warnings.push(format!(

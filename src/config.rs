@@ -3,15 +3,15 @@
 //! file, line and column it refers to, so an operator can fix it in one go.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use lvs_common::config_error::{self, ConfigError, LineIndex, LoadError};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::sysctl::{ArpKey, valid_interface_name};
+use crate::model::{ArpKey, SysctlKey, SysctlSetting, host_prefix, valid_interface_name};
 
 /// Where the agent looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rs-agent/config.toml";
@@ -21,6 +21,16 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rs-agent/config.toml";
 pub struct Config {
     pub arp: ArpPolicy,
     pub vips: Vec<Vip>,
+}
+
+impl Config {
+    /// Every sysctl the configuration manages, with the value it wants, in
+    /// the order they are written. The ARP policy is the only source today;
+    /// another (rp_filter for tunnel mode) adds its settings here, and the
+    /// planner, the record, `status` and the sysctl.d check follow.
+    pub fn sysctls(&self) -> Vec<SysctlSetting> {
+        self.arp.sysctls()
+    }
 }
 
 /// The ARP sysctls the agent enforces, and on which `conf/` entries.
@@ -39,6 +49,19 @@ impl ArpPolicy {
             ArpKey::Ignore => self.ignore,
             ArpKey::Announce => self.announce,
         }
+    }
+
+    /// arp_ignore and arp_announce of each listed interface.
+    pub fn sysctls(&self) -> Vec<SysctlSetting> {
+        self.interfaces
+            .iter()
+            .flat_map(|interface| {
+                ArpKey::ALL.map(|key| SysctlSetting {
+                    key: SysctlKey::arp(interface, key),
+                    value: self.desired(key),
+                })
+            })
+            .collect()
     }
 }
 
@@ -67,40 +90,6 @@ impl Vip {
     }
 }
 
-pub fn host_prefix(address: IpAddr) -> u8 {
-    match address {
-        IpAddr::V4(_) => 32,
-        IpAddr::V6(_) => 128,
-    }
-}
-
-/// A configuration error with its position in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: PathBuf,
-    /// 1-based line and column; `None` when the error concerns the whole file.
-    pub position: Option<(usize, usize)>,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.position {
-            Some((line, column)) => write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path.display(),
-                line,
-                column,
-                self.message
-            ),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -128,23 +117,21 @@ struct RawVip {
 }
 
 /// Reads and validates the configuration file at `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        position: None,
-        message: format!("cannot read configuration: {e}"),
-    })?;
-    parse(path, &text)
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = config_error::read(path)?;
+    Ok(parse(path, &text)?)
 }
 
 /// Parses and validates configuration text; `path` is used in error messages.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let at = |span: Option<Range<usize>>, message: String| ConfigError {
-        path: path.to_path_buf(),
-        position: span.map(|s| line_column(text, s.start)),
-        message,
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+    // Built once: every position below is a binary search, not a rescan.
+    let index = LineIndex::new(text);
+    let at = |span: Option<Range<usize>>, message: String| match span {
+        Some(span) => index.error(path, span.start, message),
+        None => ConfigError::whole_file(path, message),
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
 
     let mut arp = ArpPolicy::default();
     if let Some(raw_arp) = raw.arp {
@@ -182,10 +169,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let entry = entry.into_inner();
         let address = check_vip_address(entry.address.get_ref())
             .map_err(|m| at(Some(entry.address.span()), m))?;
-        // Positions are turned into lines only for an error: doing it for
-        // every entry would cost a scan of the file per VIP.
         if let Some(&first_offset) = seen.get(&address) {
-            let first_line = line_column(text, first_offset).0;
+            let first_line = index.line(first_offset);
             return Err(at(
                 Some(entry.address.span()),
                 format!("VIP {address} is listed twice (first on line {first_line})"),
@@ -236,14 +221,10 @@ fn resolve(config_path: &Path, value: &str) -> PathBuf {
 }
 
 fn check_sysctl_value(key: ArpKey, value: i64) -> Result<i32, String> {
-    let allowed: &[i64] = match key {
-        ArpKey::Ignore => &[0, 1, 2, 3, 8],
-        ArpKey::Announce => &[0, 1, 2],
-    };
-    if allowed.contains(&value) {
-        Ok(value as i32)
-    } else {
-        Err(format!(
+    let allowed = key.allowed_values();
+    match i32::try_from(value) {
+        Ok(v) if allowed.contains(&v) => Ok(v),
+        _ => Err(format!(
             "{} = {value} is out of range: the kernel defines {}",
             key.config_name(),
             allowed
@@ -251,7 +232,7 @@ fn check_sysctl_value(key: ArpKey, value: i64) -> Result<i32, String> {
                 .map(|v| v.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ))
+        )),
     }
 }
 
@@ -322,16 +303,6 @@ fn check_label(address: IpAddr, label: &str) -> Result<String, String> {
             "label {label:?} is invalid: it must be \"lo\" or \"lo:\" followed by a suffix, at most 15 characters"
         ))
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]
@@ -541,11 +512,5 @@ address = "2001:db8::73"
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.toml"), "{e}");
-    }
-
-    #[test]
-    fn column_counts_characters() {
-        assert_eq!(line_column("ab\ncdé f", 9), (2, 6));
-        assert_eq!(line_column("x", 0), (1, 1));
     }
 }

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::config::ConfigError;
+use lvs_common::config_error::LoadError;
+use lvs_common::lock::LockError;
+use lvs_common::netns::NetnsError;
 
-/// Exit codes of `rs-agent`, documented in README.md.
+/// Exit codes of `rs-agent`, documented in README.md and `rs-agent --help`.
 pub mod exit_code {
     /// Success; for `check`: the system matches the configuration.
     pub const OK: u8 = 0;
@@ -22,26 +24,30 @@ pub mod exit_code {
     pub const ROLLED_BACK: u8 = 5;
     /// A system call failed and undoing the run failed too: inspect by hand.
     pub const ROLLBACK_FAILED: u8 = 6;
+    /// Reading the system failed (a netlink dump, a sysctl, opening a
+    /// netlink socket) before anything was changed. Nothing was changed.
+    pub const READ_FAILED: u8 = 7;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
-    Config(#[from] ConfigError),
+    /// The configuration cannot be read or is invalid.
+    #[error(transparent)]
+    Config(#[from] LoadError),
 
-    #[error("{0}")]
-    Privileges(String),
+    /// Entering `--netns`, or a missing capability.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
 
+    /// The namespace's lock (held by another run for too long, or unusable).
+    #[error("rollback record lock {0}")]
+    Lock(#[from] LockError),
+
+    /// The system's state forbids the run; nothing was changed.
     #[error("{0}")]
     Conflict(String),
 
-    #[error("network namespace {name:?}: {source}")]
-    Netns {
-        name: String,
-        #[source]
-        source: std::io::Error,
-    },
-
+    /// A sysctl could not be read or written.
     #[error("cannot {action} {key}: {source}")]
     Sysctl {
         key: String,
@@ -57,8 +63,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("rollback record {}: {message}", path.display())]
-    State { path: PathBuf, message: String },
+    #[error("rollback record {}: {source}", path.display())]
+    State {
+        path: PathBuf,
+        #[source]
+        source: RecordError,
+    },
 
     #[error("{cause}; the changes of this run were undone")]
     RolledBack { cause: Box<Error> },
@@ -81,12 +91,44 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => exit_code::USAGE,
-            Error::Privileges(_) => exit_code::PRIVILEGES,
-            Error::Conflict(_) | Error::Netns { .. } | Error::State { .. } => exit_code::CONFLICT,
-            Error::Sysctl { .. } | Error::Netlink { .. } | Error::RolledBack { .. } => {
-                exit_code::ROLLED_BACK
+            Error::Netns(e) if e.is_privilege() => exit_code::PRIVILEGES,
+            Error::Netns(_) | Error::Lock(_) | Error::Conflict(_) | Error::State { .. } => {
+                exit_code::CONFLICT
             }
+            // Changes only happen inside `apply`, which wraps every failure
+            // in RolledBack or RollbackFailed: a bare system-call error comes
+            // from reading, before anything changed.
+            Error::Sysctl { .. } | Error::Netlink { .. } => exit_code::READ_FAILED,
+            Error::RolledBack { .. } => exit_code::ROLLED_BACK,
             Error::RollbackFailed { .. } => exit_code::ROLLBACK_FAILED,
         }
     }
+}
+
+impl From<lvs_common::config_error::ConfigError> for Error {
+    fn from(e: lvs_common::config_error::ConfigError) -> Self {
+        Error::Config(e.into())
+    }
+}
+
+/// What can be wrong with the rollback record file (see `state`). Here
+/// rather than in `state`, so this module depends on no other of the crate.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("unreadable ({0}); move it away to start afresh")]
+    Parse(#[source] serde_json::Error),
+    #[error("unreadable ({0}); move it away to start afresh")]
+    Invalid(String),
+    #[error("format version {found} is not supported (this rs-agent reads versions 1 to {newest})")]
+    Version { found: u64, newest: u64 },
+    #[error("cannot encode: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot write: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("cannot remove: {0}")]
+    Remove(#[source] std::io::Error),
+    #[error("cannot sync directory: {0}")]
+    SyncDir(#[source] std::io::Error),
 }

@@ -7,17 +7,32 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use lvs_common::netns;
 use rs_agent::commands::{self, Context, Output};
 use rs_agent::config::DEFAULT_CONFIG_PATH;
 use rs_agent::state::DEFAULT_STATE_DIR;
 use rs_agent::watch::{WatchOptions, watch};
-use rs_agent::{Error, exit_code, netns};
+use rs_agent::{Error, exit_code};
+
+/// The exit codes (rs_agent::exit_code), as README.md lists them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success; for check: in sync
+  1  check: drift (the output says what)
+  2  bad command line or invalid configuration; nothing changed
+  3  missing privileges (root or CAP_NET_ADMIN; CAP_SYS_ADMIN for --netns); nothing changed
+  4  the system's state forbids the run (VIP on another interface, unknown interface,
+     unknown --netns, unreadable rollback record, lock held for over 60 s); nothing changed
+  5  a system call failed midway; this run's changes were undone
+  6  a system call failed and undoing failed too: the message lists what to fix by hand
+  7  reading the system failed (netlink dump, sysctl, netlink socket); nothing changed";
 
 #[derive(Parser)]
 #[command(
     name = "rs-agent",
     version,
-    about = "Prepares a real server for LVS direct routing: VIPs on lo, ARP sysctls, clean rollback"
+    about = "Prepares a real server for LVS direct routing: VIPs on lo, ARP sysctls, clean rollback",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Work inside the network namespace /run/netns/NAME (like `ip -n NAME`).

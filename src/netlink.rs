@@ -1,7 +1,8 @@
 //! The rtnetlink adapter: one link dump and one address dump to observe, and
-//! pipelined requests to change. Requests are kept in flight together (bounded,
-//! so the kernel's acknowledgements never overrun the socket buffer) instead of
-//! waiting for each acknowledgement in turn.
+//! pipelined requests to change, in the types of [`crate::model`]. Requests
+//! are kept in flight together (bounded, so the kernel's acknowledgements
+//! never overrun the socket buffer) instead of waiting for each
+//! acknowledgement in turn.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -13,9 +14,9 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, CacheInfo};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::model::{Address, AddressSpec, Link};
 
 /// Requests in flight at once. Each acknowledgement costs the socket's receive
 /// buffer about a kilobyte; a few hundred stay far below the default buffer.
@@ -23,44 +24,6 @@ const IN_FLIGHT: usize = 256;
 
 /// Valid lifetime the kernel reads as "forever".
 const INFINITY_LIFETIME: u32 = u32::MAX;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
-    pub index: u32,
-    pub name: String,
-    pub up: bool,
-    pub loopback: bool,
-    /// IFF_NOARP: the interface neither sends nor answers ARP.
-    pub noarp: bool,
-}
-
-/// An address as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Address {
-    pub index: u32,
-    pub spec: AddressSpec,
-    /// IPv6: preferred lifetime 0, never chosen as a source address.
-    pub deprecated: bool,
-}
-
-/// What the agent adds or removes: an address on `lo`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AddressSpec {
-    pub address: IpAddr,
-    pub prefix_len: u8,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-}
-
-impl std::fmt::Display for AddressSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix_len)?;
-        if let Some(label) = &self.label {
-            write!(f, " label {label}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Outcome of one add request.
 #[derive(Debug)]

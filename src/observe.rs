@@ -1,13 +1,15 @@
-//! One look at the system: a link dump, an address dump and the ARP sysctls
-//! of every /proc/sys/net/ipv4/conf entry. Everything the agent decides is
+//! One look at the system: a link dump, an address dump, the ARP sysctls of
+//! every /proc/sys/net/ipv4/conf entry (for the ARP in force per interface)
+//! and any other managed sysctl asked for. Everything the agent decides is
 //! decided on this snapshot, never by querying per VIP.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use crate::error::Error;
-use crate::netlink::{Address, Link, Netlink};
-use crate::sysctl::{self, ArpKey, SysctlKey};
+use crate::model::{Address, ArpKey, Family, Link, SysctlKey};
+use crate::netlink::Netlink;
+use crate::sysctl;
 
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -15,27 +17,37 @@ pub struct Observed {
     pub addresses: Vec<Address>,
     /// Entries of /proc/sys/net/ipv4/conf (interfaces, `all`, `default`).
     pub conf_entries: Vec<String>,
+    /// Values read; a key missing here does not exist (or vanished).
     pub sysctls: BTreeMap<SysctlKey, i32>,
 }
 
 impl Observed {
-    pub async fn read(netlink: &Netlink) -> Result<Observed, Error> {
+    /// Reads the system; `managed` are the sysctls the caller manages
+    /// (configured or recorded) beyond the ARP ones always read.
+    pub async fn read<'a>(
+        netlink: &Netlink,
+        managed: impl IntoIterator<Item = &'a SysctlKey>,
+    ) -> Result<Observed, Error> {
         let links = netlink.links().await?;
         let addresses = netlink.addresses().await?;
-        let conf_entries = sysctl::conf_entries()?;
+        let conf_entries = sysctl::conf_entries(Family::Ipv4)?;
+        let arp_keys = conf_entries
+            .iter()
+            .flat_map(|entry| ArpKey::ALL.map(|key| SysctlKey::arp(entry, key)));
         let mut sysctls = BTreeMap::new();
-        for entry in &conf_entries {
-            for key in ArpKey::ALL {
-                let key = SysctlKey::new(entry, key);
-                match sysctl::read(&key) {
-                    Ok(value) => {
-                        sysctls.insert(key, value);
-                    }
-                    // An interface removed since the directory was listed.
-                    Err(Error::Sysctl { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
+        for key in arp_keys.chain(managed.into_iter().cloned()) {
+            if sysctls.contains_key(&key) {
+                continue;
+            }
+            match sysctl::read(&key) {
+                Ok(value) => {
+                    sysctls.insert(key, value);
                 }
+                // An interface removed since the directory was listed, or a
+                // managed interface that does not exist (the planner says so).
+                Err(Error::Sysctl { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(Observed {
@@ -52,6 +64,10 @@ impl Observed {
             .iter()
             .find(|l| l.loopback && l.name == "lo")
             .or_else(|| self.links.iter().find(|l| l.loopback))
+    }
+
+    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
     }
 
     pub fn link_name(&self, index: u32) -> String {

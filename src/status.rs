@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::model::{ArpKey, SysctlKey};
 use crate::observe::Observed;
 use crate::state::Record;
-use crate::sysctl::{ArpKey, SysctlKey};
 use crate::sysctl_d::Setting;
 
 #[derive(Debug, Serialize)]
@@ -74,11 +74,12 @@ pub fn status(
     boot_settings: &[Setting],
 ) -> Status {
     let mut drift = Vec::new();
-    let mut warnings = crate::sysctl_d::conflicts(config, boot_settings);
+    let wanted_sysctls = config.sysctls();
+    let mut warnings = crate::sysctl_d::conflicts(&wanted_sysctls, boot_settings);
     let lo_index = observed.lo().map(|l| l.index);
     let by_ip = observed.addresses_by_ip();
 
-    let recorded: HashSet<IpAddr> = record.addresses.iter().map(|s| s.address).collect();
+    let recorded: HashSet<IpAddr> = record.addresses.iter().map(|a| a.spec.address).collect();
     let configured: HashSet<IpAddr> = config.vips.iter().map(|v| v.address).collect();
     let mut vips = Vec::new();
     for vip in &config.vips {
@@ -110,7 +111,8 @@ pub fn status(
                 .then(|| found.iter().any(|a| a.deprecated)),
         });
     }
-    for spec in &record.addresses {
+    for entry in &record.addresses {
+        let spec = &entry.spec;
         if configured.contains(&spec.address) {
             continue;
         }
@@ -118,10 +120,11 @@ pub fn status(
             .get(&spec.address)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        if found.iter().any(|a| Some(a.index) == lo_index) {
+        let holder = observed.link_by_name(&entry.interface).map(|l| l.index);
+        if found.iter().any(|a| Some(a.index) == holder) {
             drift.push(format!(
-                "{} was added by rs-agent and is no longer configured (start removes it)",
-                spec.address
+                "{} was added by rs-agent to {} and is no longer configured (start removes it)",
+                spec.address, entry.interface
             ));
             vips.push(VipStatus {
                 address: spec.address.to_string(),
@@ -137,27 +140,24 @@ pub fn status(
     }
 
     let mut sysctls = Vec::new();
-    for interface in &config.arp.interfaces {
-        for key in ArpKey::ALL {
-            let sysctl = SysctlKey::new(interface, key);
-            let wanted = config.arp.desired(key);
-            let current = observed.sysctl(&sysctl);
-            match current {
-                None => drift.push(format!("{sysctl} does not exist")),
-                Some(c) if c != wanted => drift.push(format!("{sysctl} is {c}, wanted {wanted}")),
-                Some(_) => {}
-            }
-            sysctls.push(SysctlStatus {
-                sysctl: sysctl.to_string(),
-                wanted,
-                current,
-                before_agent: record.sysctl(&sysctl).map(|e| e.original),
-            });
+    for setting in &wanted_sysctls {
+        let (sysctl, wanted) = (&setting.key, setting.value);
+        let current = observed.sysctl(sysctl);
+        match current {
+            None => drift.push(format!("{sysctl} does not exist")),
+            Some(c) if c != wanted => drift.push(format!("{sysctl} is {c}, wanted {wanted}")),
+            Some(_) => {}
         }
+        sysctls.push(SysctlStatus {
+            sysctl: sysctl.to_string(),
+            wanted,
+            current,
+            before_agent: record.sysctl(sysctl).map(|e| e.original),
+        });
     }
 
     let mut interfaces = Vec::new();
-    let value = |interface: &str, key| observed.sysctl(&SysctlKey::new(interface, key));
+    let value = |interface: &str, key| observed.sysctl(&SysctlKey::arp(interface, key));
     for link in observed.links.iter().filter(|l| !l.loopback && !l.noarp) {
         let (Some(ignore), Some(announce)) = (
             value(&link.name, ArpKey::Ignore),
@@ -301,7 +301,8 @@ impl Status {
 mod tests {
     use super::*;
     use crate::config::{ArpPolicy, Vip};
-    use crate::netlink::{Address, AddressSpec, Link};
+    use crate::model::{Address, AddressSpec, Link};
+    use crate::state::AddressEntry;
 
     fn observed(all: (i32, i32), eth0: (i32, i32)) -> Observed {
         let mut o = Observed {
@@ -337,8 +338,8 @@ mod tests {
             ("lo", (0, 0)),
             ("wg0", (0, 0)),
         ] {
-            o.sysctls.insert(SysctlKey::new(name, ArpKey::Ignore), i);
-            o.sysctls.insert(SysctlKey::new(name, ArpKey::Announce), a);
+            o.sysctls.insert(SysctlKey::arp(name, ArpKey::Ignore), i);
+            o.sysctls.insert(SysctlKey::arp(name, ArpKey::Announce), a);
         }
         o
     }
@@ -428,10 +429,9 @@ mod tests {
     #[test]
     fn stale_agent_vip_is_drift() {
         let record = Record {
-            addresses: vec![AddressSpec {
-                address: "10.1.252.73".parse().unwrap(),
-                prefix_len: 32,
-                label: None,
+            addresses: vec![AddressEntry {
+                interface: "lo".into(),
+                spec: AddressSpec::host("10.1.252.73".parse().unwrap(), None),
             }],
             ..Record::default()
         };

@@ -1,11 +1,12 @@
 //! Finds sysctl.d settings that would undo the agent: `sysctl --system` and
-//! every boot re-apply them over the runtime values the agent wrote.
+//! every boot re-apply them over the runtime values the agent wrote. Any
+//! managed conf sysctl counts (systemd ships `net.ipv4.conf.*.rp_filter = 2`,
+//! which matters once rp_filter is managed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
-use crate::sysctl::ArpKey;
+use crate::model::{Family, SysctlSetting};
 
 /// Directories systemd-sysctl and `sysctl --system` read, highest priority
 /// first: a file name in an earlier directory hides the same name in later ones.
@@ -20,14 +21,16 @@ pub const DIRS: [&str; 5] = [
 /// Read after the directories by `sysctl --system`.
 pub const SYSCTL_CONF: &str = "/etc/sysctl.conf";
 
-/// One ARP setting found in a file.
+/// One per-interface conf setting found in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     pub file: PathBuf,
     pub line: usize,
+    pub family: Family,
     /// The interface part of the key; may be a glob (`*`).
     pub interface: String,
-    pub key: ArpKey,
+    /// The sysctl's name (`arp_ignore`, `rp_filter`, ...).
+    pub name: String,
     pub value: String,
 }
 
@@ -59,7 +62,7 @@ pub fn files_in_order(dirs: &[&Path], sysctl_conf: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The ARP settings of every file, in application order.
+/// The conf settings of every file, in application order.
 pub fn read_settings(files: &[PathBuf]) -> Vec<Setting> {
     files
         .iter()
@@ -74,7 +77,7 @@ pub fn system_settings() -> Vec<Setting> {
     read_settings(&files_in_order(&dirs, Path::new(SYSCTL_CONF)))
 }
 
-/// Lines of one file that set `net.ipv4.conf.IFACE.arp_ignore` or arp_announce.
+/// Lines of one file that set `net.ipv{4,6}.conf.IFACE.NAME`.
 pub fn parse(file: &Path, text: &str) -> Vec<Setting> {
     let mut settings = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -87,37 +90,43 @@ pub fn parse(file: &Path, text: &str) -> Vec<Setting> {
         };
         // A leading '-' only tells systemd-sysctl to ignore failures.
         let key = key.trim().trim_start_matches('-');
-        let Some((interface, arp_key)) = split_key(key) else {
+        let Some((family, interface, name)) = split_key(key) else {
             continue;
         };
         settings.push(Setting {
             file: file.to_path_buf(),
             line: index + 1,
+            family,
             interface,
-            key: arp_key,
+            name,
             value: value.trim().to_string(),
         });
     }
     settings
 }
 
-/// `net.ipv4.conf.IFACE.arp_x` (a `/` in IFACE stands for a dot) or
-/// `net/ipv4/conf/IFACE/arp_x` (IFACE written as is).
-fn split_key(key: &str) -> Option<(String, ArpKey)> {
-    let (rest, interface_dot) = if let Some(rest) = key.strip_prefix("net/ipv4/conf/") {
-        (rest, false)
-    } else {
-        (key.strip_prefix("net.ipv4.conf.")?, true)
-    };
-    let separator = if interface_dot { '.' } else { '/' };
-    let (interface, name) = rest.rsplit_once(separator)?;
-    let arp_key = ArpKey::ALL.into_iter().find(|k| k.file_name() == name)?;
-    let interface = if interface_dot {
-        interface.replace('/', ".")
-    } else {
-        interface.to_string()
-    };
-    Some((interface, arp_key))
+/// `net.ipv4.conf.IFACE.NAME` (a `/` in IFACE stands for a dot) or
+/// `net/ipv4/conf/IFACE/NAME` (IFACE written as is); ipv6 alike.
+fn split_key(key: &str) -> Option<(Family, String, String)> {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let slashed = format!("net/{}/conf/", family.name());
+        let dotted = format!("net.{}.conf.", family.name());
+        let (rest, separator) = if let Some(rest) = key.strip_prefix(&slashed) {
+            (rest, '/')
+        } else if let Some(rest) = key.strip_prefix(&dotted) {
+            (rest, '.')
+        } else {
+            continue;
+        };
+        let (interface, name) = rest.rsplit_once(separator)?;
+        let interface = if separator == '.' {
+            interface.replace('/', ".")
+        } else {
+            interface.to_string()
+        };
+        return Some((family, interface, name.to_string()));
+    }
+    None
 }
 
 /// `*` and `?` glob over an interface name.
@@ -137,28 +146,27 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// Warnings for each sysctl the agent manages whose last setting at boot
 /// differs from what the configuration wants.
-pub fn conflicts(config: &Config, settings: &[Setting]) -> Vec<String> {
+pub fn conflicts(wanted: &[SysctlSetting], settings: &[Setting]) -> Vec<String> {
     let mut warnings = Vec::new();
-    for interface in &config.arp.interfaces {
-        for key in ArpKey::ALL {
-            let wanted = config.arp.desired(key);
-            let last = settings
-                .iter()
-                .rev()
-                .find(|s| s.key == key && glob_match(&s.interface, interface));
-            if let Some(s) = last
-                && s.value.parse::<i32>().ok() != Some(wanted)
-            {
-                warnings.push(format!(
-                    "{}:{} sets net.ipv4.conf.{}.{} = {}: `sysctl --system` or the next boot undoes rs-agent's {} (wanted {wanted})",
-                    s.file.display(),
-                    s.line,
-                    s.interface.replace('.', "/"),
-                    key.file_name(),
-                    s.value,
-                    key.file_name(),
-                ));
-            }
+    for setting in wanted {
+        let key = &setting.key;
+        let last = settings.iter().rev().find(|s| {
+            s.family == key.family && s.name == key.name && glob_match(&s.interface, &key.interface)
+        });
+        if let Some(s) = last
+            && s.value.parse::<i32>().ok() != Some(setting.value)
+        {
+            warnings.push(format!(
+                "{}:{} sets net.{}.conf.{}.{} = {}: `sysctl --system` or the next boot undoes rs-agent's {} (wanted {})",
+                s.file.display(),
+                s.line,
+                s.family.name(),
+                s.interface.replace('.', "/"),
+                s.name,
+                s.value,
+                s.name,
+                setting.value,
+            ));
         }
     }
     warnings
@@ -168,15 +176,14 @@ pub fn conflicts(config: &Config, settings: &[Setting]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::ArpPolicy;
+    use crate::model::SysctlKey;
 
-    fn config(interfaces: &[&str]) -> Config {
-        Config {
-            arp: ArpPolicy {
-                interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
-                ..ArpPolicy::default()
-            },
-            vips: vec![],
+    fn config(interfaces: &[&str]) -> Vec<SysctlSetting> {
+        ArpPolicy {
+            interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+            ..ArpPolicy::default()
         }
+        .sysctls()
     }
 
     #[test]
@@ -188,16 +195,53 @@ mod tests {
                     net.ipv4.conf.all.rp_filter = 2\n\
                     kernel.panic = 1\n";
         let s = parse(Path::new("/x.conf"), text);
-        assert_eq!(s.len(), 3);
+        assert_eq!(s.len(), 4);
         assert_eq!(
-            (s[0].line, s[0].interface.as_str(), s[0].key),
-            (2, "all", ArpKey::Ignore)
+            (s[0].line, s[0].interface.as_str(), s[0].name.as_str()),
+            (2, "all", "arp_ignore")
         );
         assert_eq!(
-            (s[1].interface.as_str(), s[1].key, s[1].value.as_str()),
-            ("eth0.100", ArpKey::Announce, "1")
+            (
+                s[1].interface.as_str(),
+                s[1].name.as_str(),
+                s[1].value.as_str()
+            ),
+            ("eth0.100", "arp_announce", "1")
         );
         assert_eq!(s[2].interface, "eth0.200");
+        assert_eq!(
+            (s[3].family, s[3].name.as_str()),
+            (Family::Ipv4, "rp_filter")
+        );
+        let v6 = parse(Path::new("/y.conf"), "net.ipv6.conf.eth0.accept_ra = 0\n");
+        assert_eq!(
+            (v6[0].family, v6[0].name.as_str()),
+            (Family::Ipv6, "accept_ra")
+        );
+    }
+
+    #[test]
+    fn any_managed_sysctl_is_checked() {
+        // rp_filter as systemd ships it, against a managed rp_filter = 0.
+        let shipped = parse(
+            Path::new("/usr/lib/sysctl.d/50-default.conf"),
+            "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n",
+        );
+        let wanted = [SysctlSetting {
+            key: SysctlKey::ipv4("tunl0", "rp_filter"),
+            value: 0,
+        }];
+        let w = conflicts(&wanted, &shipped);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "/usr/lib/sysctl.d/50-default.conf:2 sets net.ipv4.conf.*.rp_filter = 2"
+            ),
+            "{w:?}"
+        );
+        // The same name under ipv6 is another sysctl.
+        let v6 = parse(Path::new("/z.conf"), "net.ipv6.conf.all.rp_filter = 2\n");
+        assert!(conflicts(&wanted, &v6).is_empty());
     }
 
     #[test]

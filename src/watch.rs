@@ -2,37 +2,40 @@
 //!
 //! Idle, the process sleeps on one multicast rtnetlink socket (address and
 //! link events) and a timer. A configured VIP removed from `lo`, or `lo`
-//! changing state, schedules a convergence at once; the ARP sysctls, which
-//! emit no netlink event, are re-read on the interval. Repairs go through the
-//! same `converge` as `start`, so the rollback record stays right, and they
-//! are rate-limited so a fight with another network manager shows in the log
-//! instead of spinning.
+//! changing state, schedules a convergence at once; the managed sysctls,
+//! which emit no netlink event, are re-read on the interval. Repairs go
+//! through the same `converge` as `start`, so the rollback record stays
+//! right, and they are rate-limited so a fight with another network manager
+//! shows in the log instead of spinning.
+//!
+//! The subscription comes before the first convergence: a VIP removed while
+//! (or just after) the first convergence observes is an event waiting in the
+//! socket, not a loss until the next full check.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
+use lvs_common::daemon::{Notifier, RateLimiter, Signal, Signals, Watchdog};
+use lvs_common::netns;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressAttribute;
 use rtnetlink::MulticastGroup;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{Instant, sleep_until};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::commands::{self, Context, Summary};
 use crate::config::{self, Config};
 use crate::error::Error;
-use crate::netns;
-use crate::sysctl::{self, ArpKey, SysctlKey};
+use crate::sysctl;
 
 pub struct WatchOptions {
     pub config_path: PathBuf,
-    /// How often the ARP sysctls are re-read.
+    /// How often the managed sysctls are re-read.
     pub interval: Duration,
     /// Roll back (as `stop`) when asked to exit.
     pub rollback_on_exit: bool,
@@ -47,8 +50,8 @@ const RESYNC_INTERVALS: u32 = 12;
 const COALESCE: Duration = Duration::from_millis(20);
 
 /// Repairs allowed in a burst, and the refill period of that budget.
-const REPAIR_BURST: u32 = 5;
-const REPAIR_REFILL: Duration = Duration::from_secs(2);
+pub const REPAIR_BURST: u32 = 5;
+pub const REPAIR_REFILL: Duration = Duration::from_secs(2);
 
 const REPAIRED: &str = "drift repaired";
 
@@ -56,27 +59,30 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
     let mut config = config::load(&options.config_path)?;
     netns::require_net_admin()?;
     let notifier = Notifier::from_env();
-
-    let first = commands::converge(ctx, &config, false).await?;
-    log_changes(&first, "converged");
+    let mut watchdog = Watchdog::from_notifier(&notifier);
+    // Both before the first convergence: signals so a SIGTERM meanwhile is
+    // handled cleanly once it is done, events so no removal is missed.
+    let mut signals = Signals::new().map_err(signal_error)?;
     let mut events = subscribe()?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+
+    // The watchdog keeps pinging while a convergence waits (for the lock
+    // another run holds, at most a minute): waiting is not hanging.
+    let first = watchdog
+        .keep_alive(&notifier, commands::converge(ctx, &config, false))
+        .await?;
+    log_changes(&first, "converged");
     let mut tick = tokio::time::interval_at(Instant::now() + options.interval, options.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let watchdog_period = notifier.watchdog_period();
-    let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
 
-    let mut limiter = RateLimiter::new(REPAIR_BURST, REPAIR_REFILL);
+    let mut limiter = RateLimiter::new(REPAIR_BURST, REPAIR_REFILL, std::time::Instant::now());
     let mut pending: Option<Instant> = None;
     let mut ticks: u32 = 0;
     let mut repairs: u64 = 0;
     let mut vips = vip_set(&config);
-    notifier.send(&format!(
-        "READY=1\nSTATUS=watching {} VIP(s); no repair yet",
+    notify(notifier.ready(&format!(
+        "watching {} VIP(s); no repair yet",
         config.vips.len()
-    ));
+    )));
     info!(
         "watching {} VIP(s), sysctls every {:?}",
         config.vips.len(),
@@ -99,43 +105,43 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
             },
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
-                if ticks.is_multiple_of(RESYNC_INTERVALS) || sysctls_drifted(&config) {
+                if ticks.is_multiple_of(RESYNC_INTERVALS) {
+                    debug!("full check");
+                    pending.get_or_insert_with(Instant::now);
+                } else if sysctls_drifted(&config) {
                     pending.get_or_insert_with(Instant::now);
                 }
             }
-            _ = hangup.recv() => {
-                match config::load(&options.config_path) {
-                    Ok(new) => {
-                        info!("SIGHUP: configuration reloaded from {}", options.config_path.display());
-                        config = new;
-                        vips = vip_set(&config);
-                        match commands::converge(ctx, &config, false).await {
-                            Ok(summary) => log_changes(&summary, "reloaded"),
-                            Err(e) => error!("converging to the reloaded configuration failed: {e}"),
-                        }
-                    }
-                    Err(e) => error!("SIGHUP: keeping the running configuration: {e}"),
+            signal = signals.recv() => match signal {
+                Signal::Stop => break,
+                Signal::Reload => {
+                    notify(notifier.reloading());
+                    reload(ctx, options, &mut config, &notifier, &mut watchdog).await;
+                    vips = vip_set(&config);
+                    notify(notifier.ready(&format!("watching {} VIP(s); {repairs} repair(s)", config.vips.len())));
                 }
-            }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
-            _ = watchdog.tick(), if watchdog_period.is_some() => notifier.send("WATCHDOG=1"),
+            },
+            _ = watchdog.tick() => notify(notifier.watchdog()),
             _ = sleep_until(pending.unwrap_or_else(Instant::now)), if pending.is_some() => {
-                match limiter.take(Instant::now()) {
+                match limiter.take(std::time::Instant::now()) {
                     Ok(()) => {
                         pending = None;
-                        match commands::converge(ctx, &config, false).await {
+                        let converged = watchdog
+                            .keep_alive(&notifier, commands::converge(ctx, &config, false))
+                            .await;
+                        match converged {
                             Ok(summary) if summary.changes.is_empty() => {}
                             Ok(summary) => {
                                 repairs += summary.changes.len() as u64;
                                 log_changes(&summary, REPAIRED);
                                 let last = summary.changes.last().map(ToString::to_string).unwrap_or_default();
-                                notifier.send(&format!("STATUS=watching {} VIP(s); {repairs} repair(s), last: {last}", config.vips.len()));
+                                notify(notifier.status(&format!("watching {} VIP(s); {repairs} repair(s), last: {last}", config.vips.len())));
                             }
                             Err(e) => error!("repair failed: {e}"),
                         }
                     }
                     Err(next) => {
+                        let next = Instant::from_std(next);
                         warn!(
                             "repairs rate-limited (more than {REPAIR_BURST} in a short time: is another tool undoing rs-agent?); next attempt in {:.1}s",
                             next.saturating_duration_since(Instant::now()).as_secs_f64()
@@ -147,14 +153,52 @@ pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
         }
     }
 
-    notifier.send("STOPPING=1");
+    notify(notifier.stopping());
     if options.rollback_on_exit {
-        let summary = commands::stop(ctx, false).await?;
+        let summary = watchdog
+            .keep_alive(&notifier, commands::stop(ctx, false))
+            .await?;
         log_changes(&summary, "rolled back on exit");
     } else {
         info!("exiting; the configuration stays in place (rs-agent stop undoes it)");
     }
     Ok(())
+}
+
+/// SIGHUP: load the configuration again and converge to it; a broken file
+/// is reported and the running configuration kept.
+async fn reload(
+    ctx: &Context,
+    options: &WatchOptions,
+    config: &mut Config,
+    notifier: &Notifier,
+    watchdog: &mut Watchdog,
+) {
+    match config::load(&options.config_path) {
+        Ok(new) => {
+            info!(
+                "SIGHUP: configuration reloaded from {}",
+                options.config_path.display()
+            );
+            *config = new;
+            let converged = watchdog
+                .keep_alive(notifier, commands::converge(ctx, config, false))
+                .await;
+            match converged {
+                Ok(summary) => log_changes(&summary, "reloaded"),
+                Err(e) => error!("converging to the reloaded configuration failed: {e}"),
+            }
+        }
+        Err(e) => error!("SIGHUP: keeping the running configuration: {e}"),
+    }
+}
+
+/// A failed notification is retried by the next one; it must not stop the
+/// service, only be visible.
+fn notify(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        warn!("sd_notify: {e}");
+    }
 }
 
 fn log_changes(summary: &Summary, what: &str) {
@@ -192,6 +236,7 @@ fn subscribe() -> Result<Events, Error> {
     ])
     .map_err(|e| Error::netlink("subscribing to address and link events", e))?;
     tokio::spawn(connection);
+    debug!("subscribed to address and link events");
     Ok(events)
 }
 
@@ -213,117 +258,19 @@ fn concerns_us(message: &NetlinkMessage<RouteNetlinkMessage>, vips: &HashSet<IpA
     }
 }
 
+/// Whether a managed sysctl differs from what the configuration wants (a
+/// sysctl that cannot be read counts: converging will say why).
 fn sysctls_drifted(config: &Config) -> bool {
-    config.arp.interfaces.iter().any(|interface| {
-        ArpKey::ALL.iter().any(|&key| {
-            let wanted = config.arp.desired(key);
-            sysctl::read(&SysctlKey::new(interface, key)).map_or(true, |v| v != wanted)
-        })
-    })
-}
-
-/// A token bucket: `burst` repairs at once, then one per `refill`.
-struct RateLimiter {
-    burst: u32,
-    refill: Duration,
-    tokens: u32,
-    last_refill: Instant,
-}
-
-impl RateLimiter {
-    fn new(burst: u32, refill: Duration) -> Self {
-        RateLimiter {
-            burst,
-            refill,
-            tokens: burst,
-            last_refill: Instant::now(),
-        }
-    }
-
-    /// Takes a token, or says when the next one is available.
-    fn take(&mut self, now: Instant) -> Result<(), Instant> {
-        let elapsed = now.saturating_duration_since(self.last_refill);
-        let earned = (elapsed.as_nanos() / self.refill.as_nanos()) as u32;
-        if earned > 0 {
-            self.tokens = (self.tokens + earned).min(self.burst);
-            self.last_refill += self.refill * earned;
-        }
-        if self.tokens > 0 {
-            if self.tokens == self.burst {
-                self.last_refill = now;
-            }
-            self.tokens -= 1;
-            Ok(())
-        } else {
-            Err(self.last_refill + self.refill)
-        }
-    }
-}
-
-/// sd_notify(3) over $NOTIFY_SOCKET, without linking libsystemd.
-struct Notifier {
-    socket: Option<(UnixDatagram, std::os::unix::net::SocketAddr)>,
-}
-
-impl Notifier {
-    fn from_env() -> Self {
-        use std::os::linux::net::SocketAddrExt;
-        let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
-            let path = path.into_string().ok()?;
-            let address = match path.strip_prefix('@') {
-                Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name).ok()?,
-                None => std::os::unix::net::SocketAddr::from_pathname(&path).ok()?,
-            };
-            Some((UnixDatagram::unbound().ok()?, address))
-        });
-        Notifier { socket }
-    }
-
-    fn send(&self, state: &str) {
-        if let Some((socket, address)) = &self.socket
-            && let Err(e) = socket.send_to_addr(state.as_bytes(), address)
-        {
-            warn!("sd_notify: {e}");
-        }
-    }
-
-    /// Half the watchdog timeout systemd asked for, if it asked this process.
-    fn watchdog_period(&self) -> Option<Duration> {
-        self.socket.as_ref()?;
-        let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-        if let Ok(pid) = std::env::var("WATCHDOG_PID")
-            && pid.parse::<u32>().ok() != Some(std::process::id())
-        {
-            return None;
-        }
-        (usec > 0).then(|| Duration::from_micros(usec / 2))
-    }
+    debug!("sysctl check");
+    config
+        .sysctls()
+        .iter()
+        .any(|s| sysctl::read(&s.key).map_or(true, |v| v != s.value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_limiter_allows_a_burst_then_one_per_period() {
-        let start = Instant::now();
-        let mut limiter = RateLimiter::new(3, Duration::from_secs(2));
-        limiter.last_refill = start;
-        for _ in 0..3 {
-            assert!(limiter.take(start).is_ok());
-        }
-        let next = limiter.take(start).unwrap_err();
-        assert_eq!(next, start + Duration::from_secs(2));
-        assert!(limiter.take(start + Duration::from_millis(1999)).is_err());
-        assert!(limiter.take(start + Duration::from_secs(2)).is_ok());
-        assert!(limiter.take(start + Duration::from_secs(2)).is_err());
-        // A long quiet spell refills the whole burst, no more.
-        let later = start + Duration::from_secs(60);
-        for _ in 0..3 {
-            assert!(limiter.take(later).is_ok());
-        }
-        assert!(limiter.take(later).is_err());
-    }
 
     #[test]
     fn only_vip_removals_and_loopback_changes_matter() {

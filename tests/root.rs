@@ -1,8 +1,9 @@
 //! Root tests against the real kernel. Each test creates its own network
 //! namespace; the suite runs inside a throwaway namespace of its own
 //! (scripts/test-all.sh), so nothing here can reach the machine's network.
-//! Gated by the `test_as_root` feature: they fail, never skip, without root.
-#![cfg(feature = "test_as_root")]
+//! Every test is `#[ignore = "needs root: ..."]`: a plain `cargo test` reports
+//! them as ignored (never as passed), and scripts/test-all.sh runs them as
+//! root with `--ignored`, where they fail, never skip, without root.
 
 mod common;
 
@@ -14,6 +15,7 @@ const VIP4: &str = "203.0.113.10";
 const VIP6: &str = "2001:db8::10";
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn start_adds_vips_and_sets_arp() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&format!(
@@ -44,6 +46,7 @@ fn start_adds_vips_and_sets_arp() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn second_start_changes_nothing_and_says_so() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4, VIP6]));
@@ -67,6 +70,7 @@ fn second_start_changes_nothing_and_says_so() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn start_json_reports_changes() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
@@ -92,6 +96,7 @@ fn start_json_reports_changes() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn start_converges_after_config_change() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&["203.0.113.1", "203.0.113.2"]));
@@ -112,6 +117,7 @@ fn start_converges_after_config_change() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn stop_restores_exactly_and_second_stop_is_a_no_op() {
     let ns = Netns::new(0, 0);
     let before = ns.snapshot();
@@ -127,6 +133,7 @@ fn stop_restores_exactly_and_second_stop_is_a_no_op() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn stop_works_when_the_config_is_gone() {
     let ns = Netns::new(0, 0);
     let before = ns.snapshot();
@@ -139,6 +146,7 @@ fn stop_works_when_the_config_is_gone() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn stop_restores_non_default_prior_values() {
     let ns = Netns::new(3, 1);
     let before = ns.snapshot();
@@ -165,6 +173,7 @@ fn stop_restores_non_default_prior_values() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn stop_leaves_a_value_someone_else_changed() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
@@ -181,6 +190,7 @@ fn stop_leaves_a_value_someone_else_changed() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn preexisting_vip_is_never_removed() {
     let ns = Netns::new(0, 0);
     ns.ip(&["addr", "add", &format!("{VIP4}/32"), "dev", "lo"]);
@@ -205,6 +215,7 @@ fn preexisting_vip_is_never_removed() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn vip_on_a_nic_is_refused_before_any_change() {
     let ns = Netns::new(0, 0);
     ns.ip(&[
@@ -225,6 +236,7 @@ fn vip_on_a_nic_is_refused_before_any_change() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn failure_midway_rolls_back_everything() {
     let ns = Netns::new(0, 0);
     // A real kernel failure: IPv6 disabled on lo refuses the IPv6 VIP after
@@ -263,6 +275,7 @@ fn failure_midway_rolls_back_everything() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn namespaces_keep_separate_records() {
     let a = Netns::new(0, 0);
     let b = Netns::new(0, 0);
@@ -312,6 +325,7 @@ fn parallel_starts(ns: &Netns, config: &ConfigFile, count: usize) -> Vec<Run> {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn concurrent_starts_serialize() {
     let ns = Netns::new(2, 0);
     let before = ns.snapshot();
@@ -328,6 +342,7 @@ fn concurrent_starts_serialize() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn concurrent_first_starts_record_the_true_originals() {
     let ns = Netns::new(3, 1);
     let before = ns.snapshot();
@@ -363,6 +378,7 @@ fn assert_rejected(ns: &Netns, config_text: Option<&str>, code: i32, needle: &st
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn bad_input_changes_nothing() {
     let ns = Netns::new(0, 0);
     let cases: &[(Option<&str>, &str)] = &[
@@ -417,6 +433,7 @@ fn bad_input_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn without_privileges_nothing_changes() {
     let ns = Netns::new(0, 0);
     let before = ns.snapshot();
@@ -454,6 +471,7 @@ fn without_privileges_nothing_changes() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn unknown_netns_is_an_error() {
     let config = ConfigFile::new(&vips(&[VIP4]));
     let run = Run::of(Command::new(common::AGENT).args([
@@ -468,6 +486,7 @@ fn unknown_netns_is_an_error() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn netns_option_is_the_same_as_running_inside() {
     // Without --netns the agent works in the namespace it runs in.
     let ns = Netns::new(0, 0);
@@ -490,6 +509,7 @@ fn netns_option_is_the_same_as_running_inside() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn dry_run_changes_nothing() {
     let ns = Netns::new(0, 0);
     let before = ns.snapshot();
@@ -521,6 +541,7 @@ fn dry_run_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn lo_down_is_brought_up_and_put_back() {
     let ns = Netns::new(0, 0);
     ns.ip(&["link", "set", "lo", "down"]);
@@ -532,6 +553,7 @@ fn lo_down_is_brought_up_and_put_back() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn check_and_status_report_drift() {
     let ns = Netns::new(0, 0);
     ns.ip(&[
@@ -589,6 +611,7 @@ fn check_and_status_report_drift() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn interface_names_with_dots() {
     let ns = Netns::new(0, 0);
     ns.ip(&[
@@ -612,6 +635,7 @@ fn interface_names_with_dots() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn thousands_of_vips_in_one_run() {
     let ns = Netns::new(0, 0);
     let addresses: Vec<String> = (0..3000)
@@ -631,6 +655,7 @@ fn thousands_of_vips_in_one_run() {
 /// ARP end to end: a client and a real server joined by a veth pair. The real
 /// server answers ARP for a VIP on its lo until `rs-agent start`.
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn arp_for_the_vip_is_answered_before_start_and_not_after() {
     let client = Netns::new(0, 0);
     let server = Netns::new(0, 0);
@@ -680,6 +705,7 @@ fn arp_for_the_vip_is_answered_before_start_and_not_after() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn unprivileged_check_works_without_the_record() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
@@ -703,6 +729,7 @@ fn unprivileged_check_works_without_the_record() {
 }
 
 #[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
 fn vips_can_come_from_the_director_configuration() {
     let ns = Netns::new(0, 0);
     let dir = tempfile::tempdir().unwrap();
@@ -721,4 +748,146 @@ fn vips_can_come_from_the_director_configuration() {
     assert!(lo.contains(&"2001:db8::30/128".to_string()), "{lo:?}");
     ns.stop().ok();
     assert_eq!(ns.addresses("lo"), vec!["127.0.0.1/8", "::1/128"]);
+}
+
+/// A sysctl every run reads, replaced (in the run's own mount namespace) by
+/// a file the kernel would never produce: reading the system fails.
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn a_failure_to_read_the_system_is_exit_7_and_changes_nothing() {
+    let ns = Netns::new(0, 0);
+    let config = ConfigFile::new(&vips(&[VIP4]));
+    let before = ns.snapshot();
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("arp_ignore");
+    std::fs::write(&garbage, "garbage\n").unwrap();
+    for command in ["start", "stop", "status", "check"] {
+        let script = format!(
+            "mount --bind {garbage} /proc/sys/net/ipv4/conf/default/arp_ignore && \
+             exec {agent} --state-dir {state} {command} --config {config}",
+            garbage = garbage.display(),
+            agent = common::AGENT,
+            state = ns.state_dir().display(),
+            config = config.path.display(),
+        );
+        let out = ns.exec(&["sh", "-c", &script]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{command}: {stderr}");
+        assert!(
+            stderr.contains("cannot parse net.ipv4.conf.default.arp_ignore"),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains("undone"), "{command}: {stderr}");
+    }
+    assert_eq!(ns.snapshot(), before);
+    assert!(ns.records().is_empty());
+}
+
+/// The record the previous agent (record format 1) wrote, and the
+/// configuration it ran with: see src/state/tests.rs.
+const RECORD_V1: &str = include_str!("fixtures/record-v1.json");
+const CONFIG_V1: &str = "[arp]\ninterfaces = [\"all\", \"nic0.100\"]\n\
+    [[vip]]\naddress = \"203.0.113.10\"\nlabel = \"lo:0\"\n\
+    [[vip]]\naddress = \"203.0.113.11\"\n\
+    [[vip]]\naddress = \"2001:db8::10\"\n";
+
+/// A namespace as the previous agent left it after `start` with CONFIG_V1,
+/// with its record in place; returns the state from before that start.
+fn started_by_the_previous_agent(ns: &Netns) -> String {
+    // Before: what the fixture's "original" values and the pre-existing VIP say.
+    ns.ip(&[
+        "link", "add", "nic0.100", "type", "veth", "peer", "name", "nic0p",
+    ]);
+    ns.write_sysctl("nic0.100", "arp_ignore", 2);
+    ns.ip(&["addr", "add", "203.0.113.11/32", "dev", "lo"]);
+    ns.ip(&["link", "set", "lo", "down"]);
+    let before = ns.snapshot();
+    // What that start did, as its output listed it.
+    for (interface, key, value) in [
+        ("all", "arp_ignore", 1),
+        ("all", "arp_announce", 2),
+        ("nic0.100", "arp_ignore", 1),
+        ("nic0.100", "arp_announce", 2),
+    ] {
+        ns.write_sysctl(interface, key, value);
+    }
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&[
+        "addr",
+        "add",
+        "203.0.113.10/32",
+        "dev",
+        "lo",
+        "label",
+        "lo:0",
+    ]);
+    ns.ip(&[
+        "addr",
+        "add",
+        "2001:db8::10/128",
+        "dev",
+        "lo",
+        "nodad",
+        "preferred_lft",
+        "0",
+    ]);
+    // Its record, where this agent looks for the namespace's record.
+    let json = ns
+        .agent(&["--output", "json", "stop", "--dry-run"])
+        .ok()
+        .json();
+    let record = json["record"].as_str().unwrap();
+    std::fs::create_dir_all(ns.state_dir()).unwrap();
+    std::fs::write(record, RECORD_V1).unwrap();
+    before
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn stop_undoes_exactly_what_the_previous_agent_recorded() {
+    let ns = Netns::new(3, 1);
+    let before = started_by_the_previous_agent(&ns);
+    let config = ConfigFile::new(CONFIG_V1);
+    let status = ns
+        .agent(&["status", "--config", config.path.to_str().unwrap()])
+        .ok();
+    assert!(
+        status.stdout.contains("on lo (added by rs-agent)"),
+        "{status:#?}"
+    );
+    assert!(
+        status.stdout.contains("on lo (pre-existing)"),
+        "{status:#?}"
+    );
+    assert!(status.stdout.ends_with("in sync\n"), "{status:#?}");
+    let run = ns.stop().ok();
+    assert!(run.stdout.contains("stop: 7 change(s) made"), "{run:#?}");
+    assert_eq!(ns.snapshot(), before);
+    assert!(ns.records().is_empty());
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn start_over_a_previous_record_keeps_it_until_something_changes() {
+    let ns = Netns::new(3, 1);
+    let before = started_by_the_previous_agent(&ns);
+    let config = ConfigFile::new(CONFIG_V1);
+    // Nothing to change: the record stays as the previous agent wrote it
+    // (so going back to that agent still works).
+    let run = ns.start(&config.path).ok();
+    assert_eq!(run.stdout, "start: no changes needed\n");
+    let record = ns.records()[0].clone();
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), RECORD_V1);
+    // A change rewrites it in the current format, with everything it held.
+    config.set(&CONFIG_V1.replace("203.0.113.10", "203.0.113.12"));
+    let run = ns.start(&config.path).ok();
+    assert_eq!(
+        run.stdout,
+        "remove 203.0.113.10/32 label lo:0 from lo\nadd 203.0.113.12/32 label lo:0 to lo\nstart: 2 change(s) made\n"
+    );
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains("\"version\": 2"), "{text}");
+    assert!(text.contains("\"links_brought_up\""), "{text}");
+    ns.stop().ok();
+    assert_eq!(ns.snapshot(), before);
 }

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Health-checking director benchmark, run inside the VM by scripts/bench.sh
+# (VM_GUEST=tests/vm/bench/health.sh): lvs-director against Debian's
+# keepalived (checker only, -C) on the same kernel, the same services in both
+# configurations, one daemon at a time in a fresh network namespace.
+#
+# Set-up: SERVICES virtual services (198.18.x.y:80, wrr), each with DESTS
+# real servers of its own (distinct addresses in 198.19.0.0/16, so neither
+# daemon can share a check between services), TCP checks every INTERVAL s.
+# The real servers are addresses on lo of one "farm" namespace behind a veth,
+# where one listener accepts and closes every connection.
+#
+# Measured per daemon:
+#   startup   time from start until every destination is in the table with
+#             its configured weight (both daemons check before they serve:
+#             keepalived with `alpha`, lvs-director by default)
+#   cpu       CPU seconds (user+system, every process of the daemon) over a
+#             steady window of WINDOW seconds after start-up
+#   rss       peak resident memory (VmHWM, summed over the daemon's processes)
+#   reload    SIGHUP with one real server's weight changed: time until the
+#             kernel shows the new weight
+#   detect    one real server starts refusing connections: time until its
+#             weight is 0 (both daemons drain: keepalived inhibit_on_failure)
+#   recover   it accepts again: time until its weight is back
+#
+# Environment: LVS_DIRECTOR (binary), BENCH_SERVICES (2000), BENCH_DESTS (10),
+# BENCH_INTERVAL (5), BENCH_WINDOW (60), BENCH_DAEMONS ("lvs-director
+# keepalived").
+set -euo pipefail
+
+SERVICES=${BENCH_SERVICES:-2000}
+DESTS=${BENCH_DESTS:-10}
+INTERVAL=${BENCH_INTERVAL:-5}
+WINDOW=${BENCH_WINDOW:-60}
+DAEMONS=${BENCH_DAEMONS:-lvs-director keepalived}
+WORK=$(mktemp -d /tmp/health-bench.XXXXXX)
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+NS=hb-dir-$$
+FARM=hb-farm-$$
+DAEMON_PID=
+LISTENER_PIDS=()
+
+cleanup() {
+    [[ -n $DAEMON_PID ]] && kill -KILL "$DAEMON_PID" 2>/dev/null
+    for p in "${LISTENER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+    ip netns del "$FARM" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { printf 'health-bench: %s\n' "$*" >&2; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+modprobe -a ip_vs ip_vs_wrr
+cp "${LVS_DIRECTOR:?LVS_DIRECTOR must name the lvs-director binary}" "$WORK/lvs-director"
+cp "$(command -v keepalived)" "$WORK/keepalived"
+cp "$(command -v ipvsadm)" "$WORK/ipvsadm"
+IPVSADM=$WORK/ipvsadm
+
+# --- addresses ----------------------------------------------------------------
+vip() { python3 -c "import ipaddress,sys; print(ipaddress.IPv4Address(int(ipaddress.IPv4Address('198.18.0.1')) + int(sys.argv[1])))" "$1"; }
+python3 - "$SERVICES" "$DESTS" "$WORK" <<'PY'
+import ipaddress, sys
+services, dests, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+vip0 = int(ipaddress.IPv4Address("198.18.0.1"))
+rs0 = int(ipaddress.IPv4Address("198.19.0.1"))
+with open(f"{work}/farm.batch", "w") as farm, open(f"{work}/director.toml", "w") as d, \
+        open(f"{work}/keepalived.conf", "w") as k:
+    k.write("global_defs {\n    router_id health-bench\n}\n")
+    for s in range(services):
+        v = ipaddress.IPv4Address(vip0 + s)
+        d.write(f'[[service]]\nvip = "{v}"\nport = 80\nscheduler = "wrr"\n'
+                '[service.check]\ntype = "tcp"\ninterval = @INTERVAL@\n')
+        k.write(f"virtual_server {v} 80 {{\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n"
+                f"    alpha\n    inhibit_on_failure\n")
+        for i in range(dests):
+            r = ipaddress.IPv4Address(rs0 + s * dests + i)
+            farm.write(f"address add {r}/32 dev lo\n")
+            w = i + 1
+            d.write(f'[[service.server]]\naddress = "{r}"\nweight = {w}\n')
+            k.write(f"    real_server {r} 80 {{\n        weight {w}\n        inhibit_on_failure\n"
+                    f"        TCP_CHECK {{\n            connect_timeout 2\n            retry 0\n        }}\n    }}\n")
+        k.write("}\n")
+PY
+# The interval goes in with sed: one place for both daemons.
+sed -i "s/^interval = @INTERVAL@$/interval = $INTERVAL.0\ntimeout = 2.0\nrise = 1\nfall = 1/" "$WORK/director.toml"
+sed -i "s/^    lb_algo wrr$/    delay_loop $INTERVAL\n    lb_algo wrr/" "$WORK/keepalived.conf"
+EXPECTED=$((SERVICES * DESTS))
+FIRST_VIP=$(vip 0)
+FIRST_RS=198.19.0.1
+
+# --- namespaces ----------------------------------------------------------------
+farm_up() {
+    ip netns add "$FARM"
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+    ip -n "$FARM" link set lo up
+    ip link add hb0 netns "$NS" type veth peer name hb1 netns "$FARM"
+    ip -n "$NS" addr add 203.0.113.1/30 dev hb0
+    ip -n "$FARM" addr add 203.0.113.2/30 dev hb1
+    ip -n "$NS" link set hb0 up
+    ip -n "$FARM" link set hb1 up
+    ip -n "$NS" route add 198.19.0.0/16 via 203.0.113.2
+    ip -n "$FARM" route add default via 203.0.113.1
+    ip -n "$FARM" -batch "$WORK/farm.batch"
+    ip netns exec "$FARM" sysctl -qw net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
+    # Two accept-and-close loops on one port (SO_REUSEPORT): every farm
+    # address answers a TCP check.
+    for _ in 1 2; do
+        ip netns exec "$FARM" python3 -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("0.0.0.0", 80))
+s.listen(65535)
+while True:
+    c, _ = s.accept()
+    c.close()
+' &
+        LISTENER_PIDS+=($!)
+    done
+}
+farm_down() {
+    for p in "${LISTENER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    LISTENER_PIDS=()
+    ip netns del "$NS" 2>/dev/null || true
+    ip netns del "$FARM" 2>/dev/null || true
+}
+
+# Destinations of the whole table with a weight > 0.
+weighted() { ip netns exec "$NS" "$IPVSADM" -Sn | awk '$1 == "-a" && $NF != 0 {n++} END {print n + 0}'; }
+# The weight of real server RS in the first service (empty if absent).
+weight_of() {
+    ip netns exec "$NS" "$IPVSADM" -Ln -t "$FIRST_VIP:80" |
+        awk -v rs="$1:80" '$2 == rs {print $4}'
+}
+# wait_until LIMIT_S CMD...: poll every 0.1 s; prints the ms waited; fails at LIMIT_S.
+wait_until() {
+    local limit=$1 start
+    shift
+    start=$(now_ms)
+    while ! "$@"; do
+        (($(now_ms) - start < limit * 1000)) || return 1
+        sleep 0.1
+    done
+    echo $(($(now_ms) - start))
+}
+all_weighted() { [[ $(weighted) -eq $EXPECTED ]]; }
+weight_is() { [[ $(weight_of "$1") == "$2" ]]; }
+
+# Every process of the daemon: the PID and its children (keepalived forks a
+# checker process).
+daemon_pids() { echo "$DAEMON_PID" $(pgrep -P "$DAEMON_PID" 2>/dev/null || true); }
+cpu_ticks() {
+    local t=0 p
+    for p in $(daemon_pids); do
+        [[ -r /proc/$p/stat ]] || continue
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+peak_rss_kib() {
+    local t=0 p
+    for p in $(daemon_pids); do
+        [[ -r /proc/$p/status ]] || continue
+        t=$((t + $(awk '/^VmHWM:/ {print $2}' "/proc/$p/status")))
+    done
+    echo "$t"
+}
+
+start_daemon() {
+    case $1 in
+    lvs-director)
+        ip netns exec "$NS" "$WORK/lvs-director" run --config "$WORK/director.toml" \
+            --control "$WORK/control.sock" >"$WORK/daemon.log" 2>&1 &
+        ;;
+    keepalived)
+        ip netns exec "$NS" "$WORK/keepalived" -n -C -f "$WORK/keepalived.conf" \
+            -p "$WORK/ka.pid" -c "$WORK/ka-check.pid" >"$WORK/daemon.log" 2>&1 &
+        ;;
+    esac
+    DAEMON_PID=$!
+}
+config_of() { [[ $1 == keepalived ]] && echo "$WORK/keepalived.conf" || echo "$WORK/director.toml"; }
+
+HZ=$(getconf CLK_TCK)
+declare -A R
+for daemon in $DAEMONS; do
+    say "$daemon: $SERVICES services x $DESTS servers, TCP checks every ${INTERVAL}s"
+    farm_up
+    t0=$(now_ms)
+    start_daemon "$daemon"
+    if ms=$(wait_until 900 all_weighted); then
+        R[$daemon.startup]=$ms
+    else
+        R[$daemon.startup]="> 900000"
+        say "$daemon: table incomplete after 900 s ($(weighted) of $EXPECTED)"
+    fi
+    c0=$(cpu_ticks)
+    sleep "$WINDOW"
+    c1=$(cpu_ticks)
+    R[$daemon.cpu]=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v w="$WINDOW" 'BEGIN {printf "%.1f", 100 * t / hz / w}')
+
+    # Reload: the first server of the first service gets weight 7.
+    cfg=$(config_of "$daemon")
+    cp "$cfg" "$cfg.orig"
+    if [[ $daemon == keepalived ]]; then
+        python3 - "$cfg" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("weight 1\n", "weight 7\n", 1)
+open(p, "w").write(s)
+PY
+    else
+        python3 - "$cfg" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("weight = 1\n", "weight = 7\n", 1)
+open(p, "w").write(s)
+PY
+    fi
+    kill -HUP "$DAEMON_PID"
+    R[$daemon.reload]=$(wait_until 600 weight_is "$FIRST_RS" 7) || R[$daemon.reload]="> 600000"
+
+    # Detection and recovery: the first server refuses connections.
+    ip netns exec "$FARM" iptables -I INPUT -d "$FIRST_RS" -p tcp --dport 80 -j REJECT --reject-with tcp-reset
+    R[$daemon.detect]=$(wait_until 120 weight_is "$FIRST_RS" 0) || R[$daemon.detect]="> 120000"
+    ip netns exec "$FARM" iptables -D INPUT -d "$FIRST_RS" -p tcp --dport 80 -j REJECT --reject-with tcp-reset
+    R[$daemon.recover]=$(wait_until 120 weight_is "$FIRST_RS" 7) || R[$daemon.recover]="> 120000"
+    R[$daemon.rss]=$(peak_rss_kib)
+
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+    DAEMON_PID=
+    say "$daemon: $(tail -3 "$WORK/daemon.log" | tr '\n' ' ')"
+    farm_down
+done
+
+# The table goes to a file the host reads after the VM stops.
+exec > >(tee "${VM_LOG_DIR:-$WORK}/health-bench.md")
+secs() { awk -v ms="$1" 'BEGIN {if (ms ~ />/) print ms " ms"; else printf (ms >= 1000) ? "%.2f s" : "%d ms", (ms >= 1000) ? ms / 1000 : ms}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a ~ />/ || b ~ />/ || b == 0) print "n/a"; else printf "%.3f", a / b}'; }
+echo "| $SERVICES services x $DESTS servers, TCP every ${INTERVAL}s | lvs-director | keepalived 2.2.7 | ratio | target |"
+echo "|---|---:|---:|---:|---|"
+echo "| start-up to a complete, checked table | $(secs "${R[lvs-director.startup]:-0}") | $(secs "${R[keepalived.startup]:-0}") | $(ratio "${R[lvs-director.startup]:-0}" "${R[keepalived.startup]:-0}") | |"
+echo "| CPU over ${WINDOW}s steady state (% of one core) | ${R[lvs-director.cpu]:-} | ${R[keepalived.cpu]:-} | $(ratio "${R[lvs-director.cpu]:-0}" "${R[keepalived.cpu]:-0}") | <= 0.5 |"
+echo "| peak RSS (MiB) | $(awk -v k="${R[lvs-director.rss]:-0}" 'BEGIN {printf "%.1f", k / 1024}') | $(awk -v k="${R[keepalived.rss]:-0}" 'BEGIN {printf "%.1f", k / 1024}') | $(ratio "${R[lvs-director.rss]:-0}" "${R[keepalived.rss]:-0}") | <= 0.5 |"
+echo "| reload, one weight changed: SIGHUP to the edit in the kernel | $(secs "${R[lvs-director.reload]:-0}") | $(secs "${R[keepalived.reload]:-0}") | $(ratio "${R[lvs-director.reload]:-0}" "${R[keepalived.reload]:-0}") | <= 0.05, < 1 s |"
+echo "| dead server detected (weight 0) | $(secs "${R[lvs-director.detect]:-0}") | $(secs "${R[keepalived.detect]:-0}") | | <= interval + timeout |"
+echo "| recovered server back | $(secs "${R[lvs-director.recover]:-0}") | $(secs "${R[keepalived.recover]:-0}") | | <= rise x interval |"
+echo
+echo "Guest: kernel $(uname -r), $(nproc) CPUs under QEMU; one run per daemon, each in fresh namespaces; lvs-director rise 1 fall 1 timeout 2 s, keepalived alpha + inhibit_on_failure, connect_timeout 2, retry 0: both fail a server on its first failed check and admit it on its first success."
