@@ -354,7 +354,8 @@ impl Model {
         };
         let (rise, fall) = (entry.spec.rise, entry.spec.fall);
         let transition = entry.state.record(outcome, rise, fall, now);
-        let users = entry.users.clone();
+        // Taken and put back: no allocation per result.
+        let users = std::mem::take(&mut entry.users);
         let mut touched = transition.is_some();
         for &(i, j) in &users {
             if self.servers[i][j].adopted.take().is_some() {
@@ -362,6 +363,7 @@ impl Model {
             }
         }
         if !touched {
+            self.checks[id].users = users;
             return up;
         }
         for &(i, j) in &users {
@@ -380,8 +382,9 @@ impl Model {
                 up.services.push(i);
             }
         }
-        for &i in &up.services.clone() {
-            self.update_sorry(i, &mut up.events);
+        self.checks[id].users = users;
+        for k in 0..up.services.len() {
+            self.update_sorry(up.services[k], &mut up.events);
         }
         up
     }

@@ -9,7 +9,8 @@
 #  c) tcp on port 3306 (the check's own port): rs2's server on 3306 killed ->
 #     weight 0 while its port 80 still serves; on_failure = "remove" deletes
 #     it instead.
-# A check changed by a reload does not drop serving servers to 0 meanwhile.
+# A check changed by a reload does not drop serving servers to 0 meanwhile;
+# a bad file at start exits 2 with file:line:column and changes nothing.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 use_director
@@ -38,6 +39,15 @@ rs_serve rs1 80 3306
 rs_serve rs2 80
 health_server rs1 8080
 health_server rs2 8080
+
+# A bad file at start: exit 2, file:line:column, nothing in the table.
+printf '[[service]]\nvip = "%s"\nport = 80\n[service.check]\ntype = "http"\nexpect_status = [700]\n' "$VIP" >"$TEST_TMP/bad.toml"
+rc=0
+err=$("$DIRECTOR" --netns director run --config "$TEST_TMP/bad.toml" --control "$TEST_TMP/bad.sock" 2>&1) || rc=$?
+((rc == 2)) || fail "a bad file at start exited $rc, not 2: $err"
+grep -q "$TEST_TMP/bad.toml:6:18: expect_status takes codes" <<<"$err" || fail "no file:line:column: $err"
+[[ -z $(ipvsadm_d -Sn) ]] || fail "a bad file changed the table: $(ipvsadm_d -Sn)"
+pass "bad file at start: exit 2, $(grep -o "bad.toml:6:18" <<<"$err"), table untouched"
 
 # a) http
 config "[service.check]
