@@ -20,8 +20,21 @@ use crate::model::{CheckId, Model};
 struct Slot {
     address: IpAddr,
     spec: Arc<CheckSpec>,
-    running: bool,
+    /// When the run in flight started. A run whose result never came (a
+    /// result of a generation the daemon no longer maps, after two quick
+    /// reloads) stops counting once it is older than any run can be.
+    running: Option<Instant>,
     next: Instant,
+}
+
+impl Slot {
+    fn busy(&self, now: Instant) -> bool {
+        // The checker waits at most an interval for a permit, then runs
+        // within the timeout.
+        let longest = self.spec.interval + self.spec.timeout + Duration::from_secs(1);
+        self.running
+            .is_some_and(|t| now.saturating_duration_since(t) < longest)
+    }
 }
 
 /// A run to start.
@@ -92,7 +105,7 @@ impl Scheduler {
             let slot = carry(id).unwrap_or_else(|| Slot {
                 address: c.address,
                 spec: c.spec.clone(),
-                running: false,
+                running: None,
                 next: now + jitter(id, c.spec.interval),
             });
             self.heap.push(Reverse((slot.next, id)));
@@ -128,10 +141,10 @@ impl Scheduler {
             }
             slot.next = next;
             self.heap.push(Reverse((next, id)));
-            if slot.running {
+            if slot.busy(now) {
                 continue;
             }
-            slot.running = true;
+            slot.running = Some(now);
             out.push(Run {
                 generation: self.generation,
                 id,
@@ -145,7 +158,7 @@ impl Scheduler {
     /// A run of check `id` (of the current generation) ended.
     pub fn finished(&mut self, id: CheckId) {
         if let Some(Some(slot)) = self.slots.get_mut(id) {
-            slot.running = false;
+            slot.running = None;
         }
     }
 

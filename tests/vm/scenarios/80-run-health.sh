@@ -81,8 +81,13 @@ log "metrics: $(grep -c '^lvs_director_' <<<"$METRICS") series"
 [[ $(metric lvs_director_server_state "$RS2_IP" down) == 1 ]] || fail "rs2 state metric: $(grep "state" <<<"$METRICS" | grep "$RS2_IP")"
 [[ $(metric lvs_director_server_state "$RS1_IP" up) == 1 ]] || fail "rs1 state metric"
 [[ $(metric lvs_director_server_transitions_total "$RS2_IP") == 2 ]] || fail "rs2 transitions (unchecked->up->down): $(grep transitions <<<"$METRICS")"
-conns=$(metric lvs_director_server_connections_total "$RS1_IP")
-((${conns:-0} >= 9)) || fail "rs1 connections counter ${conns:-none} < 9: $(grep connections_total <<<"$METRICS")"
+# IPVS sums its per-CPU counters every 2 s: wait for the 9 connections.
+rs1_conns() { METRICS=$(scrape) && conns=$(metric lvs_director_server_connections_total "$RS1_IP") && ((${conns:-0} >= 9)); }
+tries=0
+until rs1_conns; do
+    ((++tries < 10)) || fail "rs1 connections counter ${conns:-none} < 9: $(grep connections_total <<<"$METRICS")"
+    sleep 1
+done
 pass "metrics: rs2 weight 0 (configured 2) state down after 2 transitions; rs1 up with $conns connections"
 start_rs2
 t=$(wait_weight 15 "$RS2_IP" 2)
