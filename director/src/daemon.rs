@@ -297,17 +297,16 @@ impl Daemon {
                     .filter(|e| matches!(e, Event::Server { .. }))
                     .count() as u64;
                 log_events(&up.events);
-                for i in up.services {
-                    if !services.contains(&i) {
-                        services.push(i);
-                    }
-                }
+                services.extend(up.services);
             }
             if n < RESULT_BATCH {
                 next = self.rx.try_recv().ok();
             }
         }
         if !services.is_empty() {
+            // A batch may touch thousands of services: no linear dedup.
+            services.sort_unstable();
+            services.dedup();
             let entries = services
                 .iter()
                 .map(|&i| self.model.service_entry(i))
