@@ -80,6 +80,8 @@ impl DaemonError {
 const RESULT_BATCH: usize = 4096;
 /// Runs started per turn of the loop.
 const START_BATCH: usize = 4096;
+/// Steps of a sync's plan logged one per line; the rest are counted.
+const LOGGED_STEPS: usize = 50;
 
 /// A finished check.
 struct Done {
@@ -117,6 +119,8 @@ pub struct Daemon {
     notifier: Notifier,
     pub(crate) counters: Counters,
     pub(crate) started: Instant,
+    skipped_since_sync: u64,
+    last_skip: String,
 }
 
 fn groups(c: &DirectorConfig) -> Vec<PortGroup> {
@@ -176,6 +180,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         notifier: Notifier::from_env(),
         counters: Counters::default(),
         started: now,
+        skipped_since_sync: 0,
+        last_skip: String::new(),
     };
     d.full_sync(Some(table)).await;
     d.counters.last_load = crate::daemon_metrics::now();
@@ -286,8 +292,11 @@ impl Daemon {
             if let Some(id) = self.current_id(done.generation, done.id) {
                 self.sched.finished(id);
                 if let CheckOutcome::Skipped(why) = &done.outcome {
+                    // Summed up at the next sync: an overloaded checker
+                    // must not flood the log too.
                     self.counters.skipped += 1;
-                    warn!("check of {} skipped: {why}", self.model.checks[id].address);
+                    self.skipped_since_sync += 1;
+                    self.last_skip = why.clone();
                 }
                 let up = self.model.record(id, &done.outcome, now);
                 self.model.checks[id].state.last_duration = Some(done.duration);
@@ -366,6 +375,13 @@ impl Daemon {
                 }
             },
         };
+        if self.skipped_since_sync > 0 {
+            warn!(
+                "{} checks skipped since the last sync (last: {}): raise --max-in-flight or the intervals",
+                self.skipped_since_sync, self.last_skip
+            );
+            self.skipped_since_sync = 0;
+        }
         let retired = self.model.expire_retiring(&table, Instant::now());
         let desired = self.model.desired_table();
         let mut p = plan(&desired, &table, self.opts.prune);
@@ -386,8 +402,12 @@ impl Daemon {
                 "full sync (drift or retries)"
             };
             info!("{what}: {changes} changes");
-            for step in crate::plan::steps(&p, &table) {
+            let steps = crate::plan::steps(&p, &table);
+            for step in steps.iter().take(LOGGED_STEPS) {
                 info!("  {step}");
+            }
+            if steps.len() > LOGGED_STEPS {
+                info!("  ... and {} more", steps.len() - LOGGED_STEPS);
             }
         }
         self.view = view_of(table);
