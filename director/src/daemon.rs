@@ -80,6 +80,8 @@ impl DaemonError {
 const RESULT_BATCH: usize = 4096;
 /// Runs started per turn of the loop.
 const START_BATCH: usize = 4096;
+/// Granularity of check starts.
+const TICK: Duration = Duration::from_millis(10);
 /// Steps of a sync's plan logged one per line; the rest are counted.
 const LOGGED_STEPS: usize = 50;
 
@@ -146,6 +148,46 @@ fn log_refused(refused: &[Refused]) {
     }
 }
 
+/// Descriptors kept for everything but the checks (netlink sockets, the
+/// control and metrics sockets and their clients, nft pipes, logs).
+const FD_RESERVE: u64 = 256;
+
+/// Raises the soft limit on open files to the hard one (checks in flight
+/// hold a socket or a pipe each; a soft limit of 1024 would fail checks
+/// with "too many open files" at the default of 1024 in flight), and caps
+/// the checks in flight to what the limit leaves.
+fn fd_budget(max_in_flight: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit fill or read the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return max_in_flight;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    let room = lim.rlim_cur.saturating_sub(FD_RESERVE).max(16);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    if room < max_in_flight {
+        warn!(
+            "open files limited to {}: at most {room} checks in flight instead of {max_in_flight}",
+            lim.rlim_cur
+        );
+        room
+    } else {
+        max_in_flight
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let config = config::load(&opts.config)?;
@@ -169,7 +211,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
         sched: Scheduler::new(&model, now),
-        checker: Arc::new(Checker::new(opts.max_in_flight)),
+        checker: Arc::new(Checker::new(fd_budget(opts.max_in_flight))),
         opts,
         kernel,
         model,
@@ -204,7 +246,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         let next = d.sched.next_due();
         let due = async {
             match next {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
+                // Runs due within one tick start together: thousands of
+                // checks spread over an interval wake the loop at most
+                // 1/TICK times a second, not once per check.
+                Some(t) => tokio::time::sleep_until((t + TICK).into()).await,
                 None => std::future::pending().await,
             }
         };

@@ -114,6 +114,9 @@ GUEST_ENV=(
     "BENCH_SERVICES=${BENCH_SERVICES:-}"
     "BENCH_DESTS=${BENCH_DESTS:-}"
     "BENCH_ROUNDS=${BENCH_ROUNDS:-}"
+    "BENCH_INTERVAL=${BENCH_INTERVAL:-}"
+    "BENCH_WINDOW=${BENCH_WINDOW:-}"
+    "BENCH_DAEMONS=${BENCH_DAEMONS:-}"
 )
 # Another guest script (the director benchmark) can run in the same VM.
 GUEST=${VM_GUEST:-$ROOT/tests/vm/guest.sh}
