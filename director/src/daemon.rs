@@ -20,18 +20,21 @@ use std::time::{Duration, Instant};
 use lvs_common::daemon::{Notifier, Signal, Signals, Watchdog};
 use lvs_ipvs::Op;
 use lvs_ipvs::model::ServiceKey;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::check::{CheckOutcome, Checker};
 use crate::config::{self, ConfigError, DirectorConfig, PortGroup};
-use crate::control::{self, ControlError, Pending, Request};
+use crate::control::{self, ControlError, Pending};
 use crate::kernel::{Kernel, KernelError, Refused};
 use crate::model::{CheckId, Event, Model, Table};
 use crate::plan::plan;
 use crate::sched::Scheduler;
 use crate::view::{View, patch, view_of};
+
+mod admin;
+mod limits;
+use limits::fd_budget;
 
 /// How `run` was asked to work.
 #[derive(Debug, Clone)]
@@ -123,6 +126,8 @@ pub struct Daemon {
     pub(crate) started: Instant,
     skipped_since_sync: u64,
     last_skip: String,
+    /// Check tasks spawned whose result has not come back.
+    runs_in_flight: usize,
 }
 
 fn groups(c: &DirectorConfig) -> Vec<PortGroup> {
@@ -145,46 +150,6 @@ fn log_refused(refused: &[Refused]) {
     }
     if refused.len() > 20 {
         warn!("... and {} more refused changes", refused.len() - 20);
-    }
-}
-
-/// Descriptors kept for everything but the checks (netlink sockets, the
-/// control and metrics sockets and their clients, nft pipes, logs).
-const FD_RESERVE: u64 = 256;
-
-/// Raises the soft limit on open files to the hard one (checks in flight
-/// hold a socket or a pipe each; a soft limit of 1024 would fail checks
-/// with "too many open files" at the default of 1024 in flight), and caps
-/// the checks in flight to what the limit leaves.
-fn fd_budget(max_in_flight: usize) -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit fill or read the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return max_in_flight;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        }
-    }
-    let room = lim.rlim_cur.saturating_sub(FD_RESERVE).max(16);
-    let room = usize::try_from(room).unwrap_or(usize::MAX);
-    if room < max_in_flight {
-        warn!(
-            "open files limited to {}: at most {room} checks in flight instead of {max_in_flight}",
-            lim.rlim_cur
-        );
-        room
-    } else {
-        max_in_flight
     }
 }
 
@@ -224,6 +189,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         started: now,
         skipped_since_sync: 0,
         last_skip: String::new(),
+        runs_in_flight: 0,
     };
     d.full_sync(Some(table)).await;
     d.counters.last_load = crate::daemon_metrics::now();
@@ -243,7 +209,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     );
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let next = d.sched.next_due();
+        // No timer while every run slot is taken: a result frees one.
+        let next = if d.run_budget() > 0 {
+            d.sched.next_due()
+        } else {
+            None
+        };
         let due = async {
             match next {
                 // Runs due within one tick start together: thousands of
@@ -298,8 +269,21 @@ impl Daemon {
         )
     }
 
+    /// Runs the daemon may start now: one task per check in flight, at most
+    /// the checker's cap. Checks due beyond it stay due (late, not lost):
+    /// a waiting run would hold its whole future (about 10 KB) meanwhile,
+    /// so 20,000 of them waiting on the checker's permits cost 200 MB.
+    fn run_budget(&self) -> usize {
+        self.checker
+            .max_in_flight()
+            .saturating_sub(self.runs_in_flight)
+            .min(START_BATCH)
+    }
+
     fn start_due(&mut self) {
-        for run in self.sched.due(Instant::now(), START_BATCH) {
+        let budget = self.run_budget();
+        for run in self.sched.due(Instant::now(), budget) {
+            self.runs_in_flight += 1;
             let checker = self.checker.clone();
             let tx = self.tx.clone();
             tokio::spawn(async move {
@@ -334,6 +318,7 @@ impl Daemon {
         let mut n = 0;
         while let Some(done) = next.take() {
             n += 1;
+            self.runs_in_flight = self.runs_in_flight.saturating_sub(1);
             if let Some(id) = self.current_id(done.generation, done.id) {
                 self.sched.finished(id);
                 if let CheckOutcome::Skipped(why) = &done.outcome {
@@ -464,101 +449,5 @@ impl Daemon {
         }
         self.counters.syncs += 1;
         self.counters.last_sync = Some(Instant::now());
-    }
-
-    /// SIGHUP: a bad file is reported and changes nothing.
-    async fn reload(&mut self) {
-        let _ = self.notifier.reloading();
-        let started = Instant::now();
-        let config = match config::load(&self.opts.config) {
-            Ok(c) => c,
-            Err(e) => {
-                self.counters.reload_failures += 1;
-                error!("reload refused, the running configuration stays: {e}");
-                let _ = self.notifier.ready(&format!("reload refused: {e}"));
-                return;
-            }
-        };
-        let view = &self.view;
-        let present = |k: &ServiceKey, a, p| {
-            view.get(k)
-                .is_some_and(|(_, ds)| ds.iter().any(|d| d.addr == a && d.port == p))
-        };
-        let (model, diff) = self.model.reload(config, present, Instant::now());
-        self.model = model;
-        self.sched.reload(&self.model, &diff.remap, Instant::now());
-        self.prev_remap = diff.remap;
-        log_events(&diff.events);
-        let mut entries: Table = diff
-            .services
-            .iter()
-            .map(|&i| self.model.service_entry(i))
-            .collect();
-        for r in &self.model.retiring {
-            if let (Some(s), true) = (&r.service, diff.retiring.contains(&r.key)) {
-                entries.push((s.clone(), r.dests.clone()));
-            }
-        }
-        self.converge(entries, diff.delete_now.clone()).await;
-        if diff.groups_changed {
-            match self.kernel.sync_nft(groups(&self.model.config)).await {
-                Ok(_) => info!("nftables table of the port groups rewritten"),
-                Err(e) => error!("{e} (retried at the next sync)"),
-            }
-        }
-        self.save_drains();
-        self.counters.reloads += 1;
-        self.counters.last_load = crate::daemon_metrics::now();
-        info!(
-            "reloaded in {:.3}s: services {} added, {} changed, {} unchanged, {} retiring, {} deleted; checks {} kept, {} new",
-            started.elapsed().as_secs_f64(),
-            diff.added,
-            diff.changed,
-            diff.unchanged,
-            diff.retiring.len(),
-            diff.delete_now.len(),
-            diff.checks_kept,
-            diff.checks_new
-        );
-        let _ = self.notifier.ready(&self.status_line());
-    }
-
-    fn save_drains(&self) {
-        let path = control::drains_path(&self.opts.control);
-        if let Err(e) = control::save_drains(&path, &self.model.drains) {
-            error!("{e}");
-        }
-    }
-
-    async fn on_control(&mut self, req: Request) -> Value {
-        let (service, server, on) = match req {
-            Request::Status => return crate::status::status_json(self),
-            Request::Drain { service, server } => (service, server, true),
-            Request::Undrain { service, server } => (service, server, false),
-        };
-        let parsed = control::parse_service(&service)
-            .and_then(|k| control::parse_server(&server).map(|s| (k, s)));
-        let ((key, (addr, port)), up) = match parsed
-            .and_then(|(k, (a, p))| self.model.set_drain(k, a, p, on).map(|u| ((k, (a, p)), u)))
-        {
-            Ok(x) => x,
-            Err(e) => return json!({"ok": false, "error": e}),
-        };
-        let _ = (key, addr, port);
-        let what = if on { "drained" } else { "undrained" };
-        info!(
-            "admin: {what} server {server} in {service} ({} services changed)",
-            up.services.len()
-        );
-        log_events(&up.events);
-        self.save_drains();
-        let entries = up
-            .services
-            .iter()
-            .map(|&i| self.model.service_entry(i))
-            .collect();
-        self.converge(entries, Vec::new()).await;
-        let _ = self.notifier.status(&self.status_line());
-        json!({"ok": true, "changed": up.services.len()})
     }
 }
