@@ -65,6 +65,8 @@ if [[ $director == yes ]]; then
     install -D -m 0755 "$BIN/ipvsctl" "$DESTDIR/usr/local/sbin/ipvsctl"
     install -D -m 0755 "$BIN/lvs-director" "$DESTDIR/usr/local/sbin/lvs-director"
     install -D -m 0644 "$ROOT/systemd/lvs-director-apply.service" "$DESTDIR/etc/systemd/system/lvs-director-apply.service"
+    # The health-checking daemon (lvs-director run); conflicts with the apply unit.
+    install -D -m 0644 "$ROOT/systemd/lvs-director.service" "$DESTDIR/etc/systemd/system/lvs-director.service"
     install -D -m 0644 "$ROOT/ipvsctl/README.md" "$DESTDIR/usr/local/share/doc/ipvsctl/README.md"
     install -D -m 0644 "$ROOT/director/README.md" "$DESTDIR/usr/local/share/doc/lvs-director/README.md"
     if [[ -e $DESTDIR/etc/lvs-director/director.toml ]]; then

@@ -28,10 +28,18 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use lvs_common::config_error::LineIndex;
 use serde::Deserialize;
 use toml::Spanned;
 
 use lvs_ipvs::model::{Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey};
+
+use parts::{check_scheduler, check_vip};
+
+use crate::check::CheckSpec;
+
+mod checks;
+mod parts;
 
 /// Where the systemd unit reads the director's configuration.
 pub const DEFAULT_DIRECTOR_CONFIG: &str = "/etc/lvs-director/director.toml";
@@ -67,6 +75,47 @@ pub struct ServiceConfig {
     pub group: Option<PortGroup>,
     /// Line of the `[[service]]` header, for messages.
     pub line: usize,
+    /// The health check of each server, in the order of `servers`
+    /// (`lvs-director apply` ignores them; `lvs-director run` runs them).
+    pub checks: Vec<CheckSpec>,
+    /// Healthy servers needed; below it the sorry server joins (default 1).
+    pub quorum: u32,
+    /// Added (weight 1, the forwarding method of the first server, the
+    /// service's port) while fewer than `quorum` servers are healthy.
+    pub sorry_server: Option<IpAddr>,
+    /// What a failed server gets.
+    pub on_failure: OnFailure,
+}
+
+/// What happens to a real server whose check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Weight 0: connections already scheduled carry on, no new ones
+    /// (keepalived's inhibit_on_failure, ldirectord's quiescent).
+    #[default]
+    Drain,
+    /// Deleted from the service.
+    Remove,
+}
+
+impl OnFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFailure::Drain => "drain",
+            OnFailure::Remove => "remove",
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The sorry server as a destination of this service.
+    pub fn sorry_destination(&self) -> Option<Destination> {
+        let addr = self.sorry_server?;
+        let mut d = Destination::new(addr, self.service.key.port());
+        d.forward = self.servers.first().map_or(Forward::Route, |s| s.forward);
+        d.weight = 1;
+        Some(d)
+    }
 }
 
 /// Ports of one VIP scheduled together as one firewall-mark service.
@@ -139,6 +188,10 @@ struct RawService {
     persistence: Option<Spanned<i64>>,
     persistence_netmask: Option<Spanned<i64>>,
     one_packet: Option<bool>,
+    quorum: Option<Spanned<i64>>,
+    sorry_server: Option<Spanned<String>>,
+    on_failure: Option<Spanned<String>>,
+    check: Option<Spanned<checks::RawCheck>>,
     #[serde(default)]
     server: Vec<Spanned<RawServer>>,
 }
@@ -152,6 +205,7 @@ struct RawServer {
     weight: Option<Spanned<i64>>,
     upper_threshold: Option<Spanned<i64>>,
     lower_threshold: Option<Spanned<i64>>,
+    check: Option<Spanned<checks::RawCheck>>,
 }
 
 /// Reads and validates the director configuration at `path`.
@@ -166,7 +220,10 @@ pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
 
 /// Parses and validates configuration text; `path` is used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
-    let v = Validator { path, text };
+    let v = Validator {
+        path,
+        lines: LineIndex::new(text),
+    };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| v.at(e.span(), e.message().to_string()))?;
     let mut services: Vec<ServiceConfig> = Vec::with_capacity(raw.service.len());
@@ -287,14 +344,16 @@ struct ServiceParts {
 
 struct Validator<'a> {
     path: &'a Path,
-    text: &'a str,
+    /// Positions cost a binary search (a service's line is computed for
+    /// every service: a rescan of the text each time was quadratic).
+    lines: LineIndex<'a>,
 }
 
 impl Validator<'_> {
     fn at(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
         ConfigError {
             path: self.path.to_path_buf(),
-            position: span.map(|s| line_column(self.text, s.start)),
+            position: span.map(|s| self.lines.line_column(s.start)),
             message,
         }
     }
@@ -304,7 +363,7 @@ impl Validator<'_> {
     }
 
     fn line(&self, offset: usize) -> usize {
-        line_column(self.text, offset).0
+        self.lines.line(offset)
     }
 
     fn int<T: TryFrom<i64>>(
@@ -455,10 +514,25 @@ impl Validator<'_> {
         };
 
         let mut servers: Vec<Destination> = Vec::with_capacity(raw.server.len());
+        let mut check_specs: Vec<CheckSpec> = Vec::with_capacity(raw.server.len());
         let mut server_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
+        let group_port = group.as_ref().and_then(|g| g.ports.first().copied());
         for rs in raw.server {
             let rs_start = rs.span().start;
-            let d = self.server(rs.into_inner(), &key, family)?;
+            let rs = rs.into_inner();
+            let spec = self.check_spec(
+                raw.check.as_ref(),
+                rs.check.as_ref(),
+                checks::PortDefault {
+                    server_port: rs
+                        .port
+                        .as_ref()
+                        .and_then(|p| u16::try_from(*p.get_ref()).ok())
+                        .unwrap_or(key.port()),
+                    group_port,
+                },
+            )?;
+            let d = self.server(rs, &key, family)?;
             if let Some(&first) = server_seen.get(&(d.addr, d.port)) {
                 return self.err(
                     rs_start..rs_start,
@@ -471,7 +545,26 @@ impl Validator<'_> {
             }
             server_seen.insert((d.addr, d.port), rs_start);
             servers.push(d);
+            check_specs.push(spec);
         }
+        if let (true, Some(c)) = (servers.is_empty(), &raw.check) {
+            // Validate the table even with no server to apply it to.
+            self.check_spec(
+                Some(c),
+                None,
+                checks::PortDefault {
+                    server_port: key.port(),
+                    group_port,
+                },
+            )?;
+        }
+        let (quorum, sorry_server, on_failure) = self.health_keys(
+            raw.quorum.as_ref(),
+            raw.sorry_server.as_ref(),
+            raw.on_failure.as_ref(),
+            &servers,
+            family,
+        )?;
         Ok(ServiceParts {
             cfg: ServiceConfig {
                 service,
@@ -479,144 +572,16 @@ impl Validator<'_> {
                 vip,
                 group,
                 line: 0,
+                checks: check_specs,
+                quorum,
+                sorry_server,
+                on_failure,
             },
             protocol,
             key_offset,
             port_offsets,
         })
     }
-
-    fn server(
-        &self,
-        raw: RawServer,
-        key: &ServiceKey,
-        family: Family,
-    ) -> Result<Destination, ConfigError> {
-        let addr: IpAddr = raw.address.get_ref().trim().parse().or_else(|_| {
-            self.err(
-                raw.address.span(),
-                format!("{:?} is not an IP address", raw.address.get_ref()),
-            )
-        })?;
-        if Family::of(&addr) != family {
-            return self.err(
-                raw.address.span(),
-                format!("real server {addr} is not of the VIP's address family"),
-            );
-        }
-        if addr.is_unspecified() || addr.is_multicast() {
-            return self.err(
-                raw.address.span(),
-                format!("{addr} cannot be a real server"),
-            );
-        }
-        let forward = match &raw.forward {
-            None => Forward::Route,
-            Some(f) => match f.get_ref().as_str() {
-                "dr" => Forward::Route,
-                "tun" => Forward::Tunnel,
-                "nat" => Forward::Masquerade,
-                other => {
-                    return self.err(
-                        f.span(),
-                        format!("forward {other:?} is not one of \"dr\", \"tun\", \"nat\""),
-                    );
-                }
-            },
-        };
-        let svc_port = key.port();
-        let port = match &raw.port {
-            None => svc_port,
-            Some(p) => {
-                let port = self.int::<u16>(p, "port", 0, 65535)?;
-                if forward != Forward::Masquerade && port != svc_port {
-                    return self.err(
-                        p.span(),
-                        format!(
-                            "with forward \"dr\" or \"tun\" a real server gets the service's port ({svc_port}); only \"nat\" can change it"
-                        ),
-                    );
-                }
-                port
-            }
-        };
-        let mut d = Destination::new(addr, port);
-        d.forward = forward;
-        if let Some(w) = &raw.weight {
-            d.weight = self.int::<u32>(w, "weight", 0, i64::from(i32::MAX))?;
-        }
-        if let Some(u) = &raw.upper_threshold {
-            d.upper_threshold = self.int::<u32>(u, "upper_threshold", 0, i64::from(u32::MAX))?;
-        }
-        if let Some(l) = &raw.lower_threshold {
-            d.lower_threshold = self.int::<u32>(l, "lower_threshold", 0, i64::from(u32::MAX))?;
-            if d.upper_threshold != 0 && d.lower_threshold > d.upper_threshold {
-                return self.err(
-                    l.span(),
-                    format!(
-                        "lower_threshold {} is above upper_threshold {}",
-                        d.lower_threshold, d.upper_threshold
-                    ),
-                );
-            }
-        }
-        Ok(d)
-    }
-}
-
-fn check_vip(text: &str) -> Result<IpAddr, String> {
-    let a: IpAddr = text.trim().parse().map_err(|_| {
-        format!("{text:?} is not an IP address (a VIP is a single address, no prefix)")
-    })?;
-    let bad = match a {
-        IpAddr::V4(v4) => {
-            v4.is_unspecified()
-                || v4.is_loopback()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_link_local()
-        }
-        IpAddr::V6(v6) => {
-            v6.is_unspecified()
-                || v6.is_loopback()
-                || v6.is_multicast()
-                || v6.is_unicast_link_local()
-                || v6.to_ipv4_mapped().is_some()
-        }
-    };
-    if bad {
-        Err(format!(
-            "{a} cannot be a VIP (unspecified, loopback, multicast, broadcast, link-local or IPv4-mapped)"
-        ))
-    } else {
-        Ok(a)
-    }
-}
-
-fn check_scheduler(name: &str) -> Result<String, String> {
-    // IP_VS_SCHEDNAME_MAXLEN is 16 with the terminating NUL.
-    let ok = !name.is_empty()
-        && name.len() <= 15
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(name.to_string())
-    } else {
-        Err(format!(
-            "scheduler {name:?} is not a scheduler name (1 to 15 of a-z, 0-9, _; e.g. wlc, wrr, rr, sh, mh)"
-        ))
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]

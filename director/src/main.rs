@@ -1,7 +1,8 @@
 //! lvs-director: the LVS director's command line.
 //!
 //! `apply` converges the kernel's IPVS table and the port-group nftables
-//! table to a TOML file once. Exit codes: 0 success, 2 bad command line or
+//! table to a TOML file once; `run` does so and then keeps the real servers
+//! checked (`cli_run`), `drain`/`undrain`/`status` talk to it. Exit codes: 0 success, 2 bad command line or
 //! file (nothing changed), 255 the kernel or nft refused (the previous IPVS
 //! table was put back).
 
@@ -12,6 +13,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lvs_director as director;
 use lvs_ipvs::Handle;
+
+mod cli_run;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +35,15 @@ enum Cmd {
     /// Make the director match a TOML file once (services, port groups, real
     /// servers): changes are edits in place; prints the plan.
     Apply(ApplyArgs),
+    /// Run in the foreground: converge as apply does, then check every real
+    /// server and keep its weight (0 while failed); SIGHUP reloads.
+    Run(cli_run::RunArgs),
+    /// Drain a real server by hand (weight 0) through the running daemon.
+    Drain(cli_run::DrainArgs),
+    /// Lift a drain set by `drain`.
+    Undrain(cli_run::DrainArgs),
+    /// The running daemon's services and servers: health, weight, last check.
+    Status(cli_run::StatusArgs),
 }
 
 #[derive(Args, Debug)]
@@ -53,7 +65,7 @@ struct ApplyArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
@@ -83,12 +95,35 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Cmd::Apply(a) => apply(&cli.netns, a),
+        Cmd::Run(a) => return with_runtime(|rt| cli_run::run(rt, cli.netns.as_deref(), a)),
+        Cmd::Drain(a) => {
+            return with_runtime(|rt| cli_run::drain(rt, cli.netns.as_deref(), a, true));
+        }
+        Cmd::Undrain(a) => {
+            return with_runtime(|rt| cli_run::drain(rt, cli.netns.as_deref(), a, false));
+        }
+        Cmd::Status(a) => return with_runtime(|rt| cli_run::status(rt, cli.netns.as_deref(), a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("{}", f.message);
             ExitCode::from(f.code)
+        }
+    }
+}
+
+/// The daemon and its control commands run on a single-threaded tokio
+/// runtime; `apply` needs none.
+fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => f(&rt),
+        Err(e) => {
+            eprintln!("lvs-director: {e}");
+            ExitCode::from(255)
         }
     }
 }

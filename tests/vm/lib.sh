@@ -107,6 +107,10 @@ lib_cleanup() {
     for ns in "${CREATED_NS[@]}"; do
         ns_destroy "$ns"
     done
+    # The daemon's log (lvs-director run), when a scenario failed or asked.
+    if [[ -s ${DIRECTOR_LOG:-} ]] && ((rc != 0)) || [[ ${VM_VERBOSE:-0} == 1 && -s ${DIRECTOR_LOG:-} ]]; then
+        sed 's/^/    director: /' "$DIRECTOR_LOG"
+    fi
     rm -rf "$TEST_TMP"
     exit "$rc"
 }
@@ -680,4 +684,84 @@ run_tunnel_root_tests() {
     ran=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' "$TEST_TMP/tunnel-tests.log")
     ((${ran:-0} == count)) || fail "${ran:-0} tunnel root tests ran (expected $count)"
     pass "tunnel root tests ($ran): $*"
+
+# --- lvs-director run (the health-checking daemon) ------------------------------
+
+SORRY_IP=198.51.100.80
+
+# sorry_up: one more host on br0, namespace `sorry` ($SORRY_IP, VIP on lo
+# by hand like a real server), serving a page "sorry" on port 80.
+sorry_up() {
+    ns_destroy sorry
+    ip netns add sorry
+    CREATED_NS+=(sorry)
+    ip -n sorry link set lo up
+    ip link add eth0 netns sorry address 02:00:00:00:00:50 type veth peer name sorry netns lan
+    ip -n lan link set sorry master br0 up
+    ip -n sorry addr add "$SORRY_IP/24" dev eth0
+    ip -n sorry link set eth0 up
+    LAB_IP[sorry]=$SORRY_IP
+    rs_prepare_by_hand sorry
+    rs_serve sorry 80
+}
+
+# health_server NS PORT: a Python HTTP server in NS whose every answer is
+# read from $TEST_TMP/health-NS ("CODE BODY"; "200 ok" when missing).
+health_server() {
+    local ns=$1 port=$2
+    cat >"$TEST_TMP/health.py" <<'PY'
+import http.server, sys
+port, state = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            code, body = open(state).read().split(None, 1)
+        except Exception:
+            code, body = "200", "ok"
+        data = body.encode()
+        self.send_response(int(code))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("0.0.0.0", port), H).serve_forever()
+PY
+    ip netns exec "$ns" /usr/bin/python3 "$TEST_TMP/health.py" "$port" "$TEST_TMP/health-$ns" &
+    BG_PIDS+=($!)
+    wait_until 30 "health server of $ns on $port" \
+        in_ns client curl -sf --max-time 1 "http://${LAB_IP[$ns]}:$port/"
+}
+
+# director_run CFG [ARGS...]: `lvs-director run` for the director namespace
+# in the background (DIRECTOR_PID; log in $DIRECTOR_LOG; control socket
+# $CONTROL), started directly so $! is the daemon.
+DIRECTOR_LOG=$TEST_TMP/director.log
+CONTROL=$TEST_TMP/control.sock
+director_run() {
+    local cfg=$1
+    shift
+    "$DIRECTOR" --netns director run --config "$cfg" --control "$CONTROL" "$@" >>"$DIRECTOR_LOG" 2>&1 &
+    DIRECTOR_PID=$!
+    BG_PIDS+=("$DIRECTOR_PID")
+}
+
+# dctl ARGS...: lvs-director's control commands against $CONTROL, bounded.
+dctl() { timeout -k 2 20 "$DIRECTOR" "$@" --control "$CONTROL"; }
+
+# weight_of RS_IP [PORT]: the weight of RS_IP:PORT (default 80) in the
+# director's table for VIP:PORT, or "none".
+weight_of() {
+    local port=${2:-80} w
+    w=$(ipvsadm_d -Sn | awk -v s="$VIP:$port" -v r="$1:$port" '$3 == s && $5 == r { print $NF }')
+    echo "${w:-none}"
+}
+
+# wait_weight SECS RS_IP WEIGHT [PORT]: until RS_IP has WEIGHT ("none":
+# absent); prints the seconds it took (tenths).
+wait_weight() {
+    local secs=$1 ip=$2 want=$3 port=${4:-80} start=$EPOCHREALTIME
+    wait_until "$secs" "$ip:$port at weight $want" \
+        bash -c "[[ \$(ip netns exec director ipvsadm -Sn | awk -v s='$VIP:$port' -v r='$ip:$port' '\$3 == s && \$5 == r { print \$NF }') == '${want/none/}' ]]"
+    awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }'
 }

@@ -197,6 +197,9 @@ GUEST_ENV=(
     "BENCH_DESTS=${BENCH_DESTS:-}"
     "BENCH_ROUNDS=${BENCH_ROUNDS:-}"
     "IPVSCTL_BASELINE=${IPVSCTL_BASELINE:-}"
+    "BENCH_INTERVAL=${BENCH_INTERVAL:-}"
+    "BENCH_WINDOW=${BENCH_WINDOW:-}"
+    "BENCH_DAEMONS=${BENCH_DAEMONS:-}"
 )
 # Another guest script (the director benchmark) can run in the same VM.
 GUEST=${VM_GUEST:-$ROOT/tests/vm/guest.sh}

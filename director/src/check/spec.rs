@@ -70,6 +70,11 @@ pub enum CheckOutcome {
     /// (`connection refused`, `HTTP 503`, `timeout after 1.0s`,
     /// `exit status 2: <first line of stderr>`, agent `down`).
     Down(String),
+    /// The director could not start the check: every permit of the
+    /// [`Checker`](crate::check::Checker) stayed taken for a whole interval.
+    /// This says nothing about the server: count it neither as a success
+    /// nor as a failure (keep the server's state), and log the reason.
+    Skipped(String),
 }
 
 /// One finished check of one address.

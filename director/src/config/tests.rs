@@ -401,3 +401,173 @@ fn duplicate_services_and_overlapping_ports() {
         "d.toml:8:8: service fwmark 7 is already defined on line 4"
     );
 }
+
+mod health_keys {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::check::{CheckKind, HttpCheck};
+
+    const FULL: &str = r#"
+[[service]]
+vip = "10.1.252.73"
+port = 80
+scheduler = "wrr"
+quorum = 1
+sorry_server = "10.1.252.80"
+on_failure = "remove"
+[service.check]
+type = "http"
+interval = 2.0
+timeout = 1.0
+rise = 2
+fall = 3
+path = "/health"
+expect_status = [200, "300-302"]
+expect_body = "ok"
+host = "www.example.org"
+
+[[service.server]]
+address = "10.1.252.74"
+weight = 1
+
+[[service.server]]
+address = "10.1.252.75"
+[service.server.check]
+type = "exec"
+command = ["/usr/local/libexec/check-mysql", "{address}", "{port}"]
+"#;
+
+    #[test]
+    fn the_issue_example() {
+        let c = parse_str(FULL).unwrap();
+        let s = &c.services[0];
+        assert_eq!(s.quorum, 1);
+        assert_eq!(s.sorry_server, Some("10.1.252.80".parse().unwrap()));
+        assert_eq!(s.on_failure, OnFailure::Remove);
+        let a = &s.checks[0];
+        assert_eq!(
+            a.kind,
+            CheckKind::Http(HttpCheck {
+                tls: false,
+                path: "/health".into(),
+                expect_status: vec![(200, 200), (300, 302)],
+                expect_body: Some("ok".into()),
+                host: Some("www.example.org".into()),
+                verify_tls: true,
+                ca_file: None,
+            })
+        );
+        assert_eq!(
+            (a.interval, a.timeout),
+            (Duration::from_secs(2), Duration::from_secs(1))
+        );
+        assert_eq!((a.rise, a.fall, a.port), (2, 3, 80));
+        // The override changes the type; timing is inherited, http keys dropped.
+        let b = &s.checks[1];
+        assert_eq!(
+            b.kind,
+            CheckKind::Exec {
+                command: vec![
+                    "/usr/local/libexec/check-mysql".into(),
+                    "{address}".into(),
+                    "{port}".into()
+                ]
+            }
+        );
+        assert_eq!(b.interval, Duration::from_secs(2));
+        let d = s.sorry_destination().unwrap();
+        assert_eq!((d.port, d.weight), (80, 1));
+    }
+
+    #[test]
+    fn defaults_none_for_apply_files() {
+        let c = parse_str(SEED).unwrap();
+        for s in &c.services {
+            assert_eq!(s.quorum, 1);
+            assert_eq!(s.on_failure, OnFailure::Drain);
+            assert_eq!(s.sorry_server, None);
+            assert!(s.checks.iter().all(|k| k.kind == CheckKind::None));
+        }
+        // A port group's check defaults to its lowest port.
+        let text = SEED.replace(
+            "persistence = 60\n",
+            "persistence = 60\n[service.check]\ntype = \"tcp\"\n",
+        );
+        let c = parse_str(&text).unwrap();
+        let k = &c.services[1].checks[0];
+        assert_eq!((k.port, k.rise, k.fall), (80, 2, 3));
+        assert_eq!(
+            (k.interval, k.timeout),
+            (Duration::from_secs(5), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn bad_check_keys_have_positions() {
+        let base = "[[service]]\nvip = \"10.1.252.73\"\nport = 80\n";
+        let cases = [
+            (
+                "[service.check]\ntype = \"ping\"\n",
+                "d.toml:5:8: check type \"ping\"",
+            ),
+            (
+                "[service.check]\ninterval = 1.0\n",
+                "d.toml:4:1: a check needs `type`",
+            ),
+            (
+                "[service.check]\ntype = \"tcp\"\npath = \"/\"\n",
+                "d.toml:6:8: path is only for http and https checks",
+            ),
+            (
+                "[service.check]\ntype = \"tcp\"\ninterval = 1\ntimeout = 2\n",
+                "d.toml:7:11: timeout 2s is longer",
+            ),
+            (
+                "[service.check]\ntype = \"tcp\"\nrise = 0\n",
+                "d.toml:6:8: rise = 0 is out of range",
+            ),
+            (
+                "[service.check]\ntype = \"http\"\nexpect_status = [99]\n",
+                "d.toml:6:18: expect_status takes codes",
+            ),
+            (
+                "[service.check]\ntype = \"exec\"\ncommand = [\"check\"]\n",
+                "d.toml:6:12: the program \"check\" must be an absolute path",
+            ),
+            (
+                "[service.check]\ntype = \"exec\"\n",
+                "d.toml:5:8: an exec check needs `command`",
+            ),
+            (
+                "[service.check]\ntype = \"tcp\"\nbogus = 1\n",
+                "d.toml:6:1: unknown field `bogus`",
+            ),
+            (
+                "on_failure = \"delete\"\n",
+                "d.toml:4:14: on_failure \"delete\"",
+            ),
+            (
+                "quorum = 2\n[[service.server]]\naddress = \"10.1.252.74\"\n",
+                "d.toml:4:10: quorum 2 can never be reached",
+            ),
+            (
+                "sorry_server = \"10.1.252.74\"\n[[service.server]]\naddress = \"10.1.252.74\"\n",
+                "d.toml:4:16: sorry_server 10.1.252.74 is also a real server",
+            ),
+            (
+                "[service.check]\ntype = \"agent\"\n",
+                "d.toml:5:8: an agent check needs `port`",
+            ),
+        ];
+        for (extra, want) in cases {
+            let err = error_of(&format!("{base}{extra}"));
+            assert!(err.starts_with(want), "{extra:?}: got {err}, want {want}");
+        }
+        // A port-0 service's tcp check needs a port.
+        let err = error_of(
+            "[[service]]\nvip = \"10.1.252.73\"\nport = 0\npersistence = 60\n[service.check]\ntype = \"tcp\"\n[[service.server]]\naddress = \"10.1.252.74\"\n",
+        );
+        assert!(err.contains("its check needs `port`"), "{err}");
+    }
+}

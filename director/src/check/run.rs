@@ -1,0 +1,164 @@
+//! Running one check ([`run_check`]) and capping how many run at once
+//! ([`Checker`]).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use super::spec::{CheckKind, CheckOutcome, CheckResult, CheckSpec};
+use super::{agent, exec, http};
+
+/// Default cap on checks in flight. Each check holds at most one socket (or
+/// one child and the read end of its stderr pipe), so this bounds the
+/// checker's file descriptors to about this many, well under the usual
+/// `LimitNOFILE` of a service (keepalived users hit fd limits near 10,000
+/// TCP checkers).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// Runs one check of `address` (on `spec.port`) to its end, within
+/// `spec.timeout`: every kind is bounded in time, memory and descriptors.
+/// Never panics on a hostile peer; the reason of a failure is a short
+/// lower-case string (`connection refused`, `HTTP 503`,
+/// `timeout after 1.0s`...).
+pub async fn run_check(spec: &CheckSpec, address: IpAddr) -> CheckResult {
+    let start = Instant::now();
+    let target = SocketAddr::new(address, spec.port);
+    let outcome = match &spec.kind {
+        CheckKind::None => CheckOutcome::Up,
+        CheckKind::Tcp => bounded(spec.timeout, tcp(target)).await,
+        CheckKind::Http(check) => bounded(spec.timeout, http::run(check, target)).await,
+        CheckKind::Agent => bounded(spec.timeout, agent::run(target)).await,
+        // Exec owns its deadline: on expiry it must kill the process group
+        // and reap the child before it returns, which a dropped future
+        // cannot do.
+        CheckKind::Exec { command } => exec::run(command, target, spec.timeout).await,
+    };
+    CheckResult {
+        address,
+        outcome,
+        duration: start.elapsed(),
+    }
+}
+
+/// A check that is one connection, cut off at `timeout` (dropping the
+/// future closes its socket).
+async fn bounded(timeout: Duration, check: impl Future<Output = CheckOutcome>) -> CheckOutcome {
+    tokio::time::timeout(timeout, check)
+        .await
+        .unwrap_or_else(|_| CheckOutcome::Down(timeout_reason(timeout)))
+}
+
+async fn tcp(target: SocketAddr) -> CheckOutcome {
+    match TcpStream::connect(target).await {
+        // Dropped at once: a plain close, which is all a connect check owes
+        // the server.
+        Ok(_stream) => CheckOutcome::Up,
+        Err(e) => CheckOutcome::Down(io_reason(&e)),
+    }
+}
+
+/// Caps the checks in flight with a semaphore, so that a director with
+/// tens of thousands of real servers (or a flood of slow ones) holds a
+/// bounded number of sockets and children.
+///
+/// Waiting for a permit does not count against the check's `timeout` (the
+/// timeout starts when the check does). A check that waits a whole
+/// `interval` without a permit is not run: its result is
+/// [`CheckOutcome::Skipped`], which says nothing about the server (the next
+/// run of the same check would be due by then anyway).
+#[derive(Debug)]
+pub struct Checker {
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+    waiting: AtomicUsize,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_IN_FLIGHT)
+    }
+}
+
+impl Checker {
+    /// `max_in_flight` of 0 is taken as 1 (no check could ever run).
+    pub fn new(max_in_flight: usize) -> Self {
+        let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs the check once a permit is free (see the type's documentation).
+    pub async fn run(&self, spec: &CheckSpec, address: IpAddr) -> CheckResult {
+        let queued = Instant::now();
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(spec.interval, self.permits.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        match permit {
+            Ok(Ok(_permit)) => run_check(spec, address).await,
+            // Timed out (or closed, which this type never does).
+            _ => CheckResult {
+                address,
+                outcome: CheckOutcome::Skipped(format!(
+                    "not started within {}: {} checks in flight (the limit)",
+                    secs(spec.interval),
+                    self.max_in_flight
+                )),
+                duration: queued.elapsed(),
+            },
+        }
+    }
+
+    /// Checks running now (for the `checks in flight` gauge).
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.permits.available_permits()
+    }
+
+    /// Checks waiting for a permit now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+}
+
+/// `timeout after 1.0s`.
+pub(crate) fn timeout_reason(timeout: Duration) -> String {
+    format!("timeout after {}", secs(timeout))
+}
+
+/// Seconds with at least one decimal and no trailing noise: `1.0s`,
+/// `0.25s`, `2.5s`.
+pub(crate) fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    let mut s = format!("{}.{:03}", ms / 1000, ms % 1000);
+    while s.ends_with('0') && !s.ends_with(".0") {
+        s.pop();
+    }
+    s + "s"
+}
+
+/// A short lower-case reason for an I/O error: the C library's message for
+/// an errno (`connection refused`, `no route to host`), without Rust's
+/// ` (os error N)` tail; otherwise the error's own text.
+pub(crate) fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("{:?}", e.kind()).to_lowercase(),
+    }
+}

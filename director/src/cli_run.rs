@@ -1,0 +1,172 @@
+//! The daemon's subcommands: `run` (the daemon itself) and the control
+//! clients `drain`, `undrain` and `status`.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use lvs_director::control::{self, Request};
+use lvs_director::daemon::{self, Options};
+use lvs_director::status;
+
+use crate::Output;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Director configuration (see director/README.md).
+    #[arg(long, value_name = "FILE", default_value = lvs_director::DEFAULT_DIRECTOR_CONFIG)]
+    config: PathBuf,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+    /// Control socket (default /run/lvs-director/control.sock, or
+    /// control-NAME.sock with --netns NAME).
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Also delete services that are not in the file.
+    #[arg(long)]
+    prune: bool,
+    /// Seconds between two full syncs (read the table, correct drift,
+    /// retry refused changes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    sync_interval: f64,
+    /// Checks running at once at most.
+    #[arg(long, value_name = "N", default_value_t = lvs_director::check::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// The service: tcp:VIP:PORT (or VIP:PORT), udp:VIP:PORT, fwmark:MARK, or * for all.
+    service: String,
+    /// The real server: ADDRESS or ADDRESS:PORT.
+    server: String,
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LVS_DIRECTOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// `lvs-director run`: 0 after SIGTERM/SIGINT, 2 for a bad file or
+/// command line, 4 when the control socket or metrics address is taken,
+/// 255 when the kernel cannot be used.
+pub fn run(rt: &tokio::runtime::Runtime, netns: Option<&str>, a: &RunArgs) -> ExitCode {
+    init_logging();
+    if !(0.5..=86400.0).contains(&a.sync_interval) {
+        eprintln!("lvs-director run: --sync-interval must be 0.5 to 86400 seconds");
+        return ExitCode::from(2);
+    }
+    // The whole daemon works inside the namespace (the checks too, so they
+    // leave from the director's side): enter it before any thread starts.
+    if let Some(ns) = netns
+        && let Err(e) = lvs_common::netns::enter(ns)
+    {
+        eprintln!("lvs-director run: {e}");
+        return ExitCode::from(4);
+    }
+    let opts = Options {
+        config: a.config.clone(),
+        netns: None,
+        control: a
+            .control
+            .clone()
+            .unwrap_or_else(|| control::default_path(netns)),
+        metrics: a.metrics,
+        prune: a.prune,
+        sync_interval: Duration::from_secs_f64(a.sync_interval),
+        max_in_flight: a.max_in_flight,
+    };
+    match rt.block_on(daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Sends one request; prints the reply (JSON or text). Exit 0 when the
+/// daemon said ok, 1 when it refused, 4 when it cannot be reached.
+fn ask(
+    rt: &tokio::runtime::Runtime,
+    netns: Option<&str>,
+    path: &Option<PathBuf>,
+    req: Request,
+    output: Output,
+) -> ExitCode {
+    let path = path.clone().unwrap_or_else(|| control::default_path(netns));
+    let reply = match rt.block_on(control::request(&path, &req)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("lvs-director: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    let ok = reply["ok"] == true;
+    let text = match (output, ok) {
+        (Output::Json, _) => serde_json::to_string_pretty(&reply).unwrap_or_default() + "\n",
+        (Output::Text, false) => {
+            eprintln!(
+                "lvs-director: {}",
+                reply["error"].as_str().unwrap_or("refused")
+            );
+            return ExitCode::from(1);
+        }
+        (Output::Text, true) => match req {
+            Request::Status => status::render_text(&reply),
+            _ => format!("ok: {} services changed\n", reply["changed"]),
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub fn drain(
+    rt: &tokio::runtime::Runtime,
+    netns: Option<&str>,
+    a: &DrainArgs,
+    on: bool,
+) -> ExitCode {
+    let (service, server) = (a.service.clone(), a.server.clone());
+    // Refuse a malformed selector here, before bothering the daemon.
+    if let Err(e) = control::parse_service(&service).and_then(|_| control::parse_server(&server)) {
+        eprintln!("lvs-director: {e}");
+        return ExitCode::from(2);
+    }
+    let req = if on {
+        Request::Drain { service, server }
+    } else {
+        Request::Undrain { service, server }
+    };
+    ask(rt, netns, &a.control, req, Output::Text)
+}
+
+pub fn status(rt: &tokio::runtime::Runtime, netns: Option<&str>, a: &StatusArgs) -> ExitCode {
+    ask(rt, netns, &a.control, Request::Status, a.output)
+}

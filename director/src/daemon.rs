@@ -1,0 +1,453 @@
+//! `lvs-director run`: the director file converged onto the kernel, then
+//! kept there while the real servers' health changes. The loop is
+//! rs-agent's flow driven by events: observe (check results, signals,
+//! control requests, the sync timer) -> decide (the pure [`Model`]) ->
+//! plan ([`plan`], per service) -> apply ([`Kernel`]) -> record (the
+//! kernel view, the log).
+//!
+//! - Check results go into the model; the services they touch are planned
+//!   against the daemon's view of the kernel (no table read) and edited.
+//! - Every `sync_interval` a full sync reads the table, plans everything
+//!   (drift, refused changes, retired servers) and applies.
+//! - SIGHUP reloads (a bad file changes nothing); SIGTERM/SIGINT exit 0
+//!   and leave the table as it is: the cluster keeps serving.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lvs_common::daemon::{Notifier, Signal, Signals, Watchdog};
+use lvs_ipvs::Op;
+use lvs_ipvs::model::ServiceKey;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::check::{CheckOutcome, Checker};
+use crate::config::{self, ConfigError, DirectorConfig, PortGroup};
+use crate::control::{self, ControlError, Pending};
+use crate::kernel::{Kernel, KernelError, Refused};
+use crate::model::{CheckId, Event, Model, Table};
+use crate::plan::plan;
+use crate::sched::Scheduler;
+use crate::view::{View, patch, view_of};
+
+mod admin;
+mod limits;
+use limits::fd_budget;
+
+/// How `run` was asked to work.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: PathBuf,
+    pub netns: Option<String>,
+    pub control: PathBuf,
+    pub metrics: Option<SocketAddr>,
+    /// Delete services that are not in the file (as `apply --prune`).
+    pub prune: bool,
+    pub sync_interval: Duration,
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DaemonError {
+    /// 2: bad file (nothing changed); 4: the control socket is taken or
+    /// unusable; 255: the kernel.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_) => 2,
+            DaemonError::Control(_) | DaemonError::Metrics { .. } => 4,
+            _ => 255,
+        }
+    }
+}
+
+/// Results handled per turn of the loop before the edits go out.
+const RESULT_BATCH: usize = 4096;
+/// Runs started per turn of the loop.
+const START_BATCH: usize = 4096;
+/// Granularity of check starts.
+const TICK: Duration = Duration::from_millis(10);
+/// Steps of a sync's plan logged one per line; the rest are counted.
+const LOGGED_STEPS: usize = 50;
+
+/// A finished check.
+struct Done {
+    generation: u64,
+    id: CheckId,
+    outcome: CheckOutcome,
+    duration: Duration,
+}
+
+/// Counters for status and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub syncs: u64,
+    pub edits: u64,
+    pub refused: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub transitions: u64,
+    pub skipped: u64,
+    pub last_sync: Option<Instant>,
+    /// When the file was last loaded and applied without error.
+    pub last_load: Option<std::time::SystemTime>,
+}
+
+pub struct Daemon {
+    pub(crate) opts: Options,
+    kernel: Kernel,
+    pub(crate) model: Model,
+    pub(crate) view: View,
+    sched: Scheduler,
+    prev_remap: Vec<Option<CheckId>>,
+    pub(crate) checker: Arc<Checker>,
+    tx: mpsc::UnboundedSender<Done>,
+    rx: mpsc::UnboundedReceiver<Done>,
+    notifier: Notifier,
+    pub(crate) counters: Counters,
+    pub(crate) started: Instant,
+    skipped_since_sync: u64,
+    last_skip: String,
+    /// Check tasks spawned whose result has not come back.
+    runs_in_flight: usize,
+}
+
+fn groups(c: &DirectorConfig) -> Vec<PortGroup> {
+    c.services.iter().filter_map(|s| s.group.clone()).collect()
+}
+
+fn log_events(events: &[Event]) {
+    for e in events {
+        info!("{e}");
+    }
+}
+
+fn log_refused(refused: &[Refused]) {
+    for r in refused.iter().take(20) {
+        warn!(
+            "the kernel refused to {}: {} (retried at the next sync)",
+            r.op.describe(),
+            r.error
+        );
+    }
+    if refused.len() > 20 {
+        warn!("... and {} more refused changes", refused.len() - 20);
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let config = config::load(&opts.config)?;
+    let mut signals = Signals::new().map_err(DaemonError::Signals)?;
+    let listener = control::bind(&opts.control).await?;
+    // Bound before anything changes: a taken port fails the start.
+    let mut metrics = match opts.metrics {
+        Some(addr) => Some(crate::daemon_metrics::start(addr).await?),
+        None => None,
+    };
+    let drains_file = control::drains_path(&opts.control);
+    let drains = control::load_drains(&drains_file).unwrap_or_else(|e| {
+        warn!("{e}: starting without admin drains");
+        Default::default()
+    });
+    let kernel = Kernel::open(opts.netns.clone()).await?;
+    let table = kernel.table().await?;
+    let now = Instant::now();
+    let (model, events) = Model::new(config, &table, drains, now);
+    log_events(&events);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut d = Daemon {
+        sched: Scheduler::new(&model, now),
+        checker: Arc::new(Checker::new(fd_budget(opts.max_in_flight))),
+        opts,
+        kernel,
+        model,
+        view: View::new(),
+        prev_remap: Vec::new(),
+        tx,
+        rx,
+        notifier: Notifier::from_env(),
+        counters: Counters::default(),
+        started: now,
+        skipped_since_sync: 0,
+        last_skip: String::new(),
+        runs_in_flight: 0,
+    };
+    d.full_sync(Some(table)).await;
+    d.counters.last_load = crate::daemon_metrics::now();
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<Pending>(control::MAX_CLIENTS);
+    let control_task = tokio::spawn(control::serve(listener, ctl_tx));
+    info!(
+        "running: {} services, {} checks scheduled, control socket {}",
+        d.model.config.services.len(),
+        d.sched.len(),
+        d.opts.control.display()
+    );
+    let _ = d.notifier.ready(&d.status_line());
+    let mut watchdog = Watchdog::from_notifier(&d.notifier);
+    let mut sync = tokio::time::interval_at(
+        tokio::time::Instant::now() + d.opts.sync_interval,
+        d.opts.sync_interval,
+    );
+    sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // No timer while every run slot is taken: a result frees one.
+        let next = if d.run_budget() > 0 {
+            d.sched.next_due()
+        } else {
+            None
+        };
+        let due = async {
+            match next {
+                // Runs due within one tick start together: thousands of
+                // checks spread over an interval wake the loop at most
+                // 1/TICK times a second, not once per check.
+                Some(t) => tokio::time::sleep_until((t + TICK).into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            sig = signals.recv() => match sig {
+                Signal::Reload => d.reload().await,
+                Signal::Stop => break,
+            },
+            Some(done) = d.rx.recv() => d.on_results(done).await,
+            _ = due => d.start_due(),
+            _ = sync.tick() => d.full_sync(None).await,
+            Some(p) = ctl_rx.recv() => {
+                let reply = d.on_control(p.request).await;
+                let _ = p.reply.send(reply);
+            }
+            _ = watchdog.tick() => { let _ = d.notifier.watchdog(); }
+            Some(ask) = async {
+                match &mut metrics {
+                    Some(m) => m.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => crate::daemon_metrics::answer(&d, d.kernel.clone(), ask),
+        }
+    }
+    info!("stopping: the IPVS table stays as it is");
+    let _ = d.notifier.stopping();
+    control_task.abort();
+    let _ = std::fs::remove_file(&d.opts.control);
+    Ok(())
+}
+
+impl Daemon {
+    pub(crate) fn status_line(&self) -> String {
+        let (mut up, mut down, mut unchecked) = (0, 0, 0);
+        for c in &self.model.checks {
+            match c.state.health {
+                crate::health::Health::Up => up += 1,
+                crate::health::Health::Down => down += 1,
+                crate::health::Health::Unchecked => unchecked += 1,
+            }
+        }
+        format!(
+            "{} services; checks: {up} up, {down} down, {unchecked} unchecked; {} drained by hand",
+            self.model.config.services.len(),
+            self.model.drains.len()
+        )
+    }
+
+    /// Runs the daemon may start now: one task per check in flight, at most
+    /// the checker's cap. Checks due beyond it stay due (late, not lost):
+    /// a waiting run would hold its whole future (about 10 KB) meanwhile,
+    /// so 20,000 of them waiting on the checker's permits cost 200 MB.
+    fn run_budget(&self) -> usize {
+        self.checker
+            .max_in_flight()
+            .saturating_sub(self.runs_in_flight)
+            .min(START_BATCH)
+    }
+
+    fn start_due(&mut self) {
+        let budget = self.run_budget();
+        for run in self.sched.due(Instant::now(), budget) {
+            self.runs_in_flight += 1;
+            let checker = self.checker.clone();
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let r = checker.run(&run.spec, run.address).await;
+                let _ = tx.send(Done {
+                    generation: run.generation,
+                    id: run.id,
+                    outcome: r.outcome,
+                    duration: r.duration,
+                });
+            });
+        }
+    }
+
+    /// The current id of a result's check (results of the generation
+    /// before the last reload are mapped; older ones are dropped).
+    fn current_id(&self, generation: u64, id: CheckId) -> Option<CheckId> {
+        let g = self.sched.generation();
+        if generation == g {
+            Some(id)
+        } else if generation + 1 == g {
+            self.prev_remap.get(id).copied().flatten()
+        } else {
+            None
+        }
+    }
+
+    async fn on_results(&mut self, first: Done) {
+        let now = Instant::now();
+        let mut services: Vec<usize> = Vec::new();
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(done) = next.take() {
+            n += 1;
+            self.runs_in_flight = self.runs_in_flight.saturating_sub(1);
+            if let Some(id) = self.current_id(done.generation, done.id) {
+                self.sched.finished(id);
+                if let CheckOutcome::Skipped(why) = &done.outcome {
+                    // Summed up at the next sync: an overloaded checker
+                    // must not flood the log too.
+                    self.counters.skipped += 1;
+                    self.skipped_since_sync += 1;
+                    self.last_skip = why.clone();
+                }
+                let up = self.model.record(id, &done.outcome, now);
+                self.model.checks[id].state.last_duration = Some(done.duration);
+                self.counters.transitions += up
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Server { .. }))
+                    .count() as u64;
+                log_events(&up.events);
+                services.extend(up.services);
+            }
+            if n < RESULT_BATCH {
+                next = self.rx.try_recv().ok();
+            }
+        }
+        if !services.is_empty() {
+            // A batch may touch thousands of services: no linear dedup.
+            services.sort_unstable();
+            services.dedup();
+            let entries = services
+                .iter()
+                .map(|&i| self.model.service_entry(i))
+                .collect();
+            self.converge(entries, Vec::new()).await;
+            let _ = self.notifier.status(&self.status_line());
+        }
+    }
+
+    /// Plans `entries` (services as they should be) against the view and
+    /// applies; `delete` are services to delete outright.
+    async fn converge(&mut self, entries: Table, delete: Vec<ServiceKey>) {
+        let current: Table = entries
+            .iter()
+            .filter_map(|(s, _)| self.view.get(&s.key).cloned())
+            .collect();
+        let mut p = plan(&entries, &current, false);
+        p.deletions.extend(
+            delete
+                .into_iter()
+                .filter(|k| self.view.contains_key(k))
+                .map(Op::DeleteService),
+        );
+        self.apply_plan(p).await;
+    }
+
+    async fn apply_plan(&mut self, p: crate::plan::Plan) {
+        if p.is_empty() {
+            return;
+        }
+        let ops: Vec<Op> = p.ops().cloned().collect();
+        match self.kernel.apply(p).await {
+            Ok(refused) => {
+                self.counters.edits += (ops.len() - refused.len()) as u64;
+                self.counters.refused += refused.len() as u64;
+                for op in &ops {
+                    if !refused.iter().any(|r| r.op == *op) {
+                        patch(&mut self.view, op);
+                    }
+                }
+                log_refused(&refused);
+            }
+            Err(e) => error!("{e}"),
+        }
+    }
+
+    /// Reads the kernel (unless given the table just read), plans the whole
+    /// file against it and applies; syncs the nftables table.
+    async fn full_sync(&mut self, table: Option<Table>) {
+        let table = match table {
+            Some(t) => t,
+            None => match self.kernel.table().await {
+                Ok(t) => t,
+                Err(e) => {
+                    error!("full sync: {e}");
+                    return;
+                }
+            },
+        };
+        if self.skipped_since_sync > 0 {
+            warn!(
+                "{} checks skipped since the last sync (last: {}): raise --max-in-flight or the intervals",
+                self.skipped_since_sync, self.last_skip
+            );
+            self.skipped_since_sync = 0;
+        }
+        let retired = self.model.expire_retiring(&table, Instant::now());
+        let desired = self.model.desired_table();
+        let mut p = plan(&desired, &table, self.opts.prune);
+        p.deletions
+            .extend(retired.into_iter().map(Op::DeleteService));
+        let first = self.counters.syncs == 0;
+        if first && !p.unmanaged.is_empty() {
+            info!(
+                "{} services in the kernel are not in the file: left alone (--prune deletes them)",
+                p.unmanaged.len()
+            );
+        }
+        let changes = p.ops().count();
+        if changes > 0 {
+            let what = if first {
+                "first convergence"
+            } else {
+                "full sync (drift or retries)"
+            };
+            info!("{what}: {changes} changes");
+            let steps = crate::plan::steps(&p, &table);
+            for step in steps.iter().take(LOGGED_STEPS) {
+                info!("  {step}");
+            }
+            if steps.len() > LOGGED_STEPS {
+                info!("  ... and {} more", steps.len() - LOGGED_STEPS);
+            }
+        }
+        self.view = view_of(table);
+        self.apply_plan(p).await;
+        match self.kernel.sync_nft(groups(&self.model.config)).await {
+            Ok(true) => info!("nftables table of the port groups written"),
+            Ok(false) => {}
+            Err(e) => error!("{e} (retried at the next sync)"),
+        }
+        self.counters.syncs += 1;
+        self.counters.last_sync = Some(Instant::now());
+    }
+}

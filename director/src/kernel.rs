@@ -1,0 +1,161 @@
+//! The daemon's only door to the kernel: one thread owns the IPVS handle
+//! (and runs nft), and the daemon's async loop sends it jobs. The handle's
+//! I/O is blocking, so it must stay off the loop that runs the checks.
+//!
+//! Every batch of changes takes the namespace's table lock (shared with
+//! `lvs-director apply` and `ipvsctl`), so a restore's rollback or a
+//! one-shot apply never interleaves with the daemon's edits.
+
+use std::sync::mpsc;
+
+use std::time::Duration;
+
+use lvs_ipvs::{Error as IpvsError, Handle, LockError, Op};
+use tokio::sync::oneshot;
+
+use crate::config::PortGroup;
+use crate::model::Table;
+use crate::nft::{self, Nft};
+use crate::plan::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("cannot open IPVS: {0}")]
+    Open(#[source] IpvsError),
+    #[error("reading the IPVS table: {0}")]
+    Read(#[source] IpvsError),
+    #[error("nftables: {0}")]
+    Nft(#[source] nft::NftError),
+    #[error("port groups need nftables, but {0} cannot be run")]
+    NoNft(String),
+    #[error("the kernel thread cannot start: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("the kernel thread is gone")]
+    Gone,
+    #[error("{0}")]
+    Lock(#[source] LockError),
+}
+
+/// How long a batch waits for another tool's run on the same table; the
+/// next sync retries after a timeout.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A change the kernel refused.
+#[derive(Debug)]
+pub struct Refused {
+    pub op: Op,
+    pub error: IpvsError,
+}
+
+struct Ctx {
+    ipvs: Handle,
+    nft: Nft,
+    netns: Option<String>,
+}
+
+type Job = Box<dyn FnOnce(&Ctx) + Send>;
+
+/// The handle on the kernel thread.
+#[derive(Clone)]
+pub struct Kernel {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Kernel {
+    /// Starts the thread and opens IPVS in `netns` (or here).
+    pub async fn open(netns: Option<String>) -> Result<Kernel, KernelError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("lvs-kernel".into())
+            .spawn(move || {
+                // Like ipvsadm: loads ip_vs once if the kernel has no IPVS yet.
+                let ipvs = match Handle::connect(netns.as_deref()) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(KernelError::Open(e)));
+                        return;
+                    }
+                };
+                let nft = Nft::new(netns.as_ref().map(|n| format!("/run/netns/{n}").into()));
+                let ctx = Ctx { ipvs, nft, netns };
+                let _ = ready_tx.send(Ok(()));
+                // Ends when every Kernel is dropped.
+                while let Ok(job) = rx.recv() {
+                    job(&ctx);
+                }
+            })
+            .map_err(KernelError::Thread)?;
+        ready_rx.await.map_err(|_| KernelError::Gone)??;
+        Ok(Kernel { tx })
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Ctx) -> T + Send + 'static,
+    ) -> Result<T, KernelError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |ctx| {
+                let _ = tx.send(f(ctx));
+            }))
+            .map_err(|_| KernelError::Gone)?;
+        rx.await.map_err(|_| KernelError::Gone)
+    }
+
+    /// The whole table, with connection counts.
+    pub async fn table(&self) -> Result<Table, KernelError> {
+        self.call(|c| c.ipvs.table())
+            .await?
+            .map_err(KernelError::Read)
+    }
+
+    /// Runs a plan's phases in order (services, destinations, deletions),
+    /// each phase's requests in flight together. Unlike `apply`, a refused
+    /// change does not stop the others: the refusals come back, and the
+    /// next sync retries them.
+    pub async fn apply(&self, plan: Plan) -> Result<Vec<Refused>, KernelError> {
+        self.call(move |c| {
+            let _lock = lvs_ipvs::lock_table(c.netns.as_deref(), None, LOCK_TIMEOUT)
+                .map_err(KernelError::Lock)?;
+            let mut refused = Vec::new();
+            for phase in [plan.services, plan.destinations, plan.deletions] {
+                if phase.is_empty() {
+                    continue;
+                }
+                let results = c.ipvs.apply_many(&phase);
+                for (op, r) in phase.into_iter().zip(results) {
+                    if let Err(error) = r {
+                        refused.push(Refused { op, error });
+                    }
+                }
+            }
+            Ok(refused)
+        })
+        .await?
+    }
+
+    /// Makes the port-group table hold exactly `groups` (as `apply` does:
+    /// left alone when it already matches). Returns whether it was written.
+    pub async fn sync_nft(&self, groups: Vec<PortGroup>) -> Result<bool, KernelError> {
+        self.call(move |c| {
+            let have_nft = c.nft.available();
+            if !have_nft {
+                if groups.is_empty() {
+                    return Ok(false);
+                }
+                return Err(KernelError::NoNft(c.nft.program.display().to_string()));
+            }
+            let listed = c.nft.list_table().map_err(KernelError::Nft)?;
+            let write = match &listed {
+                None => !groups.is_empty(),
+                Some(l) => !nft::table_matches(l, &groups) || groups.is_empty(),
+            };
+            if write {
+                c.nft.replace(&groups).map_err(KernelError::Nft)?;
+            }
+            Ok(write)
+        })
+        .await?
+    }
+}

@@ -1,0 +1,267 @@
+//! A tiny HTTP/1.1 server for `GET /metrics`, hand-written and bounded: a
+//! fixed number of connections, a cap on the request head, a deadline on
+//! reading it and on writing the answer, one request per connection. A
+//! slowloris client or a flood holds nothing for long.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::{CONTENT_TYPE, Snapshot, render};
+
+/// The bounds of the metrics server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; one more is closed as soon as accepted.
+    pub max_connections: usize,
+    /// The request line and headers, in bytes (431 beyond).
+    pub head_cap: usize,
+    /// The whole request head must arrive within this (not per read: a
+    /// client dripping a byte a second gets no extension).
+    pub read_timeout: Duration,
+    /// The whole answer must be taken within this.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            head_cap: 8 * 1024,
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metrics: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound metrics listener: bind first (so the daemon fails at start on a
+/// taken port), then [`run`](Self::run).
+#[derive(Debug)]
+pub struct MetricsServer {
+    listener: TcpListener,
+    limits: Limits,
+}
+
+impl MetricsServer {
+    pub async fn bind(addr: SocketAddr) -> Result<Self, MetricsError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| MetricsError::Bind { addr, source })?;
+        Ok(Self::from_listener(listener))
+    }
+
+    pub fn from_listener(listener: TcpListener) -> Self {
+        Self {
+            listener,
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bound address (the port, when bound to port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the future is dropped. `source` is called once per
+    /// `GET /metrics` (on a blocking thread, with the rendering, so that a
+    /// large table does not stall the runtime's checks).
+    pub async fn run<F>(self, source: F)
+    where
+        F: Fn() -> Snapshot + Send + Sync + 'static,
+    {
+        let source = Arc::new(source);
+        let limits = self.limits;
+        let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        loop {
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                // EMFILE and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // Over the cap: closed at once.
+                drop(stream);
+                continue;
+            };
+            let source = source.clone();
+            tokio::spawn(async move {
+                handle(stream, limits, source).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Binds `addr` and serves `GET /metrics` with the default [`Limits`]
+/// until the future is dropped; returns only if it cannot listen.
+pub async fn serve<F>(addr: SocketAddr, source: F) -> Result<(), MetricsError>
+where
+    F: Fn() -> Snapshot + Send + Sync + 'static,
+{
+    MetricsServer::bind(addr).await?.run(source).await;
+    Ok(())
+}
+
+enum Request {
+    Metrics { head_only: bool },
+    NotFound,
+    NotAllowed,
+    Bad,
+    TooLarge,
+}
+
+async fn handle<F>(mut stream: TcpStream, limits: Limits, source: Arc<F>)
+where
+    F: Fn() -> Snapshot + Send + Sync + 'static,
+{
+    let request =
+        match tokio::time::timeout(limits.read_timeout, read(&mut stream, limits.head_cap)).await {
+            Ok(Some(request)) => request,
+            // Timed out, or gone before a whole head: nothing to answer.
+            Ok(None) | Err(_) => return,
+        };
+    let (status, content_type, body, head_only) = match request {
+        Request::Metrics { head_only } => {
+            let rendered = tokio::task::spawn_blocking(move || render(&source())).await;
+            match rendered {
+                Ok(text) => ("200 OK", CONTENT_TYPE, text, head_only),
+                Err(_) => (
+                    "500 Internal Server Error",
+                    "text/plain",
+                    "error\n".into(),
+                    false,
+                ),
+            }
+        }
+        Request::NotFound => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics\n".into(),
+            false,
+        ),
+        Request::NotAllowed => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".into(),
+            false,
+        ),
+        Request::Bad => (
+            "400 Bad Request",
+            "text/plain",
+            "bad request\n".into(),
+            false,
+        ),
+        Request::TooLarge => (
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            "request head too large\n".into(),
+            false,
+        ),
+    };
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
+        body.len(),
+        if status.starts_with("405") {
+            "Allow: GET, HEAD\r\n"
+        } else {
+            ""
+        },
+    );
+    if !head_only {
+        answer.push_str(&body);
+    }
+    let _ = tokio::time::timeout(limits.write_timeout, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Reads the request head within `cap` bytes and classifies it; `None` if
+/// the client went away first.
+async fn read(stream: &mut TcpStream, cap: usize) -> Option<Request> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    // Where the blank line may start: a dripping client must not make each
+    // read rescan the head.
+    let mut from = 0;
+    loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match head_end(&buf, from) {
+            Some(end) if end <= cap => return Some(classify(&buf[..end])),
+            Some(_) => return Some(Request::TooLarge),
+            None if buf.len() > cap => return Some(Request::TooLarge),
+            None => from = buf.len().saturating_sub(3),
+        }
+    }
+}
+
+/// The end of the first `\r\n\r\n` (or bare `\n\n`) at or after `from`.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let scan = &buf[from..];
+    let crlf = scan
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| from + i + 4);
+    let lf = scan
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| from + i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn classify(head: &[u8]) -> Request {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Request::Bad;
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Request::Bad;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Request::Bad;
+    }
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Request::NotAllowed,
+    };
+    let path = target.split('?').next().unwrap_or("");
+    if path == "/metrics" {
+        Request::Metrics { head_only }
+    } else {
+        Request::NotFound
+    }
+}

@@ -1,0 +1,227 @@
+//! A reload as a diff, pure and O(services + servers): the new model keeps
+//! the state of every check that did not change (same address, same
+//! [`CheckSpec`]); a server new to the file starts unchecked; a server
+//! whose check changed keeps its weight until the new check's first result
+//! if it was serving (as at a restart; unchecked otherwise); servers that
+//! left the file are retired (weight 0, then deleted), services that left
+//! it too.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use lvs_ipvs::model::{Destination, ServiceKey};
+
+use super::{CheckId, Event, Model, RETIRE_GRACE, Retiring};
+use crate::config::{DirectorConfig, PortGroup, ServiceConfig};
+use crate::health::CheckState;
+
+/// What a reload changes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadDiff {
+    /// Services of the new file (indices) to re-plan: new, changed, with
+    /// servers retiring, or whose sorry server comes or goes.
+    pub services: Vec<usize>,
+    /// Services that left the file and still have destinations: retiring.
+    pub retiring: Vec<ServiceKey>,
+    /// Services that left the file with nothing in the kernel to drain:
+    /// delete now.
+    pub delete_now: Vec<ServiceKey>,
+    pub added: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    /// Checks whose state was kept, and new ones.
+    pub checks_kept: usize,
+    pub checks_new: usize,
+    /// The port groups differ (the nftables table is rewritten).
+    pub groups_changed: bool,
+    /// Old check id -> new check id, for results still in flight.
+    pub remap: Vec<Option<CheckId>>,
+    pub events: Vec<Event>,
+}
+
+/// Equal but for the line numbers.
+fn same_service(a: &ServiceConfig, b: &ServiceConfig) -> bool {
+    a.service == b.service
+        && a.servers == b.servers
+        && a.checks == b.checks
+        && a.group == b.group
+        && a.quorum == b.quorum
+        && a.sorry_server == b.sorry_server
+        && a.on_failure == b.on_failure
+}
+
+fn groups(c: &DirectorConfig) -> Vec<&PortGroup> {
+    c.services.iter().filter_map(|s| s.group.as_ref()).collect()
+}
+
+impl Model {
+    /// The model for `config`, carrying this one's state over. `present`
+    /// tells whether the kernel holds a destination (only those are
+    /// retired; the others simply go).
+    pub fn reload(
+        &self,
+        config: DirectorConfig,
+        present: impl Fn(&ServiceKey, IpAddr, u16) -> bool,
+        now: Instant,
+    ) -> (Model, ReloadDiff) {
+        let mut diff = ReloadDiff {
+            groups_changed: groups(&self.config) != groups(&config),
+            ..ReloadDiff::default()
+        };
+        let mut kept = 0;
+        let mut m = Model::build(config, self.drains.clone(), now, |addr, spec| {
+            let old = self.check_id(addr, spec)?;
+            kept += 1;
+            Some(self.checks[old].state.clone())
+        });
+        diff.checks_kept = kept;
+        diff.checks_new = m.checks.len() - kept;
+        diff.remap = self
+            .checks
+            .iter()
+            .map(|c| m.check_id(c.address, &c.spec))
+            .collect();
+        let mut kept_ids = vec![false; m.checks.len()];
+        for id in diff.remap.iter().flatten() {
+            kept_ids[*id] = true;
+        }
+
+        // Retiring entries from before, unless their key or destination is
+        // back in the file.
+        let mut retiring: Vec<Retiring> = Vec::new();
+        for r in &self.retiring {
+            match m.service_index(&r.key) {
+                // The service is in the file (again): what it does not
+                // list keeps retiring as destinations.
+                Some(i) => {
+                    let listed: HashSet<(IpAddr, u16)> = m.config.services[i]
+                        .servers
+                        .iter()
+                        .map(|d| (d.addr, d.port))
+                        .collect();
+                    let mut r = r.clone();
+                    r.service = None;
+                    r.dests.retain(|d| !listed.contains(&(d.addr, d.port)));
+                    if !r.dests.is_empty() {
+                        retiring.push(r);
+                    }
+                }
+                None => retiring.push(r.clone()),
+            }
+        }
+
+        let deadline = now + RETIRE_GRACE;
+        let mut seen_old: HashSet<usize> = HashSet::with_capacity(self.config.services.len());
+        for (i, svc) in m.config.services.iter().enumerate() {
+            let key = svc.service.key;
+            let Some(o) = self.service_index(&key) else {
+                diff.added += 1;
+                diff.services.push(i);
+                m.sorry[i] = false;
+                continue;
+            };
+            seen_old.insert(o);
+            m.sorry[i] = self.sorry[o];
+            let old = &self.config.services[o];
+            // Adoption carries over for servers whose check was kept.
+            let old_slots: HashMap<(IpAddr, u16), (CheckId, usize, Option<u32>)> = old
+                .servers
+                .iter()
+                .zip(&self.servers[o])
+                .enumerate()
+                .map(|(j, (d, s))| ((d.addr, d.port), (s.check, j, s.adopted)))
+                .collect();
+            for (j, d) in svc.servers.iter().enumerate() {
+                let Some(&(old_check, old_j, adopted)) = old_slots.get(&(d.addr, d.port)) else {
+                    continue;
+                };
+                let new_check = m.servers[i][j].check;
+                if diff.remap[old_check] == Some(new_check) {
+                    // Same check: its state is kept, adoption too.
+                    m.servers[i][j].adopted = adopted;
+                } else if !kept_ids[new_check] && self.checks[old_check].state.serving() {
+                    // Its check changed: the server was serving, so it keeps
+                    // the weight it has until the new check's first result
+                    // (as at a restart), instead of all servers of a service
+                    // dropping to 0 while the new check rises.
+                    let st = &mut m.checks[new_check].state;
+                    if st.health != crate::health::Health::Up {
+                        *st = CheckState::adopted(now);
+                    }
+                    m.servers[i][j].adopted = self.server_weight(o, old_j);
+                }
+            }
+            if same_service(old, svc) {
+                diff.unchanged += 1;
+                continue;
+            }
+            diff.changed += 1;
+            diff.services.push(i);
+            let listed: HashSet<(IpAddr, u16)> =
+                svc.servers.iter().map(|d| (d.addr, d.port)).collect();
+            let gone: Vec<Destination> = old
+                .servers
+                .iter()
+                .filter(|d| !listed.contains(&(d.addr, d.port)) && present(&key, d.addr, d.port))
+                .map(|d| Destination {
+                    weight: 0,
+                    ..d.clone()
+                })
+                .collect();
+            if !gone.is_empty() {
+                match retiring
+                    .iter_mut()
+                    .find(|r| r.key == key && r.service.is_none())
+                {
+                    Some(r) => r.dests.extend(gone),
+                    None => retiring.push(Retiring {
+                        key,
+                        service: None,
+                        dests: gone,
+                        deadline,
+                    }),
+                }
+            }
+        }
+        for (o, old) in self.config.services.iter().enumerate() {
+            if seen_old.contains(&o) {
+                continue;
+            }
+            let key = old.service.key;
+            let mut dests: Vec<Destination> = old
+                .servers
+                .iter()
+                .filter(|d| present(&key, d.addr, d.port))
+                .map(|d| Destination {
+                    weight: 0,
+                    ..d.clone()
+                })
+                .collect();
+            if let Some(s) = old.sorry_destination()
+                && present(&key, s.addr, s.port)
+            {
+                dests.push(Destination { weight: 0, ..s });
+            }
+            retiring.retain(|r| r.key != key);
+            if dests.is_empty() {
+                diff.delete_now.push(key);
+            } else {
+                diff.retiring.push(key);
+                retiring.push(Retiring {
+                    key,
+                    service: Some(old.service.clone()),
+                    dests,
+                    deadline,
+                });
+            }
+        }
+        m.retiring = retiring;
+        for i in 0..m.config.services.len() {
+            if m.update_sorry(i, &mut diff.events) && !diff.services.contains(&i) {
+                diff.services.push(i);
+            }
+        }
+        (m, diff)
+    }
+}

@@ -1,0 +1,257 @@
+//! When each unique check runs: a heap of due times, one entry per check
+//! (memory O(checks), nothing allocated per run but the run itself). The
+//! first run of each check is spread over its interval by a hash of its
+//! index, so 20,000 checks do not fire at once; after that a check runs
+//! every `interval` from its previous start, and a run still going when the
+//! next is due makes that next one wait for the following slot.
+//!
+//! Pure (the time is passed in); the daemon spawns the runs it hands out.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::check::{CheckKind, CheckSpec};
+use crate::model::{CheckId, Model};
+
+#[derive(Debug, Clone)]
+struct Slot {
+    address: IpAddr,
+    spec: Arc<CheckSpec>,
+    /// When the run in flight started. A run whose result never came (a
+    /// result of a generation the daemon no longer maps, after two quick
+    /// reloads) stops counting once it is older than any run can be.
+    running: Option<Instant>,
+    next: Instant,
+}
+
+impl Slot {
+    fn busy(&self, now: Instant) -> bool {
+        // The checker waits at most an interval for a permit, then runs
+        // within the timeout.
+        let longest = self.spec.interval + self.spec.timeout + Duration::from_secs(1);
+        self.running
+            .is_some_and(|t| now.saturating_duration_since(t) < longest)
+    }
+}
+
+/// A run to start.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub generation: u64,
+    pub id: CheckId,
+    pub address: IpAddr,
+    pub spec: Arc<CheckSpec>,
+}
+
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    generation: u64,
+    slots: Vec<Option<Slot>>,
+    heap: BinaryHeap<Reverse<(Instant, CheckId)>>,
+}
+
+/// A stable spread of check `id`'s first run over `interval`.
+fn jitter(id: CheckId, interval: Duration) -> Duration {
+    // splitmix64
+    let mut z = (id as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(z % nanos)
+}
+
+impl Scheduler {
+    /// Every check of `model` except `none` ones, first runs spread.
+    pub fn new(model: &Model, now: Instant) -> Scheduler {
+        let mut s = Scheduler::default();
+        s.rebuild(model, |_| None, now);
+        s
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// After a reload: checks kept (`remap` old id -> new id) keep their
+    /// times and running runs; new checks start spread as at start.
+    pub fn reload(&mut self, model: &Model, remap: &[Option<CheckId>], now: Instant) {
+        let old = std::mem::take(&mut self.slots);
+        let mut back: Vec<Option<CheckId>> = vec![None; model.checks.len()];
+        for (o, n) in remap.iter().enumerate() {
+            if let Some(n) = n {
+                back[*n] = Some(o);
+            }
+        }
+        self.generation += 1;
+        self.rebuild(
+            model,
+            |new| back[new].and_then(|o| old.get(o).cloned().flatten()),
+            now,
+        );
+    }
+
+    fn rebuild(&mut self, model: &Model, carry: impl Fn(CheckId) -> Option<Slot>, now: Instant) {
+        self.slots = Vec::with_capacity(model.checks.len());
+        self.heap = BinaryHeap::with_capacity(model.checks.len());
+        for (id, c) in model.checks.iter().enumerate() {
+            if c.spec.kind == CheckKind::None {
+                self.slots.push(None);
+                continue;
+            }
+            let slot = carry(id).unwrap_or_else(|| Slot {
+                address: c.address,
+                spec: c.spec.clone(),
+                running: None,
+                next: now + jitter(id, c.spec.interval),
+            });
+            self.heap.push(Reverse((slot.next, id)));
+            self.slots.push(Some(slot));
+        }
+    }
+
+    /// When the next run is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Runs due at `now`, at most `max`.
+    pub fn due(&mut self, now: Instant, max: usize) -> Vec<Run> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(&Reverse((t, id))) = self.heap.peek() else {
+                break;
+            };
+            if t > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) else {
+                continue;
+            };
+            let interval = slot.spec.interval.max(Duration::from_millis(10));
+            // From the slot's time, not from now: no drift; but never in the
+            // past (a late loop does not make a burst).
+            let mut next = slot.next + interval;
+            if next <= now {
+                next = now + interval;
+            }
+            slot.next = next;
+            self.heap.push(Reverse((next, id)));
+            if slot.busy(now) {
+                continue;
+            }
+            slot.running = Some(now);
+            out.push(Run {
+                generation: self.generation,
+                id,
+                address: slot.address,
+                spec: slot.spec.clone(),
+            });
+        }
+        out
+    }
+
+    /// A run of check `id` (of the current generation) ended.
+    pub fn finished(&mut self, id: CheckId) {
+        if let Some(Some(slot)) = self.slots.get_mut(id) {
+            slot.running = None;
+        }
+    }
+
+    /// Checks scheduled.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse;
+
+    fn model(n: usize, interval: &str) -> Model {
+        let mut text = String::from("[[service]]\nvip = \"203.0.113.10\"\nport = 80\n");
+        text.push_str(&format!(
+            "[service.check]\ntype = \"tcp\"\ninterval = {interval}\n"
+        ));
+        for i in 0..n {
+            text.push_str(&format!(
+                "[[service.server]]\naddress = \"198.18.{}.{}\"\n",
+                i / 250,
+                i % 250 + 1
+            ));
+        }
+        let c = parse(Path::new("d.toml"), &text).unwrap();
+        Model::new(c, &[], HashSet::new(), Instant::now()).0
+    }
+
+    #[test]
+    fn first_runs_are_spread_and_then_periodic() {
+        let m = model(1000, "5.0");
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(&m, t0);
+        assert_eq!(s.len(), 1000);
+        // In each of five 1 s slices, roughly a fifth of the checks start.
+        let mut counts = Vec::new();
+        for sec in 1..=5 {
+            let runs = s.due(t0 + Duration::from_secs(sec), usize::MAX);
+            for r in &runs {
+                s.finished(r.id);
+            }
+            counts.push(runs.len());
+        }
+        assert_eq!(counts.iter().sum::<usize>(), 1000, "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (120..=280).contains(&c)),
+            "{counts:?}"
+        );
+        // The next 5 s: every check once more.
+        let runs = s.due(t0 + Duration::from_secs(10), usize::MAX);
+        assert_eq!(runs.len(), 1000);
+    }
+
+    #[test]
+    fn a_running_check_is_not_started_twice() {
+        let m = model(1, "1.0");
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(&m, t0);
+        let r = s.due(t0 + Duration::from_secs(1), 10);
+        assert_eq!(r.len(), 1);
+        assert!(
+            s.due(t0 + Duration::from_secs(3), 10).is_empty(),
+            "still running"
+        );
+        s.finished(0);
+        assert_eq!(s.due(t0 + Duration::from_secs(5), 10).len(), 1);
+    }
+
+    #[test]
+    fn reload_keeps_times_of_kept_checks() {
+        let m = model(3, "1.0");
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(&m, t0);
+        let first = s.next_due().unwrap();
+        // The same model: every check kept, same next time.
+        s.reload(
+            &m,
+            &[Some(0), Some(1), Some(2)],
+            t0 + Duration::from_millis(1),
+        );
+        assert_eq!(s.generation(), 1);
+        assert_eq!(s.next_due().unwrap(), first);
+        let none = model(0, "1.0");
+        s.reload(&none, &[None, None, None], t0);
+        assert!(s.is_empty() && s.next_due().is_none());
+    }
+}
