@@ -23,10 +23,9 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lvs_common::config_error::LineIndex;
 use serde::Deserialize;
@@ -141,32 +140,10 @@ pub fn vips(config: &DirectorConfig) -> Vec<IpAddr> {
         .collect()
 }
 
-/// A configuration error with its position in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: PathBuf,
-    /// 1-based line and column; `None` when the error concerns the whole file.
-    pub position: Option<(usize, usize)>,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.position {
-            Some((line, column)) => write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path.display(),
-                line,
-                column,
-                self.message
-            ),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A configuration error with its position in the file (`file:line:column:
+/// message`; the whole file when its line is 0): lvs-common's, shared with
+/// rs-agent.
+pub use lvs_common::config_error::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,11 +187,8 @@ struct RawServer {
 
 /// Reads and validates the director configuration at `path`.
 pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        position: None,
-        message: format!("cannot read configuration: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::whole_file(path, format!("cannot read configuration: {e}")))?;
     parse(path, &text)
 }
 
@@ -351,10 +325,9 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn at(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
-        ConfigError {
-            path: self.path.to_path_buf(),
-            position: span.map(|s| self.lines.line_column(s.start)),
-            message,
+        match span {
+            Some(s) => self.lines.error(self.path, s.start, message),
+            None => ConfigError::whole_file(self.path, message),
         }
     }
 
