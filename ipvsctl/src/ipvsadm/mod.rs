@@ -1,0 +1,318 @@
+//! ipvsadm mode: ipvsctl invoked as `ipvsadm`, `ipvsadm-save`,
+//! `ipvsadm-restore`, or with an ipvsadm option first. argv is split the
+//! way ipvsadm 1.31 (popt) splits it ([`argv`]), checked with ipvsadm's
+//! command/option table, and then runs the same library calls as the
+//! subcommands. Numeric only: names are never resolved (as if `-n`).
+
+use std::io::Read;
+
+use lvs_ipvs::listing::{self, Columns, ListFormat};
+use lvs_ipvs::{Daemon, DaemonState, Error, Handle, Op, rules};
+
+pub mod argv;
+mod conn;
+
+/// ipvsadm's version line (`-v`).
+pub const VERSION_LINE: &str = "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)";
+
+/// Run in ipvsadm mode; returns the exit code.
+pub fn main(prog: &str, args: &[String]) -> u8 {
+    match prog {
+        "ipvsadm-save" => save_script(args),
+        "ipvsadm-restore" => restore_script(args),
+        _ => match process(prog, args, None) {
+            Ok(()) => 0,
+            Err(code) => code,
+        },
+    }
+}
+
+/// Debian's ipvsadm-save: `-n` or nothing, any other option prints help.
+fn save_script(args: &[String]) -> u8 {
+    for a in args {
+        if a != "-n" && a.starts_with('-') {
+            eprintln!("ipvsadm-save: Script to save the IPVS table to stdout.");
+            eprintln!("   With the -n option, prints out the table in numeric format.");
+            return 1;
+        }
+    }
+    main("ipvsadm", &["-S".to_string(), "-n".to_string()])
+}
+
+/// Debian's ipvsadm-restore: drop `#` lines, flush, then `ipvsadm -R`.
+fn restore_script(_args: &[String]) -> u8 {
+    let mut input = String::new();
+    let _ = std::io::stdin().read_to_string(&mut input);
+    let kept: String = input
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let _ = main("ipvsadm", &["-C".to_string()]);
+    match process("ipvsadm", &["-R".to_string()], Some(kept)) {
+        Ok(()) => 0,
+        Err(c) => c,
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
+    eprintln!("{msg}");
+    code
+}
+
+fn tryhelp(prog: &str) -> u8 {
+    eprintln!("Try `{prog} -h' or '{prog} --help' for more information.");
+    255
+}
+
+/// ipvsadm's `process_options` for one command line. `stdin_text` stands
+/// for standard input (for -R).
+fn process(prog: &str, args: &[String], stdin_text: Option<String>) -> Result<(), u8> {
+    if args.is_empty() {
+        return list(prog, &[], None);
+    }
+    let p = argv::parse(args);
+    let Some(first) = p.opts.first() else {
+        return Err(match &p.error {
+            Some(e) if !e.given.is_empty() => tryhelp(prog),
+            _ => tryhelp(prog),
+        });
+    };
+    match first.id {
+        "h" => {
+            print!("{}", usage(prog));
+            return Ok(());
+        }
+        "v" => {
+            println!("{VERSION_LINE}");
+            return Ok(());
+        }
+        _ => {}
+    }
+    if let Some(e) = &p.error {
+        return Err(fail(255, format!("{}: {}", e.given, e.reason)));
+    }
+    match first.id {
+        "L" => list(prog, &p.opts[1..], Some(&p.args)),
+        "S" => {
+            check_only(&p, &["n"], "save")?;
+            let h = connect()?;
+            let table = h.table().map_err(kernel)?;
+            print!("{}", rules::render_save(&table));
+            Ok(())
+        }
+        "R" => {
+            check_only(&p, &[], "restore")?;
+            let text = match stdin_text {
+                Some(t) => t,
+                None => {
+                    let mut s = String::new();
+                    let _ = std::io::stdin().read_to_string(&mut s);
+                    s
+                }
+            };
+            let mut rc = Ok(());
+            for line in text.lines() {
+                let words = match rules::split_words(line) {
+                    Ok(w) => w,
+                    Err(_) => continue,
+                };
+                if words.is_empty() {
+                    continue;
+                }
+                let mut full = vec![];
+                full.extend(words);
+                if let Err(c) = process(prog, &full, Some(String::new())) {
+                    rc = Err(c);
+                }
+            }
+            rc
+        }
+        "start-daemon" | "stop-daemon" => daemon(&p),
+        _ => {
+            let op = rules::parse_words(args).map_err(|e| fail(2, e.message))?;
+            let h = connect()?;
+            h.apply(&op).map_err(|e| fail(255, e.ipvsadm_message()))
+        }
+    }
+}
+
+fn check_only(p: &argv::Parsed, allowed: &[&str], cmd: &str) -> Result<(), u8> {
+    for o in &p.opts[1..] {
+        if !allowed.contains(&o.id) {
+            return Err(fail(
+                2,
+                format!(
+                    "Illegal '{}' option with the '{cmd}' command",
+                    opt_name(o.id)
+                ),
+            ));
+        }
+    }
+    if let Some(a) = p.args.first() {
+        return Err(fail(2, format!("unexpected argument {a}")));
+    }
+    Ok(())
+}
+
+fn opt_name(id: &str) -> &str {
+    match id {
+        "t" | "u" | "sctp" | "f" => "service-address",
+        "s" => "scheduler",
+        "p" => "persistent",
+        "M" => "netmask",
+        "r" => "real-server",
+        "m" | "i" | "g" => "forwarding-method",
+        "w" => "weight",
+        "x" => "u-threshold",
+        "y" => "l-threshold",
+        "n" => "numeric",
+        "c" => "connection",
+        "o" => "ops",
+        "b" => "sched-flags",
+        "6" => "ipv6",
+        "X" => "exact",
+        other => other,
+    }
+}
+
+fn connect() -> Result<Handle, u8> {
+    Handle::connect(None).map_err(kernel)
+}
+
+fn kernel(e: Error) -> u8 {
+    fail(255, e.ipvsadm_message())
+}
+
+fn daemon(p: &argv::Parsed) -> Result<(), u8> {
+    let first = &p.opts[0];
+    let state = match first.value.as_deref() {
+        Some("master") => DaemonState::Master,
+        Some("backup") => DaemonState::Backup,
+        _ => return Err(fail(2, "illegal start-daemon parameter specified")),
+    };
+    let mut ifn = "eth0".to_string();
+    let mut syncid = 0u32;
+    for o in &p.opts[1..] {
+        match o.id {
+            "mcast-interface" => ifn = o.value.clone().unwrap_or_default(),
+            "syncid" => {
+                syncid = o
+                    .value
+                    .as_deref()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|v| *v <= 255)
+                    .ok_or_else(|| fail(2, "illegal syncid specified"))?
+            }
+            other => {
+                return Err(fail(
+                    2,
+                    format!(
+                        "Illegal '{}' option with the '{}' command",
+                        opt_name(other),
+                        first.id
+                    ),
+                ));
+            }
+        }
+    }
+    let h = connect()?;
+    if first.id == "start-daemon" {
+        h.start_daemon(&Daemon::new(state, ifn, syncid))
+            .map_err(kernel)
+    } else {
+        h.stop_daemon(state).map_err(kernel)
+    }
+}
+
+fn list(prog: &str, opts: &[argv::Opt], args: Option<&Vec<String>>) -> Result<(), u8> {
+    let mut columns = Columns::Plain;
+    let (mut exact, mut nosort, mut conn, mut timeout, mut daemons) =
+        (false, false, false, false, false);
+    let mut persistent = false;
+    let mut selector: Vec<String> = vec!["-D".into()];
+    for o in opts {
+        match o.id {
+            "n" | "sort" => {}
+            "c" => conn = true,
+            "X" => exact = true,
+            "nosort" => nosort = true,
+            "timeout" => timeout = true,
+            "daemon" => daemons = true,
+            "stats" => columns = Columns::Stats,
+            "rate" => columns = Columns::Rate,
+            "thresholds" => columns = Columns::Thresholds,
+            "persistent-conn" => {
+                persistent = true;
+                columns = Columns::PersistentConn
+            }
+            "tun-info" => columns = Columns::TunInfo,
+            "t" | "u" | "sctp" | "f" | "6" => {
+                selector.push(o.given.clone());
+                if let Some(v) = &o.value {
+                    selector.push(v.clone());
+                }
+            }
+            other => {
+                return Err(fail(
+                    2,
+                    format!(
+                        "Illegal '{}' option with the 'list' command",
+                        opt_name(other)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(a) = args.and_then(|a| a.first()) {
+        return Err(fail(2, format!("unexpected argument {a}")));
+    }
+    if (conn || timeout || daemons) && columns != Columns::Plain && !(conn && persistent) {
+        return Err(tryhelp(prog));
+    }
+    let fmt = ListFormat {
+        columns,
+        exact,
+        nosort,
+    };
+    let h = connect()?;
+    if conn {
+        print!("{}", conn::render(persistent).map_err(|e| fail(255, e))?);
+        return Ok(());
+    }
+    if selector.len() > 1 {
+        let k = match rules::parse_words(&selector) {
+            Ok(Op::DeleteService(k)) => k,
+            Ok(_) => unreachable!(),
+            Err(e) => return Err(fail(2, e.message)),
+        };
+        let svc = match h.service(&k) {
+            Ok(s) => s,
+            Err(Error::NoSuchService { .. }) => return Err(fail(1, "No such service")),
+            Err(e) => return Err(kernel(e)),
+        };
+        let dests = h.destinations(&k).map_err(kernel)?;
+        print!("{}", listing::render_services(&[(svc, dests)], &fmt));
+        return Ok(());
+    }
+    if timeout {
+        print!(
+            "{}",
+            listing::render_timeouts(&h.timeouts().map_err(kernel)?)
+        );
+        return Ok(());
+    }
+    if daemons {
+        print!("{}", listing::render_daemons(&h.daemons().map_err(kernel)?));
+        return Ok(());
+    }
+    let info = h.info().map_err(kernel)?;
+    let table = h.table().map_err(kernel)?;
+    print!("{}", listing::render_list(&info, &table, &fmt));
+    Ok(())
+}
+
+/// ipvsadm's usage text (`-h`).
+fn usage(prog: &str) -> String {
+    include_str!("usage.txt").replace("ipvsadm", prog)
+}
