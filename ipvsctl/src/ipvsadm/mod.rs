@@ -20,7 +20,7 @@ pub fn main(prog: &str, args: &[String]) -> u8 {
     match prog {
         "ipvsadm-save" => save_script(args),
         "ipvsadm-restore" => restore_script(args),
-        _ => match process(prog, args, None) {
+        _ => match process(prog, args, false) {
             Ok(()) => 0,
             Err(code) => code,
         },
@@ -49,10 +49,28 @@ fn restore_script(_args: &[String]) -> u8 {
         .map(|l| format!("{l}\n"))
         .collect();
     let _ = main("ipvsadm", &["-C".to_string()]);
-    match process("ipvsadm", &["-R".to_string()], Some(kept)) {
+    match restore_lines("ipvsadm", &kept) {
         Ok(()) => 0,
         Err(c) => c,
     }
+}
+
+/// -R's input, line by line.
+fn restore_lines(prog: &str, text: &str) -> Result<(), u8> {
+    let mut rc = Ok(());
+    for line in text.lines() {
+        let Ok(words) = rules::split_words(line) else {
+            continue;
+        };
+        if words.is_empty() {
+            continue;
+        }
+        rc = process(prog, &words, true);
+        if rc == Err(2) {
+            return rc;
+        }
+    }
+    rc
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
@@ -65,18 +83,15 @@ fn tryhelp(prog: &str) -> u8 {
     255
 }
 
-/// ipvsadm's `process_options` for one command line. `stdin_text` stands
-/// for standard input (for -R).
-fn process(prog: &str, args: &[String], stdin_text: Option<String>) -> Result<(), u8> {
+/// ipvsadm's `process_options` for one command line (`in_restore`: a
+/// line of -R's input).
+fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
     if args.is_empty() {
         return list(prog, &[], None);
     }
     let p = argv::parse(args);
     let Some(first) = p.opts.first() else {
-        return Err(match &p.error {
-            Some(e) if !e.given.is_empty() => tryhelp(prog),
-            _ => tryhelp(prog),
-        });
+        return Err(tryhelp(prog));
     };
     match first.id {
         "h" => {
@@ -102,31 +117,17 @@ fn process(prog: &str, args: &[String], stdin_text: Option<String>) -> Result<()
             Ok(())
         }
         "R" => {
-            check_only(&p, &[], "restore")?;
-            let text = match stdin_text {
-                Some(t) => t,
-                None => {
-                    let mut s = String::new();
-                    let _ = std::io::stdin().read_to_string(&mut s);
-                    s
-                }
-            };
-            let mut rc = Ok(());
-            for line in text.lines() {
-                let words = match rules::split_words(line) {
-                    Ok(w) => w,
-                    Err(_) => continue,
-                };
-                if words.is_empty() {
-                    continue;
-                }
-                let mut full = vec![];
-                full.extend(words);
-                if let Err(c) = process(prog, &full, Some(String::new())) {
-                    rc = Err(c);
-                }
+            // ipvsadm's restore_table: a -R inside -R is refused; each line
+            // runs as its own command line; a command-line error ends the
+            // run (ipvsadm exits), a kernel error is reported and the run
+            // carries on; the exit code is the last line's.
+            if in_restore {
+                return Err(tryhelp(prog));
             }
-            rc
+            check_only(&p, &[], "restore")?;
+            let mut text = String::new();
+            let _ = std::io::stdin().read_to_string(&mut text);
+            restore_lines(prog, &text)
         }
         "start-daemon" | "stop-daemon" => daemon(&p),
         _ => {
