@@ -41,10 +41,10 @@ pub fn line(l: &str, persistent: bool) -> Option<String> {
         c,
         v
     );
-    Some(if persistent {
-        let pe = f.get(9).copied().unwrap_or("");
+    let pe = f.get(9).copied().unwrap_or("");
+    Some(if persistent && !pe.is_empty() {
         let data = f.get(10).copied().unwrap_or("");
-        format!("{head}{d:<18} {pe:<10} {data}\n")
+        format!("{head}{d:<18} {pe:<16} {data}\n")
     } else {
         format!("{head}{d}\n")
     })
@@ -57,7 +57,7 @@ pub fn render(persistent: bool) -> Result<String, String> {
     let mut out = String::from("IPVS connection entries\n");
     if persistent {
         out.push_str(&format!(
-            "pro expire {:<11} {:<18} {:<18} {:<18} {:<10} {}\n",
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} {}\n",
             "state", "source", "virtual", "destination", "pe name", "pe_data"
         ));
     } else {

@@ -10,6 +10,7 @@ use lvs_ipvs::listing::{self, Columns, ListFormat};
 use lvs_ipvs::{Daemon, DaemonState, Error, Handle, Op, rules};
 
 pub mod argv;
+mod check;
 mod conn;
 
 /// ipvsadm's version line (`-v`).
@@ -104,9 +105,26 @@ fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
         }
         _ => {}
     }
+    let Some(cmd) = check::command_name(first.id) else {
+        return Err(tryhelp(prog));
+    };
+    for o in &p.opts[1..] {
+        if check::command_name(o.id).is_some() {
+            return Err(fail(2, format!("invalid option `{}'", o.given)));
+        }
+        // ipvsadm takes marks 1..2^32-1 only (its -S prints the upper
+        // half as negative numbers, which it then refuses).
+        if o.id == "f" {
+            let v = o.value.as_deref().unwrap_or("");
+            if v.parse::<u32>().map_or(true, |m| m == 0) {
+                return Err(fail(2, format!("invalid fwmark value `{v}' specified")));
+            }
+        }
+    }
     if let Some(e) = &p.error {
         return Err(fail(255, format!("{}: {}", e.given, e.reason)));
     }
+    check::check(cmd, &p.opts[1..]).map_err(|m| fail(2, m))?;
     match first.id {
         "L" => list(prog, &p.opts[1..], Some(&p.args)),
         "S" => {
@@ -190,7 +208,7 @@ fn daemon(p: &argv::Parsed) -> Result<(), u8> {
     let state = match first.value.as_deref() {
         Some("master") => DaemonState::Master,
         Some("backup") => DaemonState::Backup,
-        _ => return Err(fail(2, "illegal start-daemon parameter specified")),
+        _ => return Err(fail(2, "illegal start_daemon specified")),
     };
     let mut ifn = "eth0".to_string();
     let mut syncid = 0u32;

@@ -8,7 +8,8 @@
 # emulated VM); per line, the exit code, stdout, stderr and, after lines
 # that can change it, the table (`ipvsadm -Sn` by Debian's ipvsadm in both
 # namespaces) go to a transcript; the transcripts must be equal. Connection
-# listings (-Lc) have their expire column masked.
+# listings (-Lc) have their expire column and client ports masked and
+# their entries sorted.
 # Transcripts: $VM_LOG_DIR/54-transcript-{adm,ctl}.txt when writable.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -79,7 +80,9 @@ while IFS= read -r line || [[ -n $line ]]; do
         out=${out//ipvsctl/ipvsadm} err=${err//ipvsctl/ipvsadm}
     fi
     if [[ $cmdpart == *c* && $cmdpart == *-[lL]* ]]; then
-        out=$(sed -E 's/^(TCP|UDP|SCTP|IP) +[0-9]{2}:[0-9]{2} /\1 XX:XX /' <<<"$out")
+        # expire ticks; client ports are ephemeral (always 5 digits here)
+        # and the kernel's order follows their hash: mask both, sort.
+        out=$(sed -E 's/^(TCP|UDP|SCTP|IP) +[0-9]{2}:[0-9]{2}( +[A-Z_]+ +[^ ]+):[0-9]{5} /\1 XX:XX\2:PPPPP /; s/^(TCP|UDP|SCTP|IP) +[0-9]{2}:[0-9]{2} /\1 XX:XX /' <<<"$out" | { IFS= read -r h1; IFS= read -r h2; printf "%s\n%s\n" "$h1" "$h2"; sort; })
     fi
     printf '=== %d: %s\n--- rc %s\n--- stdout\n%s\n--- stderr\n%s\n' "$n" "$line" "$rc" "$out" "$err" >>"$tr"
     case " $cmdpart " in
