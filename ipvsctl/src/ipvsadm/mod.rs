@@ -5,6 +5,11 @@
 //! subcommands. Numeric only: names are never resolved (as if `-n`).
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set where ipvsadm itself would exit (a command-line error, try-help):
+/// -R stops there.
+static EXIT: AtomicBool = AtomicBool::new(false);
 
 use lvs_ipvs::listing::{self, Columns, ListFormat};
 use lvs_ipvs::{Daemon, DaemonState, Error, Handle, Op, rules};
@@ -67,7 +72,7 @@ fn restore_lines(prog: &str, text: &str) -> Result<(), u8> {
             continue;
         }
         rc = process(prog, &words, true);
-        if rc == Err(2) {
+        if EXIT.load(Ordering::Relaxed) {
             return rc;
         }
     }
@@ -76,11 +81,15 @@ fn restore_lines(prog: &str, text: &str) -> Result<(), u8> {
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
     eprintln!("{msg}");
+    if code != 255 {
+        EXIT.store(true, Ordering::Relaxed);
+    }
     code
 }
 
 fn tryhelp(prog: &str) -> u8 {
     eprintln!("Try `{prog} -h' or '{prog} --help' for more information.");
+    EXIT.store(true, Ordering::Relaxed);
     255
 }
 
@@ -88,7 +97,7 @@ fn tryhelp(prog: &str) -> u8 {
 /// line of -R's input).
 fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
     if args.is_empty() {
-        return list(prog, &[], None);
+        return list(&[], None);
     }
     let p = argv::parse(args);
     let Some(first) = p.opts.first() else {
@@ -126,7 +135,7 @@ fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
     }
     check::check(cmd, &p.opts[1..]).map_err(|m| fail(2, m))?;
     match first.id {
-        "L" => list(prog, &p.opts[1..], Some(&p.args)),
+        "L" => list(&p.opts[1..], Some(&p.args)),
         "S" => {
             check_only(&p, &["n"], "save")?;
             let h = connect()?;
@@ -208,6 +217,9 @@ fn daemon(p: &argv::Parsed) -> Result<(), u8> {
     let state = match first.value.as_deref() {
         Some("master") => DaemonState::Master,
         Some("backup") => DaemonState::Backup,
+        _ if first.id == "start-daemon" => {
+            return Err(fail(2, "illegal start-daemon parameter specified"));
+        }
         _ => return Err(fail(2, "illegal start_daemon specified")),
     };
     let mut ifn = "eth0".to_string();
@@ -244,8 +256,8 @@ fn daemon(p: &argv::Parsed) -> Result<(), u8> {
     }
 }
 
-fn list(prog: &str, opts: &[argv::Opt], args: Option<&Vec<String>>) -> Result<(), u8> {
-    let mut columns = Columns::Plain;
+fn list(opts: &[argv::Opt], args: Option<&Vec<String>>) -> Result<(), u8> {
+    let mut formats: Vec<&str> = Vec::new();
     let (mut exact, mut nosort, mut conn, mut timeout, mut daemons) =
         (false, false, false, false, false);
     let mut persistent = false;
@@ -258,14 +270,10 @@ fn list(prog: &str, opts: &[argv::Opt], args: Option<&Vec<String>>) -> Result<()
             "nosort" => nosort = true,
             "timeout" => timeout = true,
             "daemon" => daemons = true,
-            "stats" => columns = Columns::Stats,
-            "rate" => columns = Columns::Rate,
-            "thresholds" => columns = Columns::Thresholds,
-            "persistent-conn" => {
-                persistent = true;
-                columns = Columns::PersistentConn
+            "stats" | "rate" | "thresholds" | "persistent-conn" | "tun-info" => {
+                persistent |= o.id == "persistent-conn";
+                formats.push(o.id);
             }
-            "tun-info" => columns = Columns::TunInfo,
             "t" | "u" | "sctp" | "f" | "6" => {
                 selector.push(o.given.clone());
                 if let Some(v) = &o.value {
@@ -286,9 +294,17 @@ fn list(prog: &str, opts: &[argv::Opt], args: Option<&Vec<String>>) -> Result<()
     if let Some(a) = args.and_then(|a| a.first()) {
         return Err(fail(2, format!("unexpected argument {a}")));
     }
-    if (conn || timeout || daemons) && columns != Columns::Plain && !(conn && persistent) {
-        return Err(tryhelp(prog));
-    }
+    // Several column sets: ipvsadm's precedence.
+    let columns = [
+        ("stats", Columns::Stats),
+        ("rate", Columns::Rate),
+        ("thresholds", Columns::Thresholds),
+        ("persistent-conn", Columns::PersistentConn),
+        ("tun-info", Columns::TunInfo),
+    ]
+    .into_iter()
+    .find(|(id, _)| formats.contains(id))
+    .map_or(Columns::Plain, |(_, c)| c);
     let fmt = ListFormat {
         columns,
         exact,
