@@ -194,9 +194,9 @@ a("ipvsadm -L -n --stats", "ipvsadm --list --numeric --rate", "ipvsadm -l -n --t
   "ipvsadm -L -t", "ipvsadm -L --nosort -n --persistent-conn",
   "ipvsadm -Sn --nosort", "ipvsadm -S -n -t 203.0.113.10:80", "ipvsadm -S --stats",
   "ipvsadm -Sn extra", "ipvsadm -S -c")
-c("connection table")
+c("connection table (no traffic to the sh service: its choice differs between namespaces)")
 a("@traffic tcp 203.0.113.10 80", "@traffic tcp 203.0.113.11 80", "@traffic udp 203.0.113.17 53",
-  "@traffic tcp 203.0.113.23 8443", "@traffic tcp 203.0.113.20 443",
+  "@traffic tcp 203.0.113.23 8443",
   "ipvsadm -Lnc", "ipvsadm -L -n -c", "ipvsadm -Lcn", "ipvsadm -lnc", "ipvsadm -L --connection -n",
   "ipvsadm -Lnc --exact", "ipvsadm -Lnc --sort", "ipvsadm -Lnc --nosort",
   "ipvsadm -Lnc --persistent-conn", "ipvsadm -Lnc --persistent-conn --sort",
