@@ -173,6 +173,10 @@ impl Error {
             (AddService | EditService, libc::ENOENT) => "Scheduler or persistence engine not found",
             (EditDestination | DeleteDestination, libc::ENOENT) => "No such destination",
             (_, libc::EPERM) => "Permission denied (you must be root)",
+            (_, libc::EINVAL) => {
+                "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+            }
+            (_, libc::ENOMEM) => "Memory allocation problem",
             _ => return self.to_string(),
         };
         text.into()
@@ -214,7 +218,11 @@ mod tests {
         // No ipvsadm wording: the error itself.
         assert_eq!(
             msg(libc::EINVAL, Flush),
-            "x: Invalid argument (os error 22)"
+            "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+        );
+        assert_eq!(
+            msg(libc::EBUSY, Flush),
+            "x: Device or resource busy (os error 16)"
         );
     }
 

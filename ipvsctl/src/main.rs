@@ -9,173 +9,17 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use lvs_ipvs::listing::{self, Columns, ListFormat};
 use lvs_ipvs::rules;
-use lvs_ipvs::{Daemon, DaemonState, Destination, Error, Handle, Op, Service};
+use lvs_ipvs::{Daemon, Destination, Error, Handle, Op, Service};
 use serde::Serialize;
 
+pub mod cli;
+mod ipvsadm;
 mod restore;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "ipvsctl",
-    version,
-    about = "ipvsadm-compatible control of the kernel's IPVS table"
-)]
-struct Cli {
-    /// Work in this network namespace (/run/netns/NAME).
-    #[arg(long, global = true, value_name = "NAME")]
-    netns: Option<String>,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Print the table like `ipvsadm -L -n`.
-    List(ListArgs),
-    /// Print the rules like `ipvsadm -S -n`.
-    Save,
-    /// Apply rules (ipvsadm -R syntax) from FILE or standard input,
-    /// all-or-nothing.
-    Restore {
-        /// Rules file (default: standard input).
-        file: Option<std::path::PathBuf>,
-    },
-    /// Delete every service (`ipvsadm -C`).
-    Flush,
-    /// Zero the counters of all services or of one (`ipvsadm -Z`).
-    Zero(Raw),
-    /// `ipvsadm -A` with ipvsadm's options (-t|-u|--sctp-service|-f, -s, -p, -M, -b, --pe, -o, -6).
-    #[command(name = "add-service", visible_alias = "A")]
-    AddService(Raw),
-    /// `ipvsadm -E` with ipvsadm's options.
-    #[command(name = "edit-service", visible_alias = "E")]
-    EditService(Raw),
-    /// `ipvsadm -D`.
-    #[command(name = "delete-service", visible_alias = "D")]
-    DeleteService(Raw),
-    /// `ipvsadm -a` (-r, -g|-i|-m, -w, -x, -y, --tun-*).
-    #[command(name = "add-server", visible_alias = "a")]
-    AddServer(Raw),
-    /// `ipvsadm -e`.
-    #[command(name = "edit-server", visible_alias = "e")]
-    EditServer(Raw),
-    /// `ipvsadm -d`.
-    #[command(name = "delete-server", visible_alias = "d")]
-    DeleteServer(Raw),
-    /// `ipvsadm --set TCP TCPFIN UDP`.
-    #[command(name = "set-timeouts")]
-    SetTimeouts(Raw),
-    /// `ipvsadm --start-daemon master|backup`: start a connection-sync daemon.
-    #[command(name = "start-daemon")]
-    StartDaemon {
-        #[arg(value_enum)]
-        state: Role,
-        /// Multicast interface.
-        #[arg(long = "mcast-interface", default_value = "eth0")]
-        mcast_interface: String,
-        /// Sync id (0 accepts every id on a backup).
-        #[arg(long, default_value_t = 0)]
-        syncid: u8,
-    },
-    /// `ipvsadm --stop-daemon master|backup`.
-    #[command(name = "stop-daemon")]
-    StopDaemon {
-        #[arg(value_enum)]
-        state: Role,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Role {
-    Master,
-    Backup,
-}
-
-impl From<Role> for DaemonState {
-    fn from(r: Role) -> DaemonState {
-        match r {
-            Role::Master => DaemonState::Master,
-            Role::Backup => DaemonState::Backup,
-        }
-    }
-}
-
-/// ipvsadm options, passed through to the rules parser.
-#[derive(Args, Debug)]
-struct Raw {
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "IPVSADM_OPTIONS"
-    )]
-    args: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-struct ListArgs {
-    /// Packet and byte counters.
-    #[arg(long, group = "cols")]
-    stats: bool,
-    /// Rates.
-    #[arg(long, group = "cols")]
-    rate: bool,
-    /// Upper and lower thresholds.
-    #[arg(long, group = "cols")]
-    thresholds: bool,
-    /// Persistent connection counts.
-    #[arg(long = "persistent-conn", group = "cols")]
-    persistent_conn: bool,
-    /// Tunnel information.
-    #[arg(long = "tun-info", group = "cols")]
-    tun_info: bool,
-    /// Exact numbers instead of K, M, G, T.
-    #[arg(long, short = 'X')]
-    exact: bool,
-    /// Kernel order instead of ipvsadm's.
-    #[arg(long)]
-    nosort: bool,
-    /// Print the connection timeouts instead.
-    #[arg(long, group = "cols")]
-    timeout: bool,
-    /// Print the sync daemons instead.
-    #[arg(long, group = "cols")]
-    daemon: bool,
-    /// Only this TCP service.
-    #[arg(short = 't', long = "tcp-service", group = "svc")]
-    tcp: Option<String>,
-    /// Only this UDP service.
-    #[arg(short = 'u', long = "udp-service", group = "svc")]
-    udp: Option<String>,
-    /// Only this SCTP service.
-    #[arg(long = "sctp-service", group = "svc")]
-    sctp: Option<String>,
-    /// Only this firewall-mark service.
-    #[arg(
-        short = 'f',
-        long = "fwmark-service",
-        group = "svc",
-        allow_hyphen_values = true
-    )]
-    fwmark: Option<String>,
-    /// The firewall-mark service is IPv6.
-    #[arg(short = '6', long = "ipv6")]
-    ipv6: bool,
-    /// Accepted for ipvsadm compatibility (output is always numeric).
-    #[arg(short = 'n', long)]
-    numeric: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
+use cli::{Cli, Cmd, ListArgs, Output, Raw};
 
 /// A failure with ipvsadm's exit code.
 pub(crate) struct Fail {
@@ -205,7 +49,29 @@ impl From<Error> for Fail {
     }
 }
 
+/// The ipvsctl options that keep subcommand mode when they come first.
+fn own_option(a: &str) -> bool {
+    a.starts_with("--netns") || matches!(a, "--help" | "-h" | "--version" | "-V")
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let prog = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("ipvsctl")
+        .to_string();
+    let by_name = matches!(
+        prog.as_str(),
+        "ipvsadm" | "ipvsadm-save" | "ipvsadm-restore"
+    );
+    let by_option = argv
+        .get(1)
+        .is_some_and(|a| a.starts_with('-') && !own_option(a));
+    if by_name || by_option {
+        return ExitCode::from(ipvsadm::main(&prog, &argv[1..]));
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -276,7 +276,10 @@ pub(super) fn parse_args(words: &[String]) -> Result<Op, String> {
             "g" => e.fwd = Forward::Route,
             "i" => e.fwd = Forward::Tunnel,
             "m" => e.fwd = Forward::Masquerade,
-            "w" => e.weight = number(&v, 0, 65535).ok_or("illegal weight specified")? as u32,
+            "w" => {
+                e.weight =
+                    number(&v, 0, i64::from(i32::MAX)).ok_or("illegal weight specified")? as u32
+            }
             "x" => {
                 e.u_thresh = number(&v, 0, i64::from(i32::MAX))
                     .ok_or("illegal u_threshold specified")? as u32

@@ -1,0 +1,271 @@
+//! ipvsadm 1.31's argv processing (popt): short options clustered (`-Lnc`),
+//! a short option's value attached (`-t1.2.3.4:80`, `-srr`) or in the next
+//! word, long options as `--name value` or `--name=value` (whole names
+//! only, as popt), `-p`'s optional value only from a next word that does
+//! not start with `-`, words that are not options kept as arguments, `--`
+//! ending the options.
+
+/// How an option takes its value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arg {
+    No,
+    Required,
+    Optional,
+}
+
+/// (long name, short name, argument, option id)
+pub const OPTIONS: &[(&str, Option<char>, Arg, &str)] = &[
+    ("add-service", Some('A'), Arg::No, "A"),
+    ("edit-service", Some('E'), Arg::No, "E"),
+    ("delete-service", Some('D'), Arg::No, "D"),
+    ("clear", Some('C'), Arg::No, "C"),
+    ("list", Some('L'), Arg::No, "L"),
+    ("list", Some('l'), Arg::No, "L"),
+    ("zero", Some('Z'), Arg::No, "Z"),
+    ("add-server", Some('a'), Arg::No, "a"),
+    ("edit-server", Some('e'), Arg::No, "e"),
+    ("delete-server", Some('d'), Arg::No, "d"),
+    ("set", None, Arg::No, "set"),
+    ("help", Some('h'), Arg::No, "h"),
+    ("version", Some('v'), Arg::No, "v"),
+    ("restore", Some('R'), Arg::No, "R"),
+    ("save", Some('S'), Arg::No, "S"),
+    ("start-daemon", None, Arg::Required, "start-daemon"),
+    ("stop-daemon", None, Arg::Required, "stop-daemon"),
+    ("tcp-service", Some('t'), Arg::Required, "t"),
+    ("udp-service", Some('u'), Arg::Required, "u"),
+    ("sctp-service", None, Arg::Required, "sctp"),
+    ("fwmark-service", Some('f'), Arg::Required, "f"),
+    ("scheduler", Some('s'), Arg::Required, "s"),
+    ("persistent", Some('p'), Arg::Optional, "p"),
+    ("netmask", Some('M'), Arg::Required, "M"),
+    ("real-server", Some('r'), Arg::Required, "r"),
+    ("masquerading", Some('m'), Arg::No, "m"),
+    ("ipip", Some('i'), Arg::No, "i"),
+    ("gatewaying", Some('g'), Arg::No, "g"),
+    ("weight", Some('w'), Arg::Required, "w"),
+    ("u-threshold", Some('x'), Arg::Required, "x"),
+    ("l-threshold", Some('y'), Arg::Required, "y"),
+    ("numeric", Some('n'), Arg::No, "n"),
+    ("connection", Some('c'), Arg::No, "c"),
+    ("ipv6", Some('6'), Arg::No, "6"),
+    ("ops", Some('o'), Arg::No, "o"),
+    ("pe", None, Arg::Required, "pe"),
+    ("sched-flags", Some('b'), Arg::Required, "b"),
+    ("tun-type", None, Arg::Required, "tun-type"),
+    ("tun-port", None, Arg::Required, "tun-port"),
+    ("tun-nocsum", None, Arg::No, "tun-nocsum"),
+    ("tun-csum", None, Arg::No, "tun-csum"),
+    ("tun-remcsum", None, Arg::No, "tun-remcsum"),
+    ("exact", Some('X'), Arg::No, "X"),
+    ("stats", None, Arg::No, "stats"),
+    ("rate", None, Arg::No, "rate"),
+    ("timeout", None, Arg::No, "timeout"),
+    ("daemon", None, Arg::No, "daemon"),
+    ("thresholds", None, Arg::No, "thresholds"),
+    ("persistent-conn", None, Arg::No, "persistent-conn"),
+    ("nosort", None, Arg::No, "nosort"),
+    ("sort", None, Arg::No, "sort"),
+    ("tun-info", None, Arg::No, "tun-info"),
+    ("mcast-interface", None, Arg::Required, "mcast-interface"),
+    ("syncid", None, Arg::Required, "syncid"),
+];
+
+/// One option as given: its id, the text that named it (`-t`, `--tcp-service`)
+/// and its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opt {
+    pub id: &'static str,
+    pub given: String,
+    pub value: Option<String>,
+}
+
+/// A popt error: the option text as given and popt's reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadOpt {
+    pub given: String,
+    pub reason: &'static str,
+}
+
+/// The options in order, then the arguments that are not options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub opts: Vec<Opt>,
+    pub args: Vec<String>,
+    /// The error popt stopped at, after `opts` (ipvsadm reports it only
+    /// once it has reached it).
+    pub error: Option<BadOpt>,
+}
+
+fn long(name: &str) -> Option<&'static (&'static str, Option<char>, Arg, &'static str)> {
+    OPTIONS.iter().find(|o| o.0 == name)
+}
+
+fn short(c: char) -> Option<&'static (&'static str, Option<char>, Arg, &'static str)> {
+    OPTIONS.iter().find(|o| o.1 == Some(c))
+}
+
+/// Split argv (without the program name) like popt.
+pub fn parse(words: &[String]) -> Parsed {
+    let mut p = Parsed::default();
+    let mut i = 0;
+    let bad = |p: &mut Parsed, given: String, reason| {
+        p.error = Some(BadOpt { given, reason });
+    };
+    while i < words.len() {
+        let w = &words[i];
+        i += 1;
+        if w == "--" {
+            p.args.extend(words[i..].iter().cloned());
+            break;
+        }
+        if let Some(l) = w.strip_prefix("--") {
+            let (name, inline) = match l.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (l, None),
+            };
+            let Some(&(_, _, arg, id)) = long(name) else {
+                bad(&mut p, w.clone(), "unknown option");
+                return p;
+            };
+            let given = format!("--{name}");
+            let value = match (arg, inline) {
+                (Arg::No, Some(_)) => {
+                    bad(&mut p, given, "option does not take an argument");
+                    return p;
+                }
+                (Arg::No, None) => None,
+                (_, Some(v)) => Some(v),
+                (Arg::Required, None) => match words.get(i) {
+                    Some(v) => {
+                        i += 1;
+                        Some(v.clone())
+                    }
+                    None => {
+                        bad(&mut p, given, "missing argument");
+                        return p;
+                    }
+                },
+                (Arg::Optional, None) => match words.get(i) {
+                    Some(v) if !v.starts_with('-') => {
+                        i += 1;
+                        Some(v.clone())
+                    }
+                    _ => None,
+                },
+            };
+            p.opts.push(Opt { id, given, value });
+        } else if w.len() > 1 && w.starts_with('-') {
+            let chars: Vec<char> = w[1..].chars().collect();
+            let mut j = 0;
+            while j < chars.len() {
+                let c = chars[j];
+                j += 1;
+                let Some(&(_, _, arg, id)) = short(c) else {
+                    bad(&mut p, format!("-{c}"), "unknown option");
+                    return p;
+                };
+                let given = format!("-{c}");
+                let rest: String = chars[j..].iter().collect();
+                let value = match arg {
+                    Arg::No => None,
+                    _ if !rest.is_empty() => {
+                        j = chars.len();
+                        Some(rest)
+                    }
+                    Arg::Required => match words.get(i) {
+                        Some(v) => {
+                            i += 1;
+                            Some(v.clone())
+                        }
+                        None => {
+                            bad(&mut p, given, "missing argument");
+                            return p;
+                        }
+                    },
+                    Arg::Optional => match words.get(i) {
+                        Some(v) if !v.starts_with('-') => {
+                            i += 1;
+                            Some(v.clone())
+                        }
+                        _ => None,
+                    },
+                };
+                p.opts.push(Opt { id, given, value });
+            }
+        } else {
+            p.args.push(w.clone());
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+    fn ids(p: &Parsed) -> Vec<(&str, Option<&str>)> {
+        p.opts.iter().map(|o| (o.id, o.value.as_deref())).collect()
+    }
+
+    #[test]
+    fn clusters_and_attached_values() {
+        let p = parse(&w("-Lnc"));
+        assert_eq!(ids(&p), vec![("L", None), ("n", None), ("c", None)]);
+        let p = parse(&w("-At203.0.113.1:80 -srr"));
+        assert_eq!(
+            ids(&p),
+            vec![
+                ("A", None),
+                ("t", Some("203.0.113.1:80")),
+                ("s", Some("rr"))
+            ]
+        );
+        let p = parse(&w("-At 203.0.113.1:80"));
+        assert_eq!(ids(&p), vec![("A", None), ("t", Some("203.0.113.1:80"))]);
+    }
+
+    #[test]
+    fn long_options() {
+        let p = parse(&w("--add-service --tcp-service=1.2.3.4:80 --scheduler rr"));
+        assert_eq!(
+            ids(&p),
+            vec![("A", None), ("t", Some("1.2.3.4:80")), ("s", Some("rr"))]
+        );
+        assert_eq!(p.opts[1].given, "--tcp-service");
+        assert!(p.error.is_none());
+    }
+
+    #[test]
+    fn optional_persistent_value() {
+        let p = parse(&w("-A -t 1.2.3.4:0 -p -s rr"));
+        assert_eq!(ids(&p)[2], ("p", None));
+        let p = parse(&w("-A -t 1.2.3.4:0 -p 30"));
+        assert_eq!(ids(&p)[2], ("p", Some("30")));
+        let p = parse(&w("-A -t 1.2.3.4:0 -p20"));
+        assert_eq!(ids(&p)[2], ("p", Some("20")));
+    }
+
+    #[test]
+    fn errors_and_arguments() {
+        let p = parse(&w("-A --bogus"));
+        assert_eq!(p.error.unwrap().given, "--bogus");
+        let p = parse(&w("-A -q"));
+        assert_eq!(p.error.unwrap().reason, "unknown option");
+        let p = parse(&w("-A -t"));
+        assert_eq!(p.error.unwrap().reason, "missing argument");
+        let p = parse(&w("-C=1"));
+        assert!(p.error.is_some());
+        let p = parse(&w("--clear=1"));
+        assert_eq!(p.error.unwrap().reason, "option does not take an argument");
+        let p = parse(&w("--set 1 2 3"));
+        assert_eq!(p.args, w("1 2 3"));
+        let p = parse(&w("-L -- -n"));
+        assert_eq!(p.args, w("-n"));
+        // Whole long names only, as popt.
+        assert!(parse(&w("--add-serv")).error.is_some());
+    }
+}
