@@ -17,7 +17,7 @@
 # Exit status 0 only when every step passed. Set SKIP_VM=1 to leave out the
 # VM suites while iterating (the summary then says so and the run fails).
 # VM_KERNELS (default "6.1 6.12") lists the kernels, one VM boot each;
-# VM_TIMEOUT (default 1200 here) bounds each boot.
+# VM_TIMEOUT (default 1800 here) bounds each boot.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -80,7 +80,7 @@ if step build cargo build --workspace --all-targets --locked; then
             steps+=("FAIL vm-suite-$k (skipped by SKIP_VM=1)")
             failed_steps+=("vm-suite-$k")
         else
-            step "vm-suite-$k" env VM_KERNEL="$k" VM_TIMEOUT="${VM_TIMEOUT:-1200}" bash tests/vm/run-suite.sh
+            step "vm-suite-$k" env VM_KERNEL="$k" VM_TIMEOUT="${VM_TIMEOUT:-1800}" bash tests/vm/run-suite.sh
         fi
     done
     step nspawn bash tests/nspawn/run.sh
