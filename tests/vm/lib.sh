@@ -684,6 +684,7 @@ run_tunnel_root_tests() {
     ran=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' "$TEST_TMP/tunnel-tests.log")
     ((${ran:-0} == count)) || fail "${ran:-0} tunnel root tests ran (expected $count)"
     pass "tunnel root tests ($ran): $*"
+}
 
 # --- lvs-director run (the health-checking daemon) ------------------------------
 
