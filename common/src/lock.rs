@@ -96,48 +96,87 @@ pub fn netns_file_name(stem: &str) -> Result<String, LockError> {
 /// tokio runtime with time enabled.
 #[cfg(feature = "daemon")]
 pub async fn acquire(dir: &Path, name: &str, timeout: Duration) -> Result<LockGuard, LockError> {
-    let (path, file) = open(dir, name)?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut backoff = FIRST_BACKOFF;
+    let mut waiter = Waiter::new(dir, name, timeout)?;
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(LockGuard { path, _file: file }),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(source)) => return Err(LockError::Lock { path, source }),
+        match waiter.attempt()? {
+            Attempt::Held(guard) => return Ok(guard),
+            Attempt::Wait(pause) => tokio::time::sleep(pause).await,
         }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Err(LockError::Timeout {
-                path,
-                waited: timeout,
-            });
-        }
-        tokio::time::sleep(backoff.min(deadline - now)).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// [`acquire`] for programs without an async runtime (one-shot command-line
 /// tools): the same bounded wait and backoff, sleeping the calling thread.
 pub fn acquire_blocking(dir: &Path, name: &str, timeout: Duration) -> Result<LockGuard, LockError> {
-    let (path, file) = open(dir, name)?;
-    let deadline = std::time::Instant::now() + timeout;
-    let mut backoff = FIRST_BACKOFF;
+    let mut waiter = Waiter::new(dir, name, timeout)?;
     loop {
+        match waiter.attempt()? {
+            Attempt::Held(guard) => return Ok(guard),
+            Attempt::Wait(pause) => std::thread::sleep(pause),
+        }
+    }
+}
+
+/// The bounded try-and-back-off of [`acquire`] and [`acquire_blocking`],
+/// without the sleeping (which differs: async or the thread's).
+struct Waiter {
+    path: PathBuf,
+    file: Option<File>,
+    timeout: Duration,
+    deadline: std::time::Instant,
+    backoff: Duration,
+}
+
+enum Attempt {
+    Held(LockGuard),
+    /// Not free yet: try again after this long.
+    Wait(Duration),
+}
+
+impl Waiter {
+    fn new(dir: &Path, name: &str, timeout: Duration) -> Result<Waiter, LockError> {
+        let (path, file) = open(dir, name)?;
+        Ok(Waiter {
+            path,
+            file: Some(file),
+            timeout,
+            deadline: std::time::Instant::now() + timeout,
+            backoff: FIRST_BACKOFF,
+        })
+    }
+
+    fn attempt(&mut self) -> Result<Attempt, LockError> {
+        let path = || self.path.clone();
+        let file = self
+            .file
+            .as_ref()
+            .expect("a held lock is not attempted again");
         match file.try_lock() {
-            Ok(()) => return Ok(LockGuard { path, _file: file }),
+            Ok(()) => {
+                let file = self.file.take().expect("checked above");
+                return Ok(Attempt::Held(LockGuard {
+                    path: path(),
+                    _file: file,
+                }));
+            }
             Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(source)) => return Err(LockError::Lock { path, source }),
+            Err(TryLockError::Error(source)) => {
+                return Err(LockError::Lock {
+                    path: path(),
+                    source,
+                });
+            }
         }
         let now = std::time::Instant::now();
-        if now >= deadline {
+        if now >= self.deadline {
             return Err(LockError::Timeout {
-                path,
-                waited: timeout,
+                path: path(),
+                waited: self.timeout,
             });
         }
-        std::thread::sleep(backoff.min(deadline - now));
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        let pause = self.backoff.min(self.deadline - now);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        Ok(Attempt::Wait(pause))
     }
 }
 

@@ -169,7 +169,13 @@ async fn read_head<S: AsyncRead + Unpin>(
 /// The end of the first `\r\n\r\n` (or bare `\n\n`, which lenient servers
 /// send) starting at or after `from`, if it lies within the cap.
 pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let scan = &buf[from..buf.len().min(HEAD_CAP)];
+    blank_line_end(&buf[..buf.len().min(HEAD_CAP)], from)
+}
+
+/// The end of the first blank line (`\r\n\r\n` or a bare `\n\n`) at or
+/// after `from`: where an HTTP head ends. Shared with the metrics server.
+pub(crate) fn blank_line_end(buf: &[u8], from: usize) -> Option<usize> {
+    let scan = &buf[from..];
     let crlf = scan
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -9,7 +9,7 @@ mod agent;
 #[cfg(feature = "runtime")]
 mod exec;
 #[cfg(feature = "runtime")]
-mod http;
+pub(crate) mod http;
 #[cfg(feature = "runtime")]
 mod run;
 #[cfg(feature = "runtime")]

@@ -212,29 +212,12 @@ async fn read(stream: &mut TcpStream, cap: usize) -> Option<Request> {
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
-        match head_end(&buf, from) {
+        match crate::check::http::blank_line_end(&buf, from) {
             Some(end) if end <= cap => return Some(classify(&buf[..end])),
             Some(_) => return Some(Request::TooLarge),
             None if buf.len() > cap => return Some(Request::TooLarge),
             None => from = buf.len().saturating_sub(3),
         }
-    }
-}
-
-/// The end of the first `\r\n\r\n` (or bare `\n\n`) at or after `from`.
-fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let scan = &buf[from..];
-    let crlf = scan
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| from + i + 4);
-    let lf = scan
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| from + i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
