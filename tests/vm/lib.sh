@@ -686,6 +686,30 @@ run_tunnel_root_tests() {
     pass "tunnel root tests ($ran): $*"
 }
 
+# hold_connection DIR: a client connection to VIP:80 held open (busybox
+# httpd waits 60 s for a request); the request goes once DIR/go exists, the
+# answer lands in DIR/long.out. Sets HOLDER_PID; returns once it is open.
+hold_connection() {
+    local dir=$1
+    mkdir -p "$dir"
+    in_ns client bash -c '
+        exec 3<>"/dev/tcp/$1/80" || exit 1
+        : >"$2/open"
+        for _ in $(seq 200); do [[ -e $2/go ]] && break; sleep 0.2; done
+        printf "GET / HTTP/1.0\r\n\r\n" >&3
+        timeout 10 cat <&3 >"$2/long.out"
+    ' _ "$VIP" "$dir" &
+    HOLDER_PID=$!
+    BG_PIDS+=("$HOLDER_PID")
+    wait_until 20 "the long connection to open" test -e "$dir/open"
+}
+
+# held_connection: "CLIENT:PORT RS:PORT" of the client's ESTABLISHED
+# connections to VIP:80 in the director's table.
+held_connection() {
+    ipvsadm_d -Lnc | awk -v v="$VIP:80" -v c="$CLIENT_IP" '$3 == "ESTABLISHED" && $5 == v && index($4, c ":") == 1 { print $4, $6 }'
+}
+
 # --- lvs-director run (the health-checking daemon) ------------------------------
 
 SORRY_IP=198.51.100.80

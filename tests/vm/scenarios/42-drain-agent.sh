@@ -56,17 +56,8 @@ pass "agent checks: both real servers answer up and are in (rs1 1, rs2 2)"
 holder_pid=
 for try in 1 2 3 4 5 6; do
     dir=$TEST_TMP/hold-$try
-    mkdir -p "$dir"
-    in_ns client bash -c '
-        exec 3<>"/dev/tcp/$1/80" || exit 1
-        : >"$2/open"
-        for _ in $(seq 200); do [[ -e $2/go ]] && break; sleep 0.2; done
-        printf "GET / HTTP/1.0\r\n\r\n" >&3
-        timeout 10 cat <&3 >"$2/long.out"
-    ' _ "$VIP" "$dir" &
-    pid=$!
-    BG_PIDS+=("$pid")
-    wait_until 20 "connection $try to open" test -e "$dir/open"
+    hold_connection "$dir"
+    pid=$HOLDER_PID
     sleep 0.3
     port=$(in_ns client ss -Htn state established dst "$VIP:80" | awk '{print $3}' | sed 's/.*://' | sort -n | tail -1)
     rs=$(ipvsadm_d -Lnc | awk -v c="$CLIENT_IP:$port" '$4 == c { print $6 }')

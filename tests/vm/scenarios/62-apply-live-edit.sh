@@ -25,17 +25,9 @@ ctl apply "$CFG" >/dev/null || fail "apply failed"
 
 # The long connection: opened now, the request is sent only once $TEST_TMP/go
 # exists (busybox httpd waits 60 s for a request).
-in_ns client bash -c '
-    exec 3<>"/dev/tcp/$1/80" || exit 1
-    : >"$2/open"
-    for _ in $(seq 200); do [[ -e $2/go ]] && break; sleep 0.2; done
-    printf "GET / HTTP/1.0\r\n\r\n" >&3
-    timeout 10 cat <&3 >"$2/long.out"
-' _ "$VIP" "$TEST_TMP" &
-holder_pid=$!
-BG_PIDS+=("$holder_pid")
-wait_until 20 "the long connection to open" test -e "$TEST_TMP/open"
-conn() { ipvsadm_d -Lnc | awk -v v="$VIP:80" -v c="$CLIENT_IP" '$3 == "ESTABLISHED" && $5 == v && index($4, c ":") == 1 { print $4, $6 }'; }
+hold_connection "$TEST_TMP"
+holder_pid=$HOLDER_PID
+conn() { held_connection; }
 wait_until 10 "the connection entry" bash -c "ip netns exec director ipvsadm -Lnc | grep -q ESTABLISHED"
 read -r client_end rs_end < <(conn)
 [[ -n ${rs_end:-} ]] || fail "no ESTABLISHED entry: $(ipvsadm_d -Lnc)"
