@@ -42,9 +42,14 @@ mkdir -p "$BIN"
 for n in ipvsadm ipvsadm-save ipvsadm-restore; do ln -s "$IPVSCTL" "$BIN/$n"; done
 
 cat >"$TEST_TMP/pass.sh" <<'PASS'
-# pass.sh TOOL TRANSCRIPT CORPUS BIN IPVSCTL WORKDIR
+# pass.sh TOOL TRANSCRIPT CORPUS BIN IPVSCTL WORKDIR LOCK
 set -u
-tool=$1 tr=$2 corpus=$3 bin=$4 ipvsctl=$5 tmp=$6
+tool=$1 tr=$2 corpus=$3 bin=$4 ipvsctl=$5 tmp=$6 lock=$7
+# One corpus line at a time across both passes: the kernel's service dump
+# resumes by an index into a table shared by all namespaces, so a service
+# added or deleted in "adm" while "ctl" dumps in several parts shifts that
+# index (a service listed twice or missed; ipvsadm has the same race).
+exec 9>"$lock"
 path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 [[ $tool == ctl ]] && path=$bin:$path
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -64,6 +69,7 @@ norm_conn() {
 while IFS= read -r line || [[ -n $line ]]; do
     [[ -z $line || $line == '#'* ]] && continue
     n=$((n + 1))
+    flock -w 120 9 || { echo "pass $tool: corpus lock not taken in 120 s" >&2; exit 1; }
     if [[ $line == '@traffic '* ]]; then
         read -r _ proto addr port <<<"$line"
         if [[ $proto == tcp ]]; then
@@ -72,6 +78,7 @@ while IFS= read -r line || [[ -n $line ]]; do
             { echo x >"/dev/udp/$addr/$port"; } 2>/dev/null
         fi
         printf '=== %d: %s\n' "$n" "$line" >>"$tr"
+        flock -u 9
         continue
     fi
     cmdpart=$line input=
@@ -131,14 +138,15 @@ while IFS= read -r line || [[ -n $line ]]; do
     else
         printf -- '--- table\n%s\n' "$(ipvsadm -Sn 2>&1)" >>"$tr"
     fi
+    flock -u 9
 done <"$corpus"
 PASS
 
 TR_ADM=$TEST_TMP/transcript-adm.txt
 TR_CTL=$TEST_TMP/transcript-ctl.txt
-ip netns exec adm bash "$TEST_TMP/pass.sh" adm "$TR_ADM" "$CORPUS" "$BIN" "$IPVSCTL" "$TEST_TMP/w-adm" &
+ip netns exec adm bash "$TEST_TMP/pass.sh" adm "$TR_ADM" "$CORPUS" "$BIN" "$IPVSCTL" "$TEST_TMP/w-adm" "$TEST_TMP/corpus.lock" &
 pa=$!
-ip netns exec ctl bash "$TEST_TMP/pass.sh" ctl "$TR_CTL" "$CORPUS" "$BIN" "$IPVSCTL" "$TEST_TMP/w-ctl" &
+ip netns exec ctl bash "$TEST_TMP/pass.sh" ctl "$TR_CTL" "$CORPUS" "$BIN" "$IPVSCTL" "$TEST_TMP/w-ctl" "$TEST_TMP/corpus.lock" &
 pc=$!
 BG_PIDS+=("$pa" "$pc")
 wait "$pa" || fail "adm pass"
