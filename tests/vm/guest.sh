@@ -8,7 +8,8 @@
 #   RS_AGENT             rs-agent binary (required by the rs-agent scenarios)
 #   VM_SCENARIOS         space-separated filters; a scenario runs if its file
 #                        name starts with one of them (e.g. "10 30"); default all
-#   VM_SCENARIO_TIMEOUT  seconds per scenario (default 300)
+#   VM_SCENARIO_TIMEOUT  seconds per scenario (default 300; a "# vm-timeout: N" line
+#                        in a scenario raises its own)
 #   VM_LOG_DIR           if set and writable, per-scenario logs are copied there
 #   VM_VERBOSE=1         print the log of passing scenarios too
 set -uo pipefail
@@ -60,9 +61,13 @@ for f in "$HERE"/scenarios/*.sh; do
     fi
     log=$logs/$name.log
     start=$SECONDS
+    # A scenario that needs longer says so in a "# vm-timeout: SECONDS" line.
+    limit=$SCENARIO_TIMEOUT
+    own=$(sed -n 's/^# vm-timeout: *\([0-9][0-9]*\) *$/\1/p' "$f" | head -1)
+    [[ -n $own ]] && ((own > limit)) && limit=$own
     # Own process; timeout runs it in a process group of its own and signals
     # the whole group (background servers too); -k: SIGKILL if TERM is ignored.
-    (cd /tmp && exec timeout -k 10 "$SCENARIO_TIMEOUT" bash "$f") >"$log" 2>&1 </dev/null
+    (cd /tmp && exec timeout -k 10 "$limit" bash "$f") >"$log" 2>&1 </dev/null
     rc=$?
     took=$((SECONDS - start))
     # Whatever a scenario left behind (it should clean up itself) must not
@@ -81,7 +86,7 @@ for f in "$HERE"/scenarios/*.sh; do
         failed=$((failed + 1))
         failed_names+=("$name")
         if ((rc == 124 || rc == 137)); then
-            echo "FAIL $name (timed out after ${SCENARIO_TIMEOUT}s)"
+            echo "FAIL $name (timed out after ${limit}s)"
         else
             echo "FAIL $name (exit $rc, ${took}s)"
         fi

@@ -26,7 +26,7 @@ use crate::op::Op;
 mod options;
 mod parse;
 
-pub use options::parse_sched_flags;
+pub use options::{Arg as OptionArg, OPTIONS as IPVSADM_OPTIONS, parse_sched_flags};
 use parse::parse_args;
 
 /// ipvsadm's default scheduler.

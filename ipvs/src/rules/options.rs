@@ -32,15 +32,17 @@ impl Cmd {
     }
 }
 
+/// How an ipvsadm option takes its value (popt's argument kinds).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Arg {
+pub enum Arg {
     No,
     Required,
     Optional,
 }
 
-/// (long name, short name, argument, option id)
-pub(super) const OPTIONS: &[(&str, Option<char>, Arg, &str)] = &[
+/// ipvsadm 1.31's option table: (long name, short name, argument, option
+/// id). The one copy: rules files and ipvsctl's ipvsadm mode both read it.
+pub const OPTIONS: &[(&str, Option<char>, Arg, &str)] = &[
     ("add-service", Some('A'), Arg::No, "A"),
     ("edit-service", Some('E'), Arg::No, "E"),
     ("delete-service", Some('D'), Arg::No, "D"),

@@ -5,71 +5,7 @@
 //! not start with `-`, words that are not options kept as arguments, `--`
 //! ending the options.
 
-/// How an option takes its value.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Arg {
-    No,
-    Required,
-    Optional,
-}
-
-/// (long name, short name, argument, option id)
-pub const OPTIONS: &[(&str, Option<char>, Arg, &str)] = &[
-    ("add-service", Some('A'), Arg::No, "A"),
-    ("edit-service", Some('E'), Arg::No, "E"),
-    ("delete-service", Some('D'), Arg::No, "D"),
-    ("clear", Some('C'), Arg::No, "C"),
-    ("list", Some('L'), Arg::No, "L"),
-    ("list", Some('l'), Arg::No, "L"),
-    ("zero", Some('Z'), Arg::No, "Z"),
-    ("add-server", Some('a'), Arg::No, "a"),
-    ("edit-server", Some('e'), Arg::No, "e"),
-    ("delete-server", Some('d'), Arg::No, "d"),
-    ("set", None, Arg::No, "set"),
-    ("help", Some('h'), Arg::No, "h"),
-    ("version", Some('v'), Arg::No, "v"),
-    ("restore", Some('R'), Arg::No, "R"),
-    ("save", Some('S'), Arg::No, "S"),
-    ("start-daemon", None, Arg::Required, "start-daemon"),
-    ("stop-daemon", None, Arg::Required, "stop-daemon"),
-    ("tcp-service", Some('t'), Arg::Required, "t"),
-    ("udp-service", Some('u'), Arg::Required, "u"),
-    ("sctp-service", None, Arg::Required, "sctp"),
-    ("fwmark-service", Some('f'), Arg::Required, "f"),
-    ("scheduler", Some('s'), Arg::Required, "s"),
-    ("persistent", Some('p'), Arg::Optional, "p"),
-    ("netmask", Some('M'), Arg::Required, "M"),
-    ("real-server", Some('r'), Arg::Required, "r"),
-    ("masquerading", Some('m'), Arg::No, "m"),
-    ("ipip", Some('i'), Arg::No, "i"),
-    ("gatewaying", Some('g'), Arg::No, "g"),
-    ("weight", Some('w'), Arg::Required, "w"),
-    ("u-threshold", Some('x'), Arg::Required, "x"),
-    ("l-threshold", Some('y'), Arg::Required, "y"),
-    ("numeric", Some('n'), Arg::No, "n"),
-    ("connection", Some('c'), Arg::No, "c"),
-    ("ipv6", Some('6'), Arg::No, "6"),
-    ("ops", Some('o'), Arg::No, "o"),
-    ("pe", None, Arg::Required, "pe"),
-    ("sched-flags", Some('b'), Arg::Required, "b"),
-    ("tun-type", None, Arg::Required, "tun-type"),
-    ("tun-port", None, Arg::Required, "tun-port"),
-    ("tun-nocsum", None, Arg::No, "tun-nocsum"),
-    ("tun-csum", None, Arg::No, "tun-csum"),
-    ("tun-remcsum", None, Arg::No, "tun-remcsum"),
-    ("exact", Some('X'), Arg::No, "X"),
-    ("stats", None, Arg::No, "stats"),
-    ("rate", None, Arg::No, "rate"),
-    ("timeout", None, Arg::No, "timeout"),
-    ("daemon", None, Arg::No, "daemon"),
-    ("thresholds", None, Arg::No, "thresholds"),
-    ("persistent-conn", None, Arg::No, "persistent-conn"),
-    ("nosort", None, Arg::No, "nosort"),
-    ("sort", None, Arg::No, "sort"),
-    ("tun-info", None, Arg::No, "tun-info"),
-    ("mcast-interface", None, Arg::Required, "mcast-interface"),
-    ("syncid", None, Arg::Required, "syncid"),
-];
+use lvs_ipvs::rules::{IPVSADM_OPTIONS as OPTIONS, OptionArg as Arg};
 
 /// One option as given: its id, the text that named it (`-t`, `--tcp-service`)
 /// and its value.

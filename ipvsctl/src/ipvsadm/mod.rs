@@ -5,6 +5,7 @@
 //! subcommands. Numeric only: names are never resolved (as if `-n`).
 
 use std::io::Read;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set where ipvsadm itself would exit (a command-line error, try-help):
@@ -12,7 +13,37 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static EXIT: AtomicBool = AtomicBool::new(false);
 
 use lvs_ipvs::listing::{self, Columns, ListFormat};
-use lvs_ipvs::{Daemon, DaemonState, Error, Handle, Op, rules};
+use lvs_ipvs::{Daemon, DaemonState, Error, Handle, LockError, LockGuard, Op, rules};
+
+/// The namespace's table lock, taken before the first change and held to
+/// the end of the process (-R's lines run under one hold).
+static TABLE_LOCK: Mutex<Option<LockGuard>> = Mutex::new(None);
+
+/// Take the table lock ipvsctl and lvs-director take, so a change made by
+/// a script through `ipvsadm` never lands inside lvs-director's batch (or
+/// its undo). Without permission to lock (not root) the run goes on
+/// unlocked: the kernel then refuses the change with ipvsadm's own error.
+fn hold_table_lock(prog: &str) -> Result<(), u8> {
+    let mut held = TABLE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if held.is_some() {
+        return Ok(());
+    }
+    match lvs_ipvs::lock_table(None, None, lvs_ipvs::netns::LOCK_TIMEOUT) {
+        Ok(guard) => {
+            *held = Some(guard);
+            Ok(())
+        }
+        Err(LockError::CreateDir { source, .. } | LockError::Open { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(fail(255, format!("{prog}: {e}"))),
+    }
+}
 
 pub mod argv;
 mod check;
@@ -152,6 +183,7 @@ fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
                 return Err(tryhelp(prog));
             }
             check_only(&p, &[], "restore")?;
+            hold_table_lock(prog)?;
             let mut text = String::new();
             let _ = std::io::stdin().read_to_string(&mut text);
             restore_lines(prog, &text)
@@ -159,6 +191,7 @@ fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
         "start-daemon" | "stop-daemon" => daemon(&p),
         _ => {
             let op = rules::parse_words(args).map_err(|e| fail(2, e.message))?;
+            hold_table_lock(prog)?;
             let h = connect()?;
             h.apply(&op).map_err(|e| fail(255, e.ipvsadm_message()))
         }

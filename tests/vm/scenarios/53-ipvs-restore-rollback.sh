@@ -101,8 +101,17 @@ waiter=$!
 sleep 1.5
 kill -0 "$waiter" 2>/dev/null || fail "ipvsctl add-service ran while another process held the table lock"
 ! ipvsadm_d -Ln -t 198.51.100.99:81 >/dev/null 2>&1 || fail "the service went in while the lock was held"
+# The same for ipvsctl in ipvsadm mode (scripts calling `ipvsadm -A`).
+ip netns exec director "$IPVSCTL" -A -t 198.51.100.99:82 -s rr 9>&- &
+waiter_adm=$!
+sleep 1.5
+kill -0 "$waiter_adm" 2>/dev/null || fail "ipvsctl -A (ipvsadm mode) ran while another process held the table lock"
+! ipvsadm_d -Ln -t 198.51.100.99:82 >/dev/null 2>&1 || fail "the ipvsadm-mode service went in while the lock was held"
 exec 9>&-
 wait "$waiter" || fail "ipvsctl add-service failed after the lock was released"
+wait "$waiter_adm" || fail "ipvsctl -A (ipvsadm mode) failed after the lock was released"
 ipvsadm_d -Ln -t 198.51.100.99:81 >/dev/null || fail "the service is missing after the lock was released"
+ipvsadm_d -Ln -t 198.51.100.99:82 >/dev/null || fail "the ipvsadm-mode service is missing after the lock was released"
 ctl delete-service -t 198.51.100.99:81
-pass "a change waits for the table lock of its namespace ($(basename "$lockf")) and goes in once it is free"
+ip netns exec director "$IPVSCTL" -D -t 198.51.100.99:82
+pass "a change (subcommand or ipvsadm mode) waits for the table lock of its namespace ($(basename "$lockf")) and goes in once it is free"

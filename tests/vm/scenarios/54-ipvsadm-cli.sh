@@ -13,6 +13,9 @@
 # masked (which one the schedulers picked differs), while each listing is
 # also compared byte for byte with Debian's ipvsadm in the same namespace.
 # Transcripts: $VM_LOG_DIR/54-transcript-{adm,ctl}.txt when writable.
+# The two passes take turns line by line (see pass.sh): about 170 s on an
+# idle machine, 480 s with the machine busy with builds and other VMs.
+# vm-timeout: 900
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 use_ipvsctl
