@@ -153,12 +153,18 @@ boot() {
     [[ $state == running ]] || log "degraded: $(in_ct systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
     log "booted: systemd $state (PID $LEADER in the VM)"
 }
-no_denial() { # UNIT...: nothing denied in this boot's journal of the units
-    local j bad u args=()
+denials() { # UNIT...: lines of this boot's journal of the units that say denied
+    local u args=()
     for u in "$@"; do args+=(-u "$u"); done
-    j=$(in_ct journalctl -b -q --no-pager -o cat "${args[@]}")
-    [[ -n $j ]] || fail "no journal lines of $*"
-    bad=$(grep -iE 'permission denied|read-only file system|operation not permitted|EACCES|EPERM|EROFS|denied|bad system call|SIGSYS|status=(31|159)' <<<"$j" | head -n 5 || true)
+    in_ct journalctl -b -q --no-pager -o cat "${args[@]}" |
+        grep -iE 'permission denied|read-only file system|operation not permitted|EACCES|EPERM|EROFS|denied|bad system call|SIGSYS|status=(31|159)' |
+        head -n 5 || true
+}
+no_denial() { # UNIT...: nothing denied, and the units did log (the check reads something)
+    local u args=() bad
+    for u in "$@"; do args+=(-u "$u"); done
+    [[ -n $(in_ct journalctl -b -q --no-pager -o cat "${args[@]}") ]] || fail "no journal lines of $*"
+    bad=$(denials "$@")
     [[ -z $bad ]] || fail "denied in the journal of $*: $bad"
 }
 daemon_up_with() { # TABLE: the daemon active, the table exactly TABLE
@@ -182,6 +188,10 @@ pass "systemctl reload: converged to the changed file (weight 1 -> 3, port 443 a
 no_denial lvs-director.service
 pass "hardening: nothing denied in lvs-director.service's journal (boot 1)"
 
+# A marker in the container's network namespace: gone after the reboot if
+# the namespace (and with it the IPVS table) is a new one. (Namespace inode
+# numbers are reused, so comparing them proves nothing.)
+in_ct ip addr add 198.18.0.95/32 dev lo
 in_ct systemctl reboot || true
 for ((i = 0; i < 120; i++)); do
     kill -0 "$NSPAWN_PID" 2>/dev/null || break
@@ -193,6 +203,7 @@ wait "$NSPAWN_PID" || rc=$?
 NSPAWN_PID=""
 ((rc == 133)) || fail "systemd-nspawn exited $rc after systemctl reboot, want 133"
 boot
+[[ $(in_ct ip -o addr show dev lo) != *198.18.0.95/32* ]] || fail "the rebooted container kept its network namespace"
 wait_until 30 "the table back after the reboot" daemon_up_with "$TABLE2"
 pass "reboot: a new network namespace, and lvs-director.service put the table back"
 no_denial lvs-director.service
@@ -212,6 +223,17 @@ in_ct systemctl reload lvs-director-apply.service || fail "systemctl reload lvs-
     fail "port 80 after reloading the apply unit: $(table)"
 no_denial lvs-director-apply.service
 pass "lvs-director-apply.service: takes over from the daemon (Conflicts=), start and reload converge, nothing denied"
+
+# The journal check must be able to fail: with its runtime directory
+# read-only the daemon cannot bind its control socket, fails, and says why.
+d=/etc/systemd/system/lvs-director.service.d
+mkdir -p "$ROOTFS$d"
+printf '[Service]\nReadOnlyPaths=/run/lvs-director\nRestart=no\n' >"$ROOTFS$d/90-lvs-test-too-strict.conf"
+in_ct systemctl daemon-reload
+in_ct systemctl start lvs-director.service 2>/dev/null && fail "the daemon started with /run/lvs-director read-only"
+bad=$(denials lvs-director.service)
+[[ -n $bad ]] || fail "a denied write went unnoticed by the journal check"
+pass "the journal check catches a denial: $(head -n1 <<<"$bad")"
 
 stop_container
 log "container stopped"
