@@ -129,19 +129,16 @@ for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
 done
 
 # --- the software in the container -----------------------------------------------
-# rs-agent as an operator installs it: the Debian package (scripts/build-deb.sh,
-# from the binaries under test), with dpkg --root: dpkg runs the maintainer
-# scripts chrooted into the tree, so its postinst enables rs-agent.service
-# there as on a real machine (no systemd runs in the tree yet: nothing starts).
-DEBS=$WORK/debs
-build_debs() {
-    DEB_BIN_DIR=$BIN_DIR DEB_OUT=$DEBS bash "$ROOT/scripts/build-deb.sh" >/dev/null 2>"$WORK/build-deb.log" || {
-        tail -n 20 "$WORK/build-deb.log" >&2
-        die "scripts/build-deb.sh failed"
-    }
-}
+# rs-agent as an operator installs it: scripts/install.sh's package route
+# (scripts/build-deb.sh from the binaries under test, into target/debian),
+# with --root: dpkg runs the maintainer scripts chrooted into the tree, so
+# the postinst enables rs-agent.service there as on a real machine (no
+# systemd runs in the tree yet: nothing starts).
+DEBS=$ROOT/target/debian
 deb_of() { local f; f=$(echo "$DEBS/$1"_*.deb); [[ -e $f ]] || die "no $1 package in $DEBS"; echo "$f"; }
-install_software() { dpkg --root="$1" --force-unsafe-io -i "$(deb_of rs-agent)" >"$WORK/dpkg-rs-agent.log" 2>&1; }
+install_software() {
+    RS_AGENT_BIN_DIR=$BIN_DIR bash "$ROOT/scripts/install.sh" --root "$1" >"$WORK/install.log" 2>&1
+}
 
 # Debian's ipvsadm and its libraries, for the alternatives checks: downloaded
 # once (apt-get download, the machine's bookworm lists) into the cache.
@@ -159,9 +156,8 @@ fetch_ipvsadm_debs() {
     mv "$tmp" "$IPVSADM_DEBS"
 }
 
-build_debs
 fetch_ipvsadm_debs || die "apt-get download ipvsadm (and its libraries) failed"
-install_software "$ROOTFS" || { cat "$WORK/dpkg-rs-agent.log" >&2; die "dpkg -i rs-agent failed"; }
+install_software "$ROOTFS" || { tail -n 30 "$WORK/install.log" >&2; die "scripts/install.sh --root (the package route) failed"; }
 write_config() { # VIP...: the container's /etc/rs-agent/config.toml
     local v
     for v in "$@"; do
