@@ -358,6 +358,18 @@ c_alternatives_with_ipvsadm() {
     in_ct_dpkg -r lvs-director || return 1
     ipvsadm_is_debians
 }
+c_upgrade_keeps_disabled() {
+    # An operator's disable survives an upgrade (here a reinstall of the same
+    # version, which runs the postinst as an upgrade does: configure with the
+    # old version).
+    in_ct systemctl disable --quiet rs-agent.service
+    cp "$(deb_of rs-agent)" "$ROOTFS/root/debs/"
+    in_ct_dpkg -i "$(ct_debs rs-agent)" || return 1
+    local e
+    e=$(in_ct systemctl is-enabled rs-agent.service || true)
+    [[ $e == disabled ]] || { why="rs-agent.service $e after the upgrade, want disabled"; return 1; }
+    in_ct systemctl enable --quiet rs-agent.service
+}
 c_boot() {
     [[ $BOOT_STATE == running || $BOOT_STATE == degraded ]] || { why="systemd says '$BOOT_STATE'"; return 1; }
     # A degraded system is fine as long as no unit of ours failed.
@@ -534,6 +546,7 @@ if [[ -n $LEADER ]]; then
     check hardening-check-catches-a-denial c_hardening_check_bites
     check alternatives-ipvsadm-without-debians c_alternatives_without_ipvsadm
     check alternatives-never-replace-debians-ipvsadm c_alternatives_with_ipvsadm
+    check upgrade-keeps-a-disabled-unit-disabled c_upgrade_keeps_disabled
     dump_journal boot2
 fi
 stop_container
