@@ -23,7 +23,9 @@
 # namespace and a new /run (tmpfs).
 #
 # Environment:
-#   RS_AGENT_BIN_DIR   dir holding rs-agent (default <repo>/target/debug)
+#   RS_AGENT_BIN_DIR   dir holding rs-agent, ipvsctl and lvs-director (default
+#                      <repo>/target/debug), packaged by scripts/build-deb.sh
+#                      into <repo>/target/debian
 #   NSPAWN_TREE        tree to boot (default $LVS_TEST_CACHE/nspawn/bookworm)
 #   LVS_TEST_CACHE     cache root (default /var/cache/lvs-test)
 #   NSPAWN_TIMEOUT     seconds for the whole run (default 900)
@@ -38,7 +40,9 @@ die() { printf 'nspawn: error: %s\n' "$*" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (systemd-nspawn, mounts)"
 
 BIN_DIR=${RS_AGENT_BIN_DIR:-$ROOT/target/debug}
-[[ -x $BIN_DIR/rs-agent ]] || die "$BIN_DIR/rs-agent missing (build first: cargo build -p rs-agent)"
+for b in rs-agent ipvsctl lvs-director; do
+    [[ -x $BIN_DIR/$b ]] || die "$BIN_DIR/$b missing (build first: cargo build --workspace)"
+done
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
 CACHE=${LVS_TEST_CACHE:-/var/cache/lvs-test}
 TREE=${NSPAWN_TREE:-$CACHE/nspawn/bookworm}
