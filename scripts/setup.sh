@@ -38,6 +38,8 @@ APT_PACKAGES=(
     time               # GNU time: peak memory in scripts/bench.py
     procps             # pgrep (tests/nspawn/run.sh)
     shellcheck         # the shellcheck step of scripts/test-all.sh
+    lintian            # the packages step of scripts/test-all.sh (lintian --fail-on error)
+    dpkg-dev           # dpkg-shlibdeps (scripts/build-deb.sh)
     bird2              # BGP (ECMP) in the multi-director VM scenarios; never started on the host
     keepalived         # VRRP in the active-backup VM scenario; never started on the host
 )

@@ -61,6 +61,14 @@ verify_units() {
     return "$rc"
 }
 
+build_packages() {
+    DEB_BIN_DIR=target/debug bash scripts/build-deb.sh >"$LOG_DIR/build-deb.out" || return
+    # lintian warns against running as root; as root here, it only reads.
+    mapfile -t debs <"$LOG_DIR/build-deb.out"
+    lintian --fail-on error --suppress-tags initial-upload-closes-no-bugs "${debs[@]}" || return
+    echo "packages: ${debs[*]}: no lintian error"
+}
+
 step setup bash scripts/setup.sh || { echo "setup failed: nothing else can run" >&2; exit 1; }
 step fmt cargo fmt --all -- --check
 # The shell scripts of the test beds and the installer (the VM scenarios and
@@ -75,6 +83,10 @@ if step build cargo build --workspace --all-targets --locked; then
     step root-tests unshare --net --mount --propagation private -- \
         cargo test -p rs-agent --test root --test watch --offline --locked -- --ignored
     step systemd-units verify_units
+    # The Debian packages, from the debug binaries just built (a release
+    # build would double the run's compile time; what lintian checks is the
+    # same), and lintian on them. tests/nspawn and VM scenario 95 install them.
+    step packages build_packages
     # One VM boot per kernel series: VM_KERNEL=6.1 is the machine's Debian 12
     # kernel, 6.12 Debian 13's from the cache (scripts/fetch-kernel.sh).
     for k in ${VM_KERNELS:-6.1 6.12}; do

@@ -32,6 +32,7 @@
 
 pub mod agent_check;
 pub mod apply;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod drain;

@@ -2,59 +2,15 @@
 //! clients `drain`, `undrain` and `status`.
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
 use lvs_director::control::{self, Request};
 use lvs_director::daemon::{self, Options};
 use lvs_director::status;
 
-use crate::Output;
-
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    /// Director configuration (see director/README.md).
-    #[arg(long, value_name = "FILE", default_value = lvs_director::DEFAULT_DIRECTOR_CONFIG)]
-    config: PathBuf,
-    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
-    #[arg(long, value_name = "ADDR:PORT")]
-    metrics: Option<SocketAddr>,
-    /// Control socket (default /run/lvs-director/control.sock, or
-    /// control-NAME.sock with --netns NAME).
-    #[arg(long, value_name = "PATH")]
-    control: Option<PathBuf>,
-    /// Also delete services that are not in the file.
-    #[arg(long)]
-    prune: bool,
-    /// Seconds between two full syncs (read the table, correct drift,
-    /// retry refused changes).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    sync_interval: f64,
-    /// Checks running at once at most.
-    #[arg(long, value_name = "N", default_value_t = lvs_director::check::DEFAULT_MAX_IN_FLIGHT)]
-    max_in_flight: usize,
-}
-
-#[derive(Args, Debug)]
-pub struct DrainArgs {
-    /// The service: tcp:VIP:PORT (or VIP:PORT), udp:VIP:PORT, fwmark:MARK, or * for all.
-    service: String,
-    /// The real server: ADDRESS or ADDRESS:PORT.
-    server: String,
-    #[arg(long, value_name = "PATH")]
-    control: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct StatusArgs {
-    #[arg(long, value_name = "PATH")]
-    control: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
-}
+use lvs_director::cli::{DrainArgs, Output, RunArgs, StatusArgs};
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LVS_DIRECTOR_LOG")

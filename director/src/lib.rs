@@ -21,6 +21,8 @@
 #[cfg(feature = "runtime")]
 pub mod apply;
 pub mod check;
+#[cfg(feature = "runtime")]
+pub mod cli;
 pub mod config;
 #[cfg(feature = "runtime")]
 pub mod control;

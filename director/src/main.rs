@@ -7,68 +7,14 @@
 //! table was put back).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use lvs_director as director;
+use lvs_director::cli::{ApplyArgs, Cli, Cmd, Output};
 use lvs_ipvs::Handle;
 
 mod cli_run;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "lvs-director",
-    version,
-    about = "The LVS director: IPVS services and real servers from a TOML file"
-)]
-struct Cli {
-    /// Work in this network namespace (/run/netns/NAME).
-    #[arg(long, global = true, value_name = "NAME")]
-    netns: Option<String>,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Make the director match a TOML file once (services, port groups, real
-    /// servers): changes are edits in place; prints the plan.
-    Apply(ApplyArgs),
-    /// Run in the foreground: converge as apply does, then check every real
-    /// server and keep its weight (0 while failed); SIGHUP reloads.
-    Run(cli_run::RunArgs),
-    /// Drain a real server by hand (weight 0) through the running daemon.
-    Drain(cli_run::DrainArgs),
-    /// Lift a drain set by `drain`.
-    Undrain(cli_run::DrainArgs),
-    /// The running daemon's services and servers: health, weight, last check.
-    Status(cli_run::StatusArgs),
-}
-
-#[derive(Args, Debug)]
-struct ApplyArgs {
-    /// Director configuration (see director/README.md).
-    file: PathBuf,
-    /// Print the plan, change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Also delete services that are not in the file.
-    #[arg(long)]
-    prune: bool,
-    /// Delete the file's services and the nftables table instead.
-    #[arg(long, conflicts_with = "prune")]
-    remove: bool,
-    /// Output format of the plan.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Output {
-    Text,
-    Json,
-}
 
 /// A failure and its exit code.
 struct Fail {

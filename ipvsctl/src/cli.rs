@@ -1,6 +1,7 @@
-//! The clap definition of ipvsctl's subcommands (the man page is generated
-//! from [`command`]). ipvsadm mode (see [`crate::ipvsadm`]) does not go
-//! through clap: it parses argv the way ipvsadm 1.31 does.
+//! The clap definition of ipvsctl's subcommands: the crate's library, used
+//! by the binary and by packaging/gen-docs (man page, completions, from
+//! [`command`]). ipvsadm mode (src/ipvsadm/) does not go through clap: it
+//! parses argv the way ipvsadm 1.31 does.
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use lvs_ipvs::DaemonState;

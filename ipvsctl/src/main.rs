@@ -15,7 +15,7 @@ use lvs_ipvs::rules;
 use lvs_ipvs::{Daemon, Destination, Error, Handle, Op, Service};
 use serde::Serialize;
 
-pub mod cli;
+use ipvsctl as cli;
 mod ipvsadm;
 mod restore;
 

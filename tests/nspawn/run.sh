@@ -23,7 +23,9 @@
 # namespace and a new /run (tmpfs).
 #
 # Environment:
-#   RS_AGENT_BIN_DIR   dir holding rs-agent (default <repo>/target/debug)
+#   RS_AGENT_BIN_DIR   dir holding rs-agent, ipvsctl and lvs-director (default
+#                      <repo>/target/debug), packaged by scripts/build-deb.sh
+#                      into <repo>/target/debian
 #   NSPAWN_TREE        tree to boot (default $LVS_TEST_CACHE/nspawn/bookworm)
 #   LVS_TEST_CACHE     cache root (default /var/cache/lvs-test)
 #   NSPAWN_TIMEOUT     seconds for the whole run (default 900)
@@ -38,7 +40,9 @@ die() { printf 'nspawn: error: %s\n' "$*" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (systemd-nspawn, mounts)"
 
 BIN_DIR=${RS_AGENT_BIN_DIR:-$ROOT/target/debug}
-[[ -x $BIN_DIR/rs-agent ]] || die "$BIN_DIR/rs-agent missing (build first: cargo build -p rs-agent)"
+for b in rs-agent ipvsctl lvs-director; do
+    [[ -x $BIN_DIR/$b ]] || die "$BIN_DIR/$b missing (build first: cargo build --workspace)"
+done
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
 CACHE=${LVS_TEST_CACHE:-/var/cache/lvs-test}
 TREE=${NSPAWN_TREE:-$CACHE/nspawn/bookworm}
@@ -129,11 +133,35 @@ for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
 done
 
 # --- the software in the container -----------------------------------------------
-# rs-agent and its units into the tree, as the project installs them. With the
-# Debian package this becomes: dpkg --root="$1" -i "$DEB"
-install_software() { DESTDIR=$1 RS_AGENT_BIN_DIR=$BIN_DIR bash "$ROOT/scripts/install.sh" >/dev/null; }
+# rs-agent as an operator installs it: scripts/install.sh's package route
+# (scripts/build-deb.sh from the binaries under test, into target/debian),
+# with --root: dpkg runs the maintainer scripts chrooted into the tree, so
+# the postinst enables rs-agent.service there as on a real machine (no
+# systemd runs in the tree yet: nothing starts).
+DEBS=$ROOT/target/debian
+deb_of() { local f; f=$(echo "$DEBS/$1"_*.deb); [[ -e $f ]] || die "no $1 package in $DEBS"; echo "$f"; }
+install_software() {
+    RS_AGENT_BIN_DIR=$BIN_DIR bash "$ROOT/scripts/install.sh" --root "$1" >"$WORK/install.log" 2>&1
+}
 
-install_software "$ROOTFS"
+# Debian's ipvsadm and its libraries, for the alternatives checks: downloaded
+# once (apt-get download, the machine's bookworm lists) into the cache.
+IPVSADM_DEBS=$CACHE/nspawn/debs
+fetch_ipvsadm_debs() {
+    [[ -f $IPVSADM_DEBS/.complete ]] && return 0
+    local tmp
+    tmp=$(mktemp -d "$CACHE/nspawn/.debs.XXXXXX")
+    (cd "$tmp" && timeout 300 apt-get download ipvsadm libnl-3-200 libnl-genl-3-200 libpopt0 >/dev/null 2>&1) || {
+        rm -rf "$tmp"
+        return 1
+    }
+    touch "$tmp/.complete"
+    rm -rf "$IPVSADM_DEBS"
+    mv "$tmp" "$IPVSADM_DEBS"
+}
+
+fetch_ipvsadm_debs || die "apt-get download ipvsadm (and its libraries) failed"
+install_software "$ROOTFS" || { tail -n 30 "$WORK/install.log" >&2; die "scripts/install.sh --root (the package route) failed"; }
 write_config() { # VIP...: the container's /etc/rs-agent/config.toml
     local v
     for v in "$@"; do
@@ -149,7 +177,9 @@ cat >"$ROOTFS/etc/sysctl.d/50-lvs-test-priors.conf" <<EOF
 net.ipv4.conf.all.arp_ignore = $PRIOR_IGNORE
 net.ipv4.conf.all.arp_announce = $PRIOR_ANNOUNCE
 EOF
-systemctl --root="$ROOTFS" --quiet enable rs-agent.service
+# What the package's postinst enabled (checked once the container is up):
+# the oneshot unit, not the watch unit (they conflict).
+ENABLED_AT_INSTALL=$(systemctl --root="$ROOTFS" is-enabled rs-agent.service rs-agent-watch.service 2>/dev/null | tr '\n' ' ' || true)
 
 # --- boot, drive -----------------------------------------------------------------
 in_ct() { nsenter --target "$LEADER" --all -- "$@"; }
@@ -239,12 +269,111 @@ unit_is() { # UNIT STATE
     [[ $s == "$2" ]] || { why="$1 is $s, want $2"; return 1; }
 }
 agent_check_ok() {
-    in_ct /usr/local/sbin/rs-agent check >/dev/null 2>&1 || { why="rs-agent check: drift"; return 1; }
+    in_ct /usr/sbin/rs-agent check >/dev/null 2>&1 || { why="rs-agent check: drift"; return 1; }
 }
 applied() { # VIP...: the agent's state: these VIPs, ARP sysctls 1/2, check in sync
     vips_are "$@" && sysctls_are 1 2 && agent_check_ok
 }
 
+c_package_installed() {
+    [[ $ENABLED_AT_INSTALL == "enabled disabled " ]] ||
+        { why="after dpkg -i: rs-agent.service/rs-agent-watch.service '$ENABLED_AT_INSTALL', want 'enabled disabled'"; return 1; }
+    [[ $(in_ct dpkg-query -W -f="\${Status}" rs-agent) == "install ok installed" ]] || { why="rs-agent not installed"; return 1; }
+    grep -q '^ /etc/rs-agent/config.toml ' <<<"$(in_ct dpkg-query -W -f="\${Conffiles}" rs-agent)" ||
+        { why="/etc/rs-agent/config.toml not a conffile"; return 1; }
+    grep -qx 'ExecStart=/usr/sbin/rs-agent start --config /etc/rs-agent/config.toml' "$ROOTFS/lib/systemd/system/rs-agent.service" ||
+        { why="the packaged unit does not start /usr/sbin/rs-agent"; return 1; }
+    local page
+    for page in rs-agent rs-agent-watch rs-agent-start; do
+        [[ $(MANPATH=$ROOTFS/usr/share/man man -w "$page" 2>/dev/null) == "$ROOTFS/usr/share/man/man8/$page.8.gz" ]] ||
+            { why="man -w $page: not the package's page"; return 1; }
+    done
+    grep -q '^\.TH rs-agent-watch 8 ' <<<"$(zcat "$ROOTFS/usr/share/man/man8/rs-agent-watch.8.gz")" ||
+        { why="rs-agent-watch.8.gz is not a section 8 page"; return 1; }
+    local f
+    for f in bash-completion/completions/rs-agent zsh/vendor-completions/_rs-agent fish/vendor_completions.d/rs-agent.fish; do
+        [[ -s $ROOTFS/usr/share/$f ]] || { why="no /usr/share/$f"; return 1; }
+    done
+}
+# ipvsadm's names through update-alternatives, with and without Debian's
+# ipvsadm. Done last, in the running container: the director package enables
+# lvs-director.service for the next boot, and no boot follows.
+ipvsadm_is_ipvsctl() { # every name links to ipvsctl
+    local n
+    for n in ipvsadm ipvsadm-save ipvsadm-restore; do
+        [[ -L $ROOTFS/usr/sbin/$n && $(in_ct readlink -f "/usr/sbin/$n") == /usr/sbin/ipvsctl ]] ||
+            { why="/usr/sbin/$n does not lead to ipvsctl"; return 1; }
+    done
+    [[ $(in_ct readlink -f /usr/share/man/man8/ipvsadm.8.gz) == /usr/share/man/man8/ipvsctl.8.gz ]] ||
+        { why="ipvsadm.8.gz does not lead to ipvsctl.8.gz"; return 1; }
+}
+DEBIAN_IPVSADM_MD5=""
+ipvsadm_is_debians() { # Debian's files, untouched
+    local n sum
+    for n in ipvsadm ipvsadm-save ipvsadm-restore; do
+        [[ -f $ROOTFS/usr/sbin/$n && ! -L $ROOTFS/usr/sbin/$n ]] || { why="/usr/sbin/$n is not Debian's file"; return 1; }
+    done
+    sum=$(md5sum <"$ROOTFS/usr/sbin/ipvsadm" | cut -d' ' -f1)
+    [[ $sum == "$DEBIAN_IPVSADM_MD5" ]] || { why="/usr/sbin/ipvsadm changed (md5 $sum, Debian's $DEBIAN_IPVSADM_MD5)"; return 1; }
+    # (Not run: Debian's ipvsadm needs a kernel with IPVS even for -v.)
+}
+ct_debs() { # NAME...: the container's paths of the copied packages NAME_*.deb
+    local n f
+    for n in "$@"; do
+        for f in "$ROOTFS/root/debs/$n"_*.deb; do echo "${f#"$ROOTFS"}"; done
+    done
+}
+in_ct_dpkg() { # ARGS: dpkg in the container, its output kept for a failure
+    in_ct env DEBIAN_FRONTEND=noninteractive dpkg --force-unsafe-io "$@" >>"$WORK/dpkg-alternatives.log" 2>&1 ||
+        { why="dpkg $* failed: $(tail -n 3 "$WORK/dpkg-alternatives.log" | tr '\n' ' ')"; return 1; }
+}
+c_alternatives_without_ipvsadm() {
+    mkdir -p "$ROOTFS/root/debs"
+    cp "$(deb_of lvs-director)" "$IPVSADM_DEBS"/*.deb "$ROOTFS/root/debs/"
+    in_ct_dpkg -i "$(ct_debs lvs-director)" || return 1
+    ipvsadm_is_ipvsctl || return 1
+    # Invoked by the alternative's name, ipvsctl is ipvsadm.
+    [[ $(in_ct ipvsadm -v) == "ipvsadm v1.31 "* ]] || { why="ipvsadm -v (ipvsctl) does not answer as ipvsadm"; return 1; }
+    [[ $(in_ct systemctl is-enabled lvs-director.service lvs-director-apply.service | tr '\n' ' ') == "enabled disabled " ]] ||
+        { why="lvs-director.service not enabled (alone) by the package"; return 1; }
+    unit_is lvs-director.service inactive || return 1
+    in_ct_dpkg -r lvs-director || return 1
+    local n
+    for n in ipvsadm ipvsadm-save ipvsadm-restore; do
+        [[ ! -e $ROOTFS/usr/sbin/$n && ! -L $ROOTFS/usr/sbin/$n ]] || { why="/usr/sbin/$n left after dpkg -r"; return 1; }
+    done
+}
+c_alternatives_with_ipvsadm() {
+    mapfile -t debs < <(ct_debs libnl-3-200 libnl-genl-3-200 libpopt0 ipvsadm)
+    in_ct_dpkg -i "${debs[@]}" || return 1
+    DEBIAN_IPVSADM_MD5=$(md5sum <"$ROOTFS/usr/sbin/ipvsadm" | cut -d' ' -f1)
+    # Debian's ipvsadm first, then ours: its files stay.
+    in_ct_dpkg -i "$(ct_debs lvs-director)" || return 1
+    ipvsadm_is_debians || return 1
+    in_ct_dpkg -r lvs-director || return 1
+    ipvsadm_is_debians || return 1
+    # Ours first, then Debian's ipvsadm: its files replace our links, and
+    # removing ours later leaves them.
+    in_ct_dpkg -r ipvsadm || return 1
+    in_ct_dpkg -i "$(ct_debs lvs-director)" || return 1
+    ipvsadm_is_ipvsctl || return 1
+    in_ct_dpkg -i "$(ct_debs ipvsadm)" || return 1
+    ipvsadm_is_debians || return 1
+    in_ct_dpkg -r lvs-director || return 1
+    ipvsadm_is_debians
+}
+c_upgrade_keeps_disabled() {
+    # An operator's disable survives an upgrade (here a reinstall of the same
+    # version, which runs the postinst as an upgrade does: configure with the
+    # old version).
+    in_ct systemctl disable --quiet rs-agent.service
+    cp "$(deb_of rs-agent)" "$ROOTFS/root/debs/"
+    in_ct_dpkg -i "$(ct_debs rs-agent)" || return 1
+    local e
+    e=$(in_ct systemctl is-enabled rs-agent.service || true)
+    [[ $e == disabled ]] || { why="rs-agent.service $e after the upgrade, want disabled"; return 1; }
+    in_ct systemctl enable --quiet rs-agent.service
+}
 c_boot() {
     [[ $BOOT_STATE == running || $BOOT_STATE == degraded ]] || { why="systemd says '$BOOT_STATE'"; return 1; }
     # A degraded system is fine as long as no unit of ours failed.
@@ -401,6 +530,7 @@ T0=$SECONDS
 boot || true
 check boot c_boot
 [[ -n $LEADER ]] || { echo "0 passed, 1 failed"; exit 1; }
+check package-installed-enabled-man-completions c_package_installed
 check oneshot-applies-at-boot c_oneshot_boot
 check oneshot-stop-restores c_oneshot_stop
 check oneshot-reload-converges c_oneshot_reload
@@ -418,6 +548,9 @@ if [[ -n $LEADER ]]; then
     check after-reboot-stop-restores c_after_reboot_stop
     check after-reboot-hardening-denies-nothing c_hardening
     check hardening-check-catches-a-denial c_hardening_check_bites
+    check alternatives-ipvsadm-without-debians c_alternatives_without_ipvsadm
+    check alternatives-never-replace-debians-ipvsadm c_alternatives_with_ipvsadm
+    check upgrade-keeps-a-disabled-unit-disabled c_upgrade_keeps_disabled
     dump_journal boot2
 fi
 stop_container

@@ -39,6 +39,8 @@
 #   IPVSCTL              ipvsctl binary for the guest (default <bin dir>/ipvsctl)
 #   LVS_DIRECTOR         lvs-director binary for the guest (default <bin dir>/lvs-director)
 #   IPVSCTL_BASELINE     director benchmark only: an earlier ipvsctl timed alongside
+#   LVS_DEB_DIR          where scenario 95 finds the lvs-director package
+#                        (default <repo>/target/debian: scripts/build-deb.sh)
 # Exit status: the guest's (0 = all scenarios passed), 124 if VM_TIMEOUT hit.
 set -euo pipefail
 
@@ -200,7 +202,16 @@ GUEST_ENV=(
     "BENCH_INTERVAL=${BENCH_INTERVAL:-}"
     "BENCH_WINDOW=${BENCH_WINDOW:-}"
     "BENCH_DAEMONS=${BENCH_DAEMONS:-}"
+    "LVS_TEST_CACHE=$CACHE"
+    "LVS_DEB_DIR=${LVS_DEB_DIR:-$ROOT/target/debian}"
 )
+# The nspawn tree (scripts/nspawn-tree.sh) for scenario 95, read-only at the
+# same path: the guest's /var/cache is a tmpfs of virtme-ng's, which hides
+# the host's.
+SHARES=()
+if [[ -d $CACHE/nspawn ]]; then
+    SHARES=(--rodir "$CACHE/nspawn=$CACHE/nspawn")
+fi
 # Another guest script (the director benchmark) can run in the same VM.
 GUEST=${VM_GUEST:-$ROOT/tests/vm/guest.sh}
 start=$SECONDS
@@ -210,7 +221,7 @@ set +e
 # NS_SETUP: "--", or for a kernel not installed here a private mount
 # namespace with the bind mounts above.
 timeout -k 20 "$VM_TIMEOUT" unshare -n "${NS_SETUP[@]}" \
-    "$VNG" -r "$VNG_KERNEL" "${KVM_ARGS[@]}" --user root --rwdir "$LOG_DIR" \
+    "$VNG" -r "$VNG_KERNEL" "${KVM_ARGS[@]}" --user root --rwdir "$LOG_DIR" "${SHARES[@]}" \
     -- env "${GUEST_ENV[@]}" bash "$GUEST" </dev/null
 rc=$?
 set -e
