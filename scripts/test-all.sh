@@ -73,7 +73,12 @@ step setup bash scripts/setup.sh || { echo "setup failed: nothing else can run" 
 step fmt cargo fmt --all -- --check
 # The shell scripts of the test beds and the installer (the VM scenarios and
 # benchmarks are not covered yet).
-step shellcheck shellcheck -x scripts/*.sh scripts/lib/*.sh tests/vm/run-suite.sh tests/vm/guest.sh tests/nspawn/*.sh .ci/run
+check_shell() {
+    shellcheck -x scripts/*.sh scripts/lib/*.sh tests/vm/run-suite.sh tests/vm/guest.sh tests/nspawn/*.sh .ci/run || return
+    # The packages' maintainer scripts run under dpkg's /bin/sh.
+    shellcheck -s sh packaging/deb/*/postinst packaging/deb/*/postrm packaging/deb/*/prerm
+}
+step shellcheck check_shell
 step clippy cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 if step build cargo build --workspace --all-targets --locked; then
     # Loopback up in the throwaway namespace: the health-check and metrics
