@@ -53,6 +53,9 @@ impl Daemon {
                 Err(e) => error!("{e} (retried at the next sync)"),
             }
         }
+        self.node
+            .reload(&self.model.config.node, &self.model, Instant::now())
+            .await;
         self.save_drains();
         self.counters.reloads += 1;
         self.counters.last_load = crate::daemon_metrics::now();
