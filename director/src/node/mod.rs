@@ -289,15 +289,22 @@ impl Node {
     }
 
     /// A clean stop: withdraw, say unhealthy, wait the grace, restore.
+    /// During the grace each withdrawn VIP is held on `lo`: the routing
+    /// daemon (which exports the announce interface only) withdraws the
+    /// route at once, while packets still on their way are accepted and
+    /// forwarded by IPVS instead of dropped.
     pub async fn stop(&mut self) {
-        let grace = self
-            .announcing
-            .as_ref()
-            .map_or(Duration::ZERO, |a| a.cfg.withdraw_grace);
+        let mut held: Vec<IpAddr> = Vec::new();
+        let mut lo = None;
+        let mut grace = Duration::ZERO;
         let mut withdrew = false;
         if let Some(a) = &mut self.announcing {
+            grace = a.cfg.withdraw_grace;
             let ts = a.announcer.withdraw_all("the daemon stops");
             withdrew = !ts.is_empty();
+            if !ts.is_empty() && !grace.is_zero() {
+                lo = a.hold_on_lo(&ts, &mut held).await;
+            }
             a.apply(&ts).await;
         }
         self.set_health(false);
@@ -307,6 +314,14 @@ impl Node {
                 grace.as_secs_f64()
             );
             tokio::time::sleep(grace).await;
+        }
+        if let (Some(a), Some(lo)) = (&self.announcing, &lo) {
+            for vip in &held {
+                match a.addrs.del(lo, *vip).await {
+                    Ok(()) => info!("announce: VIP {vip} let go (off lo after the grace)"),
+                    Err(e) => error!("announce: VIP {vip} off lo: {e}"),
+                }
+            }
         }
         if let Some(a) = self.announcing.take() {
             release(a, "the daemon stops").await;
@@ -338,6 +353,26 @@ async fn release(mut a: Announcing, why: &'static str) {
 }
 
 impl Announcing {
+    /// Puts the VIPs being withdrawn on `lo` (those not there already, which
+    /// are listed in `held`); returns `lo` when that worked.
+    async fn hold_on_lo(&self, ts: &[Transition], held: &mut Vec<IpAddr>) -> Option<Iface> {
+        let lo = match self.addrs.ensure("lo").await {
+            Ok(lo) => lo,
+            Err(e) => {
+                error!("announce: lo: {e}; the VIPs go without a grace");
+                return None;
+            }
+        };
+        let present = self.addrs.list(&lo).await.unwrap_or_default();
+        for t in ts.iter().filter(|t| !present.contains(&t.vip)) {
+            match self.addrs.add(&lo, t.vip).await {
+                Ok(()) => held.push(t.vip),
+                Err(e) => error!("announce: VIP {} on lo for the grace: {e}", t.vip),
+            }
+        }
+        Some(lo)
+    }
+
     async fn apply(&mut self, ts: &[Transition]) {
         for t in ts {
             let r = match t.direction {
