@@ -53,19 +53,66 @@ variant() {
 
 # multi_rs_up: rs1 and rs2 prepared by rs-agent (VIP on lo, ARP sysctls), each
 # running the line echo server on SVC_PORT.
+declare -A RS_PID=()
+
 multi_rs_up() {
     local rs cfg
     cfg=$(agent_config)
     for rs in rs1 rs2; do
         agent "$rs" start --config "$cfg" >/dev/null || fail "rs-agent start failed in $rs"
-        ip netns exec "$rs" "$PYTHON" "$CONNS_PY" serve --port "$SVC_PORT" &
-        BG_PIDS+=($!)
+        rs_echo_start "$rs"
     done
     for rs in rs1 rs2; do
         wait_until 30 "the echo server of $rs" \
             in_ns router timeout 2 bash -c "exec 3<>/dev/tcp/${MULTI_IP[$rs]}/$SVC_PORT"
     done
     log "rs1, rs2: VIP on lo by rs-agent, echo servers on port $SVC_PORT"
+}
+
+# rs_echo_start RS: the line echo server of RS on SVC_PORT (RS_PID[RS]).
+rs_echo_start() {
+    ip netns exec "$1" "$PYTHON" "$CONNS_PY" serve --port "$SVC_PORT" &
+    RS_PID[$1]=$!
+    BG_PIDS+=($!)
+}
+
+# rs_echo_stop RS: kill RS's echo server (the real server's service fails).
+rs_echo_stop() {
+    kill "${RS_PID[$1]}"
+    wait "${RS_PID[$1]}" 2>/dev/null || true
+}
+
+# new_conns N: N new connections from the client to VIP:SVC_PORT, one after
+# the other (connect, one echoed line, close; 2 s bound each); prints how
+# many succeeded.
+new_conns() {
+    ip netns exec client "$PYTHON" - "$VIP" "$SVC_PORT" "$1" <<'PY'
+import socket, sys
+vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ok = 0
+for i in range(n):
+    try:
+        with socket.create_connection((vip, port), timeout=2) as s:
+            s.sendall(b"probe %d\n" % i)
+            if s.makefile("rb").readline() == b"probe %d\n" % i:
+                ok += 1
+    except OSError:
+        pass
+print(ok)
+PY
+}
+
+# rs_conns NS RS: connections IPVS in director NS has scheduled to RS (its counter).
+rs_conns() {
+    in_ns "$1" ipvsadm -Ln --stats --exact -t "$VIP:$SVC_PORT" |
+        awk -v r="${MULTI_IP[$2]}:$SVC_PORT" '$2 == r { print $3; found = 1 } END { if (!found) print "none" }'
+}
+
+# rs_weight NS RS: RS's weight in director NS ("none": not in the table).
+rs_weight() {
+    local w
+    w=$(in_ns "$1" ipvsadm -Sn | awk -v s="$VIP:$SVC_PORT" -v r="${MULTI_IP[$2]}:$SVC_PORT" '$3 == s && $5 == r { print $NF }')
+    echo "${w:-none}"
 }
 
 # --- directors -----------------------------------------------------------------
