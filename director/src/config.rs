@@ -42,7 +42,8 @@ mod node;
 mod parts;
 
 pub use node::{
-    Announce, DEFAULT_HEALTH_FILE, NodeConfig, SYSCTLS, SyncConfig, SyncRole, valid_ifname,
+    Announce, DEFAULT_HEALTH_FILE, HealthFile, NodeConfig, SYSCTLS, SyncConfig, SyncRole,
+    valid_ifname,
 };
 
 /// Where the systemd unit reads the director's configuration.

@@ -121,14 +121,15 @@ declare -A DIR_PID=()
 
 # director_file FILE NS EXAMPLE: examples/EXAMPLE for the variant: its
 # scheduler (other than mh: without mh's flags), its sloppy_tcp, NS's own
-# health file ($TEST_TMP/healthy-NS: both directors share the VM's /run),
-# MULTI_HOLD_DOWN as [announce] hold_down when set.
+# health file $TEST_TMP/healthy-NS (both directors share the VM's /run; a
+# file without health_file gets that path by default, beside the control
+# socket $TEST_TMP/control-NS.sock), MULTI_HOLD_DOWN as [announce]
+# hold_down when set.
 director_file() {
     local f=$1 ns=$2 example=$3
     sed -e "s|^health_file = .*|health_file = \"$TEST_TMP/healthy-$ns\"|" \
         -e "s/^sloppy_tcp = .*/sloppy_tcp = $MULTI_SLOPPY/" \
         "$EXAMPLES_DIR/$example" >"$f"
-    grep -q '^health_file = ' "$f" || sed -i "1i health_file = \"$TEST_TMP/healthy-$ns\"" "$f"
     if [[ -n ${MULTI_HOLD_DOWN:-} ]]; then
         sed -i "s/^hold_down = .*/hold_down = $MULTI_HOLD_DOWN/" "$f"
     fi

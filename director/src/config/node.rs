@@ -12,7 +12,8 @@ use toml::Spanned;
 
 use super::{ConfigError, Validator};
 
-/// Where the daemon writes its quorum for keepalived unless the file says.
+/// Where the daemon writes its quorum for keepalived unless the file says,
+/// with the default control socket (see [`HealthFile::Beside`]).
 pub const DEFAULT_HEALTH_FILE: &str = "/run/lvs-director/healthy";
 pub const DEFAULT_HOLD_DOWN: Duration = Duration::from_secs(5);
 pub const DEFAULT_WITHDRAW_GRACE: Duration = Duration::from_secs(2);
@@ -22,23 +23,43 @@ const MAX_HOLD_DOWN: f64 = 3600.0;
 const MAX_WITHDRAW_GRACE: f64 = 300.0;
 
 /// The director-wide part of the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeConfig {
     pub announce: Option<Announce>,
-    /// `None`: `health_file = ""`, no file.
-    pub health_file: Option<PathBuf>,
+    pub health_file: HealthFile,
     /// `net.ipv4.vs.NAME = value`, in [`SYSCTLS`] order.
     pub sysctl: Vec<(&'static str, u32)>,
     pub sync: Option<SyncConfig>,
 }
 
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            announce: None,
-            health_file: Some(PathBuf::from(DEFAULT_HEALTH_FILE)),
-            sysctl: Vec::new(),
-            sync: None,
+/// Where the quorum file goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HealthFile {
+    /// No key: beside the control socket, named after it, so two daemons
+    /// (`--netns`, tests with their own `--control`) never share one:
+    /// `/run/lvs-director/control.sock` -> `/run/lvs-director/healthy`,
+    /// `control-NAME.sock` -> `healthy-NAME`, other `X.sock` -> `X.healthy`.
+    #[default]
+    Beside,
+    /// `health_file = ""`.
+    Off,
+    At(PathBuf),
+}
+
+impl HealthFile {
+    /// The file for a daemon whose control socket is `control`.
+    pub fn path(&self, control: &std::path::Path) -> Option<PathBuf> {
+        match self {
+            HealthFile::Off => None,
+            HealthFile::At(p) => Some(p.clone()),
+            HealthFile::Beside => {
+                let name = control.file_name()?.to_string_lossy();
+                let stem = name.strip_suffix(".sock").unwrap_or(&name);
+                Some(match stem.strip_prefix("control") {
+                    Some(rest) => control.with_file_name(format!("healthy{rest}")),
+                    None => control.with_file_name(format!("{stem}.healthy")),
+                })
+            }
         }
     }
 }
@@ -144,14 +165,14 @@ impl Validator<'_> {
         if let Some(h) = health_file {
             let text = h.get_ref();
             node.health_file = if text.is_empty() {
-                None
+                HealthFile::Off
             } else if !text.starts_with('/') || text.ends_with('/') {
                 return self.err(
                     h.span(),
                     format!("health_file {text:?} is not an absolute file path (\"\" for none)"),
                 );
             } else {
-                Some(PathBuf::from(text))
+                HealthFile::At(PathBuf::from(text))
             };
         }
         if let Some(table) = sysctl {

@@ -604,8 +604,8 @@ fn director_wide_keys() {
     assert_eq!(a.hold_down, std::time::Duration::from_secs(3));
     assert_eq!(a.withdraw_grace, std::time::Duration::from_millis(500));
     assert_eq!(
-        c.node.health_file.as_deref(),
-        Some(Path::new("/run/lvs-director/healthy-a"))
+        c.node.health_file,
+        HealthFile::At("/run/lvs-director/healthy-a".into())
     );
     // In SYSCTLS order whatever the file's order.
     assert_eq!(
@@ -620,10 +620,16 @@ fn director_wide_keys() {
     // The defaults.
     let d = parse_str(SEED).unwrap().node;
     assert_eq!(d, NodeConfig::default());
+    let beside = |c: &str| d.health_file.path(Path::new(c));
     assert_eq!(
-        d.health_file.as_deref(),
-        Some(Path::new(DEFAULT_HEALTH_FILE))
+        beside("/run/lvs-director/control.sock"),
+        Some(DEFAULT_HEALTH_FILE.into())
     );
+    assert_eq!(
+        beside("/run/lvs-director/control-dir1.sock"),
+        Some("/run/lvs-director/healthy-dir1".into())
+    );
+    assert_eq!(beside("/tmp/t/ctl.sock"), Some("/tmp/t/ctl.healthy".into()));
     let a = parse_str("[announce]\ninterface = \"lvs0\"\n")
         .unwrap()
         .node
@@ -633,7 +639,7 @@ fn director_wide_keys() {
     assert_eq!(a.withdraw_grace, std::time::Duration::from_secs(2));
     assert_eq!(
         parse_str("health_file = \"\"\n").unwrap().node.health_file,
-        None
+        HealthFile::Off
     );
 }
 

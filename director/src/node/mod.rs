@@ -17,7 +17,7 @@ pub mod sysctl;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
@@ -58,6 +58,7 @@ struct Announcing {
 
 pub struct Node {
     netns: Option<String>,
+    control: PathBuf,
     cfg: NodeConfig,
     announcing: Option<Announcing>,
     health: Option<HealthFile>,
@@ -84,11 +85,10 @@ impl Node {
         }
         let mut node = Node {
             netns,
+            control: control.to_path_buf(),
             cfg: NodeConfig {
-                announce: None,
-                health_file: None,
-                sysctl: Vec::new(),
-                sync: None,
+                health_file: crate::config::HealthFile::Off,
+                ..NodeConfig::default()
             },
             announcing: None,
             health: None,
@@ -160,7 +160,7 @@ impl Node {
             _ => {}
         }
         if cfg.health_file != self.cfg.health_file {
-            self.health = cfg.health_file.clone().map(HealthFile::new);
+            self.health = cfg.health_file.path(&self.control).map(HealthFile::new);
         }
         self.cfg = cfg.clone();
         Ok(())
