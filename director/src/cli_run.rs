@@ -49,6 +49,12 @@ pub struct DrainArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ControlArgs {
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct StatusArgs {
     #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
@@ -134,6 +140,7 @@ fn ask(
         }
         (Output::Text, true) => match req {
             Request::Status => status::render_text(&reply),
+            Request::Withdraw | Request::Announce => format!("ok: {}\n", reply["message"]),
             _ => format!("ok: {} services changed\n", reply["changed"]),
         },
     };
@@ -163,6 +170,21 @@ pub fn drain(
         Request::Drain { service, server }
     } else {
         Request::Undrain { service, server }
+    };
+    ask(rt, netns, &a.control, req, Output::Text)
+}
+
+/// `withdraw` (on) or `announce` (off) the whole director.
+pub fn withdraw(
+    rt: &tokio::runtime::Runtime,
+    netns: Option<&str>,
+    a: &ControlArgs,
+    on: bool,
+) -> ExitCode {
+    let req = if on {
+        Request::Withdraw
+    } else {
+        Request::Announce
     };
     ask(rt, netns, &a.control, req, Output::Text)
 }

@@ -42,6 +42,12 @@ enum Cmd {
     Drain(cli_run::DrainArgs),
     /// Lift a drain set by `drain`.
     Undrain(cli_run::DrainArgs),
+    /// Take the whole director out of service: every VIP of [announce] off
+    /// its interface (held on lo for withdraw_grace), the health file 1;
+    /// the table and the checks stay. Until `announce` or a restart.
+    Withdraw(cli_run::ControlArgs),
+    /// Undo `withdraw`: servable VIPs go back on the interface at once.
+    Announce(cli_run::ControlArgs),
     /// The running daemon's services and servers: health, weight, last check.
     Status(cli_run::StatusArgs),
 }
@@ -101,6 +107,12 @@ fn main() -> ExitCode {
         }
         Cmd::Undrain(a) => {
             return with_runtime(|rt| cli_run::drain(rt, cli.netns.as_deref(), a, false));
+        }
+        Cmd::Withdraw(a) => {
+            return with_runtime(|rt| cli_run::withdraw(rt, cli.netns.as_deref(), a, true));
+        }
+        Cmd::Announce(a) => {
+            return with_runtime(|rt| cli_run::withdraw(rt, cli.netns.as_deref(), a, false));
         }
         Cmd::Status(a) => return with_runtime(|rt| cli_run::status(rt, cli.netns.as_deref(), a)),
     };

@@ -18,6 +18,7 @@ pub struct Iface {
     pub created: bool,
 }
 
+#[derive(Clone)]
 pub struct Addrs {
     handle: Handle,
 }

@@ -66,6 +66,8 @@ pub struct Node {
     sysctls: Sysctls,
     /// `[sync]` was in force: the sync daemons are this daemon's.
     sync_managed: bool,
+    /// `lvs-director withdraw`: out of service until `announce`.
+    withdrawn_by_hand: bool,
     kernel: Kernel,
 }
 
@@ -95,6 +97,7 @@ impl Node {
             healthy: None,
             sysctls,
             sync_managed: false,
+            withdrawn_by_hand: false,
             kernel,
         };
         node.configure(cfg, model).await?;
@@ -177,7 +180,7 @@ impl Node {
     /// Follows the model's quorum: VIPs in or out, the quorum file.
     pub async fn update(&mut self, model: &Model, now: Instant) {
         let servable = servable(model);
-        let healthy = servable.iter().all(|(_, ok)| *ok);
+        let healthy = !self.withdrawn_by_hand && servable.iter().all(|(_, ok)| *ok);
         if let Some(a) = &mut self.announcing {
             let ts = a.announcer.update(&servable, now);
             a.apply(&ts).await;
@@ -260,6 +263,51 @@ impl Node {
                 error!("announce: VIP {vip} on {}: {e}", a.iface.name);
             }
         }
+    }
+
+    /// `lvs-director withdraw`: every VIP off the interface (held on `lo`
+    /// for the grace, in the background), the health file unhealthy.
+    pub async fn withdraw_by_hand(&mut self) -> String {
+        self.withdrawn_by_hand = true;
+        self.set_health(false);
+        let Some(a) = &mut self.announcing else {
+            return "withdrawn (no [announce]: the health file says 1)".into();
+        };
+        let ts = a.announcer.withdraw_all("withdrawn by hand");
+        let mut held = Vec::new();
+        let lo = if a.cfg.withdraw_grace.is_zero() {
+            None
+        } else {
+            a.hold_on_lo(&ts, &mut held).await
+        };
+        a.apply(&ts).await;
+        if let Some(lo) = lo {
+            let (addrs, grace) = (a.addrs.clone(), a.cfg.withdraw_grace);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                for vip in held {
+                    match addrs.del(&lo, vip).await {
+                        Ok(()) => info!("announce: VIP {vip} let go (off lo after the grace)"),
+                        Err(e) => error!("announce: VIP {vip} off lo: {e}"),
+                    }
+                }
+            });
+        }
+        format!("{} VIPs withdrawn, the health file says 1", ts.len())
+    }
+
+    /// `lvs-director announce`: back in service (the caller's next update
+    /// announces the servable VIPs, without hold-down).
+    pub fn resume_by_hand(&mut self) -> String {
+        self.withdrawn_by_hand = false;
+        if let Some(a) = &mut self.announcing {
+            a.announcer.resume();
+        }
+        "back in service: servable VIPs are announced".into()
+    }
+
+    pub fn withdrawn_by_hand(&self) -> bool {
+        self.withdrawn_by_hand
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
