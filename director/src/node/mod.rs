@@ -219,27 +219,27 @@ impl Node {
         let Some(a) = &mut self.announcing else {
             return;
         };
+        // Found again by name: someone may have deleted (or recreated) it.
+        match a.addrs.ensure(&a.cfg.interface).await {
+            Ok(i) => {
+                if i.created {
+                    warn!("announce: {} was gone: created again", i.name);
+                }
+                a.iface = Iface {
+                    created: a.iface.created || i.created,
+                    ..i
+                };
+            }
+            Err(e) => {
+                error!("announce: interface {}: {e}", a.cfg.interface);
+                return;
+            }
+        }
         let present = match a.addrs.list(&a.iface).await {
             Ok(p) => p,
             Err(e) => {
-                // The interface may be gone: make it again.
-                warn!(
-                    "announce: addresses of {}: {e}; recreating it",
-                    a.iface.name
-                );
-                match a.addrs.ensure(&a.cfg.interface).await {
-                    Ok(i) => {
-                        a.iface = Iface {
-                            created: a.iface.created || i.created,
-                            ..i
-                        };
-                        Vec::new()
-                    }
-                    Err(e) => {
-                        error!("announce: interface {}: {e}", a.cfg.interface);
-                        return;
-                    }
-                }
+                error!("announce: addresses of {}: {e}", a.iface.name);
+                return;
             }
         };
         for (vip, s) in a.announcer.vips() {
