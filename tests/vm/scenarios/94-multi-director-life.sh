@@ -11,7 +11,8 @@
 #     VIP there and deletes lvs0 (the daemon created it);
 #  d) kill -9: sloppy_tcp stays 1 and the record stays; a new daemon keeps
 #     the recorded original, adopts the VIP on lvs1 (no withdrawal), and its
-#     clean stop restores sloppy_tcp to 0, removes the record and the VIP.
+#     clean stop restores sloppy_tcp to 0, removes the record and the VIP;
+#     before that, a VIP removed by hand comes back at the next full sync.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 MULTI_SCHED=mh MULTI_SLOPPY=1
 . "$(dirname "${BASH_SOURCE[0]}")/../lib-multi.sh"
@@ -68,7 +69,7 @@ pass "reload: a bad interface refused with file:line:column (nothing changed); l
 kill -9 "${DIR_PID[dir1]}"
 wait "${DIR_PID[dir1]}" 2>/dev/null || true
 [[ $(dir_sysctl dir1 sloppy_tcp) == 1 && -e $REC ]] || fail "after kill -9 the sysctl or its record changed"
-"$DIRECTOR" --netns dir1 run --config "$CFG" --control "$CTL" >>"$LOG" 2>&1 &
+"$DIRECTOR" --netns dir1 run --config "$CFG" --control "$CTL" --sync-interval 2 >>"$LOG" 2>&1 &
 pid=$!
 BG_PIDS+=("$pid")
 on_exit "kill $pid; for _ in \$(seq 40); do kill -0 $pid || break; sleep 0.2; done"
@@ -77,6 +78,9 @@ wait_until 20 "the new daemon to adopt the VIP on lvs1" grep -q "VIP $VIP alread
 wait_until 20 "the new daemon's control socket" dctl1 status
 ! grep -q "withdrawn from lvs1" "$LOG" || fail "the new daemon withdrew a servable VIP it found"
 vip_on lvs1 || fail "the VIP left lvs1 across the restart"
+ip -n dir1 addr del "$VIP/32" dev lvs1
+wait_until 10 "the full sync to put the VIP back on lvs1" vip_on lvs1
+grep -q "VIP $VIP was missing from lvs1: added again" "$LOG" || fail "no log line for the VIP put back"
 kill -TERM "$pid"
 wait_until 15 "the new daemon to exit" bash -c "! kill -0 $pid"
 [[ $(dir_sysctl dir1 sloppy_tcp) == 0 ]] || fail "the clean stop did not restore the original sloppy_tcp 0"
