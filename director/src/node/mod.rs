@@ -153,12 +153,18 @@ impl Node {
                     info!("announce: VIP {vip} already on {}: adopted", iface.name);
                     announcer.adopt(vip);
                 }
-                self.announcing = Some(Announcing {
+                let mut a = Announcing {
                     cfg: new.clone(),
                     announcer,
                     addrs,
                     iface,
-                });
+                };
+                if self.withdrawn_by_hand {
+                    // A reload does not end `lvs-director withdraw`.
+                    let ts = a.announcer.withdraw_all("withdrawn by hand");
+                    a.apply(&ts).await;
+                }
+                self.announcing = Some(a);
             }
             _ => {}
         }
