@@ -38,6 +38,12 @@ pub enum Cmd {
     Drain(DrainArgs),
     /// Lift a drain set by `drain`.
     Undrain(DrainArgs),
+    /// Take the whole director out of service: every VIP of [announce] off
+    /// its interface (held on lo for withdraw_grace), the health file 1;
+    /// the table and the checks stay. Until `announce` or a restart.
+    Withdraw(ControlArgs),
+    /// Undo `withdraw`: servable VIPs go back on the interface at once.
+    Announce(ControlArgs),
     /// The running daemon's services and servers: health, weight, last check.
     Status(StatusArgs),
 }
@@ -96,6 +102,13 @@ pub struct DrainArgs {
     pub service: String,
     /// The real server: ADDRESS or ADDRESS:PORT.
     pub server: String,
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ControlArgs {
+    /// The daemon's control socket (default as for `run`).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
 }

@@ -1,5 +1,5 @@
 //! The daemon's subcommands: `run` (the daemon itself) and the control
-//! clients `drain`, `undrain` and `status`.
+//! clients `drain`, `undrain`, `withdraw`, `announce` and `status`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use lvs_director::control::{self, Request};
 use lvs_director::daemon::{self, Options};
 use lvs_director::status;
 
-use lvs_director::cli::{DrainArgs, Output, RunArgs, StatusArgs};
+use lvs_director::cli::{ControlArgs, DrainArgs, Output, RunArgs, StatusArgs};
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LVS_DIRECTOR_LOG")
@@ -90,6 +90,7 @@ fn ask(
         }
         (Output::Text, true) => match req {
             Request::Status => status::render_text(&reply),
+            Request::Withdraw | Request::Announce => format!("ok: {}\n", reply["message"]),
             _ => format!("ok: {} services changed\n", reply["changed"]),
         },
     };
@@ -119,6 +120,21 @@ pub fn drain(
         Request::Drain { service, server }
     } else {
         Request::Undrain { service, server }
+    };
+    ask(rt, netns, &a.control, req, Output::Text)
+}
+
+/// `withdraw` (on) or `announce` (off) the whole director.
+pub fn withdraw(
+    rt: &tokio::runtime::Runtime,
+    netns: Option<&str>,
+    a: &ControlArgs,
+    on: bool,
+) -> ExitCode {
+    let req = if on {
+        Request::Withdraw
+    } else {
+        Request::Announce
     };
     ask(rt, netns, &a.control, req, Output::Text)
 }

@@ -38,7 +38,13 @@ use parts::{check_scheduler, check_vip};
 use crate::check::CheckSpec;
 
 mod checks;
+mod node;
 mod parts;
+
+pub use node::{
+    Announce, DEFAULT_HEALTH_FILE, HealthFile, NodeConfig, SYSCTLS, SyncConfig, SyncRole,
+    valid_ifname,
+};
 
 /// Where the systemd unit reads the director's configuration.
 pub const DEFAULT_DIRECTOR_CONFIG: &str = "/etc/lvs-director/director.toml";
@@ -58,6 +64,8 @@ pub const MAX_PERSISTENCE: u32 = u32::MAX / 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DirectorConfig {
     pub services: Vec<ServiceConfig>,
+    /// `[announce]`, `health_file`, `[sysctl]`, `[sync]`: the daemon's.
+    pub node: NodeConfig,
 }
 
 /// One virtual service with its real servers.
@@ -150,6 +158,10 @@ pub use lvs_common::config_error::ConfigError;
 struct RawConfig {
     #[serde(default)]
     service: Vec<Spanned<RawService>>,
+    announce: Option<Spanned<node::RawAnnounce>>,
+    health_file: Option<Spanned<String>>,
+    sysctl: Option<node::RawSysctl>,
+    sync: Option<Spanned<node::RawSync>>,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +212,7 @@ pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
     };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| v.at(e.span(), e.message().to_string()))?;
+    let node = v.node(raw.announce, raw.health_file, raw.sysctl, raw.sync)?;
     let mut services: Vec<ServiceConfig> = Vec::with_capacity(raw.service.len());
     // Key -> byte offset of the first definition.
     let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
@@ -256,7 +269,7 @@ pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
         }
         seen.insert(key, offset);
     }
-    Ok(DirectorConfig { services })
+    Ok(DirectorConfig { services, node })
 }
 
 fn check_unique(
@@ -388,6 +401,16 @@ impl Validator<'_> {
                 })
                 .or_else(|m| self.err(f.span(), m))?;
             flags.0 |= bits;
+        }
+        // A destination at weight 0 keeps its Maglev slots: without the
+        // fallback flag the flows hashing there are dropped, and the daemon
+        // sets weight 0 for every failed or drained server.
+        if scheduler == "mh" && !flags.has(ServiceFlags::SCHED1) {
+            let at = raw.scheduler.as_ref().map_or(start..start, |s| s.span());
+            return self.err(
+                at,
+                "scheduler \"mh\" needs scheduler_flags = [\"mh-fallback\"]: without it the flows of a drained or failed server (weight 0) are dropped, not passed on".into(),
+            );
         }
         if raw.one_packet == Some(true) {
             flags.set(ServiceFlags::ONEPACKET, true);

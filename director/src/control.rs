@@ -76,8 +76,18 @@ pub fn drains_path(socket: &Path) -> PathBuf {
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
     Status,
-    Drain { service: String, server: String },
-    Undrain { service: String, server: String },
+    Drain {
+        service: String,
+        server: String,
+    },
+    Undrain {
+        service: String,
+        server: String,
+    },
+    /// The whole director out of service: every VIP off the announce
+    /// interface, the health file unhealthy, until `Announce`.
+    Withdraw,
+    Announce,
 }
 
 /// A request waiting for the daemon's answer.

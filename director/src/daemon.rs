@@ -59,6 +59,8 @@ pub enum DaemonError {
     Control(#[from] ControlError),
     #[error("signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("{0}")]
+    Node(String),
     #[error("metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -128,6 +130,8 @@ pub struct Daemon {
     last_skip: String,
     /// Check tasks spawned whose result has not come back.
     runs_in_flight: usize,
+    /// Announcement, quorum file, sysctls, sync daemons.
+    pub(crate) node: crate::node::Node,
 }
 
 fn groups(c: &DirectorConfig) -> Vec<PortGroup> {
@@ -173,6 +177,15 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let now = Instant::now();
     let (model, events) = Model::new(config, &table, drains, now);
     log_events(&events);
+    let node = crate::node::Node::start(
+        &model.config.node,
+        opts.netns.clone(),
+        &opts.control,
+        kernel.clone(),
+        &model,
+    )
+    .await
+    .map_err(DaemonError::Node)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
         sched: Scheduler::new(&model, now),
@@ -190,6 +203,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         skipped_since_sync: 0,
         last_skip: String::new(),
         runs_in_flight: 0,
+        node,
     };
     d.full_sync(Some(table)).await;
     d.counters.last_load = crate::daemon_metrics::now();
@@ -224,30 +238,44 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let node_due = d.node.next_deadline();
+        let node_timer = async {
+            match node_due {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Whether the model may have changed: the node follows it.
+        let changed = tokio::select! {
             sig = signals.recv() => match sig {
-                Signal::Reload => d.reload().await,
+                Signal::Reload => { d.reload().await; true }
                 Signal::Stop => break,
             },
-            Some(done) = d.rx.recv() => d.on_results(done).await,
-            _ = due => d.start_due(),
-            _ = sync.tick() => d.full_sync(None).await,
+            Some(done) = d.rx.recv() => { d.on_results(done).await; true }
+            _ = due => { d.start_due(); false }
+            _ = sync.tick() => { d.full_sync(None).await; true }
+            _ = node_timer => true,
             Some(p) = ctl_rx.recv() => {
                 let reply = d.on_control(p.request).await;
                 let _ = p.reply.send(reply);
+                true
             }
-            _ = watchdog.tick() => { let _ = d.notifier.watchdog(); }
+            _ = watchdog.tick() => { let _ = d.notifier.watchdog(); false }
             Some(ask) = async {
                 match &mut metrics {
                     Some(m) => m.recv().await,
                     None => std::future::pending().await,
                 }
-            } => crate::daemon_metrics::answer(&d, d.kernel.clone(), ask),
+            } => { crate::daemon_metrics::answer(&d, d.kernel.clone(), ask); false }
+        };
+        if changed {
+            d.node.update(&d.model, Instant::now()).await;
         }
     }
-    info!("stopping: the IPVS table stays as it is");
     let _ = d.notifier.stopping();
     control_task.abort();
+    d.node.stop().await;
+    info!("stopping: the IPVS table stays as it is");
     let _ = std::fs::remove_file(&d.opts.control);
     Ok(())
 }
@@ -446,6 +474,9 @@ impl Daemon {
             Ok(true) => info!("nftables table of the port groups written"),
             Ok(false) => {}
             Err(e) => error!("{e} (retried at the next sync)"),
+        }
+        if self.counters.syncs > 0 {
+            self.node.reconcile().await;
         }
         self.counters.syncs += 1;
         self.counters.last_sync = Some(Instant::now());

@@ -50,6 +50,18 @@ pub(crate) fn answer(d: &Daemon, kernel: Kernel, ask: Ask) {
         checks_in_flight: d.checker.in_flight() as u64,
         checks_skipped_total: d.counters.skipped,
         last_reload_success: d.counters.last_load,
+        vips: d
+            .node
+            .vips()
+            .into_iter()
+            .map(|v| crate::metrics::VipSnapshot {
+                vip: v.vip,
+                announced: v.announced,
+                announces: v.announces,
+                withdrawals: v.withdrawals,
+            })
+            .collect(),
+        healthy: d.node.healthy(),
     };
     for (i, svc) in m.config.services.iter().enumerate() {
         let mut servers = Vec::with_capacity(svc.servers.len() + 1);

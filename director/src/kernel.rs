@@ -34,6 +34,8 @@ pub enum KernelError {
     Gone,
     #[error("{0}")]
     Lock(#[source] LockError),
+    #[error("sync daemons: {0}")]
+    Sync(#[source] IpvsError),
 }
 
 /// How long a batch waits for another tool's run on the same table; the
@@ -131,6 +133,33 @@ impl Kernel {
                 }
             }
             Ok(refused)
+        })
+        .await?
+    }
+
+    /// Makes the kernel run the sync daemons `want` (see
+    /// [`crate::node::sync::diff`]); returns what changed, one line each.
+    pub async fn sync_daemons(
+        &self,
+        want: Vec<lvs_ipvs::Daemon>,
+        managed: bool,
+    ) -> Result<Vec<String>, KernelError> {
+        self.call(move |c| {
+            let running = c.ipvs.daemons().map_err(KernelError::Sync)?;
+            let (stop, start) = crate::node::sync::diff(&running, &want, managed);
+            let mut lines = Vec::new();
+            for state in stop {
+                c.ipvs.stop_daemon(state).map_err(KernelError::Sync)?;
+                lines.push(format!("{state:?} sync daemon stopped"));
+            }
+            for d in start {
+                c.ipvs.start_daemon(&d).map_err(KernelError::Sync)?;
+                lines.push(format!(
+                    "{:?} sync daemon started on {}, syncid {}",
+                    d.state, d.mcast_ifn, d.sync_id
+                ));
+            }
+            Ok(lines)
         })
         .await?
     }

@@ -16,7 +16,9 @@
 //!   machine, pure), [`model`] (the cluster: checks shared across services,
 //!   quorum and sorry servers, admin drains, reload diff; pure), [`sched`]
 //!   (when each check runs), [`kernel`] (the thread that owns IPVS and nft),
-//!   [`control`] (the control socket), [`status`], [`daemon`] (the loop).
+//!   [`control`] (the control socket), [`status`], [`daemon`] (the loop),
+//!   [`node`] (the director as a whole: VIP announcement, quorum file,
+//!   IPVS sysctls, sync daemons).
 
 #[cfg(feature = "runtime")]
 pub mod apply;
@@ -40,6 +42,8 @@ pub mod metrics;
 pub mod model;
 #[cfg(feature = "runtime")]
 pub mod nft;
+#[cfg(feature = "runtime")]
+pub mod node;
 #[cfg(feature = "runtime")]
 pub mod plan;
 #[cfg(feature = "runtime")]

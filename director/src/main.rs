@@ -48,6 +48,12 @@ fn main() -> ExitCode {
         Cmd::Undrain(a) => {
             return with_runtime(|rt| cli_run::drain(rt, cli.netns.as_deref(), a, false));
         }
+        Cmd::Withdraw(a) => {
+            return with_runtime(|rt| cli_run::withdraw(rt, cli.netns.as_deref(), a, true));
+        }
+        Cmd::Announce(a) => {
+            return with_runtime(|rt| cli_run::withdraw(rt, cli.netns.as_deref(), a, false));
+        }
         Cmd::Status(a) => return with_runtime(|rt| cli_run::status(rt, cli.netns.as_deref(), a)),
     };
     match result {

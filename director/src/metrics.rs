@@ -45,6 +45,21 @@ pub struct Snapshot {
     /// When the configuration was last loaded and applied without error
     /// (exported as 0 until then).
     pub last_reload_success: Option<SystemTime>,
+    /// The VIPs of `[announce]` (none without it).
+    pub vips: Vec<VipSnapshot>,
+    /// Every service has quorum (what the health file says); `None`
+    /// before the first look.
+    pub healthy: Option<bool>,
+}
+
+/// One VIP of `[announce]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VipSnapshot {
+    pub vip: String,
+    /// On the announce interface now.
+    pub announced: bool,
+    pub announces: u64,
+    pub withdrawals: u64,
 }
 
 /// One virtual service.
@@ -133,6 +148,17 @@ pub fn service_label(key: &ServiceKey) -> String {
 /// `10.1.252.74:80`, `[2001:db8::74]:80`.
 pub fn server_label(address: IpAddr, port: u16) -> String {
     SocketAddr::new(address, port).to_string()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VipLabels {
+    vip: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VipDirectionLabels {
+    vip: String,
+    direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -277,6 +303,41 @@ fn registry(snapshot: &Snapshot) -> Registry {
         Unit::Seconds,
         reloaded,
     );
+
+    if let Some(h) = snapshot.healthy {
+        let g = Gauge::<i64>::default();
+        g.set(i64::from(h));
+        registry.register(
+            "lvs_director_quorum",
+            "1 while every service has quorum (the health file says 0), else 0",
+            g,
+        );
+    }
+    let announced = Gauges::<VipLabels>::default();
+    registry.register(
+        "lvs_director_vip_announced",
+        "1 while the VIP is on the announce interface",
+        announced.clone(),
+    );
+    let vip_transitions = Counters::<VipDirectionLabels>::default();
+    registry.register(
+        "lvs_director_announce_transitions",
+        "VIPs put on (announce) or taken off (withdraw) the announce interface",
+        vip_transitions.clone(),
+    );
+    for v in &snapshot.vips {
+        announced
+            .get_or_create(&VipLabels { vip: v.vip.clone() })
+            .set(i64::from(v.announced));
+        for (direction, n) in [("announce", v.announces), ("withdraw", v.withdrawals)] {
+            vip_transitions
+                .get_or_create(&VipDirectionLabels {
+                    vip: v.vip.clone(),
+                    direction,
+                })
+                .inc_by(n);
+        }
+    }
 
     let service_traffic = Traffic::<ServiceLabels>::register(&mut registry, "service");
     let service_servers = Gauges::<ServiceStateLabels>::default();

@@ -101,6 +101,14 @@ pub(crate) fn status_json(d: &Daemon) -> Value {
         "reload_failures": c.reload_failures,
         "services": services,
         "retiring": retiring,
+        "quorum": d.node.healthy(),
+        "withdrawn_by_hand": d.node.withdrawn_by_hand(),
+        "vips": d.node.vips().iter().map(|v| json!({
+            "vip": v.vip,
+            "announced": v.announced,
+            "announces": v.announces,
+            "withdrawals": v.withdrawals,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -121,6 +129,20 @@ pub fn render_text(v: &Value) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let mut out = String::new();
+    if v["withdrawn_by_hand"] == true {
+        out.push_str("withdrawn by hand (lvs-director announce to undo)\n");
+    }
+    for vip in v["vips"].as_array().into_iter().flatten() {
+        let state = if vip["announced"] == true {
+            "announced"
+        } else {
+            "withdrawn"
+        };
+        out.push_str(&format!(
+            "VIP {}  {state}\n",
+            vip["vip"].as_str().unwrap_or("?")
+        ));
+    }
     for s in v["services"].as_array().into_iter().flatten() {
         let total = s["servers"].as_array().map_or(0, Vec::len);
         out.push_str(&format!(

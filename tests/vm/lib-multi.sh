@@ -4,11 +4,12 @@
 #   . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 #   . "$(dirname "${BASH_SOURCE[0]}")/../lib-multi.sh"
 #
-# The topology is lib.sh's topo_multi_up. The directors are set up with
-# today's tools: `lvs-director apply` for the IPVS table (the file is
-# examples/director.toml), sysctl for net.ipv4.vs.*, a dummy lvs0 holding
-# the VIP, BIRD 2 (examples/bird-*.conf) or keepalived (examples/keepalived.conf)
-# in the director's namespace, `ipvsadm --start-daemon` for connection sync.
+# The topology is lib.sh's topo_multi_up. Each director runs `lvs-director
+# run` with an example file (examples/director.toml or director-backup.toml),
+# which sets net.ipv4.vs.*, holds the VIP on a dummy lvs0 ([announce]),
+# starts the sync daemons ([sync]) and keeps the health file; BIRD 2
+# (examples/bird-*.conf) or keepalived (examples/keepalived.conf) runs in
+# the director's namespace beside it.
 # Every daemon is started as `ip netns exec NS prog &`, so its PID is $! and
 # the cleanup kills exactly it.
 #
@@ -18,6 +19,7 @@
 #                  mh-port, as in the example) or any other, e.g. rr
 #   MULTI_SLOPPY   net.ipv4.vs.sloppy_tcp on every director: 1 or 0
 #   MULTI_SYNC     active-backup: connection-sync daemons on: 1 or 0
+#   MULTI_HOLD_DOWN  [announce] hold_down of the director file (seconds)
 #   MULTI_FAIL     active-active failure: link (the director's NIC goes down)
 #                  or bird (its BIRD is killed)
 #   MULTI_ASSERT   1 (default): fail unless 0 connections broke; 0: only measure
@@ -51,13 +53,14 @@ variant() {
 
 # multi_rs_up: rs1 and rs2 prepared by rs-agent (VIP on lo, ARP sysctls), each
 # running the line echo server on SVC_PORT.
+declare -A RS_PID=()
+
 multi_rs_up() {
     local rs cfg
     cfg=$(agent_config)
     for rs in rs1 rs2; do
         agent "$rs" start --config "$cfg" >/dev/null || fail "rs-agent start failed in $rs"
-        ip netns exec "$rs" "$PYTHON" "$CONNS_PY" serve --port "$SVC_PORT" &
-        BG_PIDS+=($!)
+        rs_echo_start "$rs"
     done
     for rs in rs1 rs2; do
         wait_until 30 "the echo server of $rs" \
@@ -66,35 +69,109 @@ multi_rs_up() {
     log "rs1, rs2: VIP on lo by rs-agent, echo servers on port $SVC_PORT"
 }
 
+# rs_echo_start RS: the line echo server of RS on SVC_PORT (RS_PID[RS]).
+rs_echo_start() {
+    ip netns exec "$1" "$PYTHON" "$CONNS_PY" serve --port "$SVC_PORT" &
+    RS_PID[$1]=$!
+    BG_PIDS+=($!)
+}
+
+# rs_echo_stop RS: kill RS's echo server (the real server's service fails).
+rs_echo_stop() {
+    kill "${RS_PID[$1]}"
+    wait "${RS_PID[$1]}" 2>/dev/null || true
+}
+
+# new_conns N: N new connections from the client to VIP:SVC_PORT, one after
+# the other (connect, one echoed line, close; 2 s bound each); prints how
+# many succeeded.
+new_conns() {
+    ip netns exec client "$PYTHON" - "$VIP" "$SVC_PORT" "$1" <<'PY'
+import socket, sys
+vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ok = 0
+for i in range(n):
+    try:
+        with socket.create_connection((vip, port), timeout=2) as s:
+            s.sendall(b"probe %d\n" % i)
+            if s.makefile("rb").readline() == b"probe %d\n" % i:
+                ok += 1
+    except OSError:
+        pass
+print(ok)
+PY
+}
+
+# rs_conns NS RS: connections IPVS in director NS has scheduled to RS (its counter).
+rs_conns() {
+    in_ns "$1" ipvsadm -Ln --stats --exact -t "$VIP:$SVC_PORT" |
+        awk -v r="${MULTI_IP[$2]}:$SVC_PORT" '$2 == r { print $3; found = 1 } END { if (!found) print "none" }'
+}
+
+# rs_weight NS RS: RS's weight in director NS ("none": not in the table).
+rs_weight() {
+    local w
+    w=$(in_ns "$1" ipvsadm -Sn | awk -v s="$VIP:$SVC_PORT" -v r="${MULTI_IP[$2]}:$SVC_PORT" '$3 == s && $5 == r { print $NF }')
+    echo "${w:-none}"
+}
+
 # --- directors -----------------------------------------------------------------
 
-# director_file FILE: examples/director.toml for the variant's scheduler.
+declare -A DIR_PID=()
+
+# director_file FILE NS EXAMPLE: examples/EXAMPLE for the variant: its
+# scheduler (other than mh: without mh's flags), its sloppy_tcp, NS's own
+# health file $TEST_TMP/healthy-NS (both directors share the VM's /run; a
+# file without health_file gets that path by default, beside the control
+# socket $TEST_TMP/control-NS.sock), MULTI_HOLD_DOWN as [announce]
+# hold_down when set.
 director_file() {
-    if [[ $MULTI_SCHED == mh ]]; then
-        cp "$EXAMPLES_DIR/director.toml" "$1"
-    else
-        sed -e "s/^scheduler = \"mh\"$/scheduler = \"$MULTI_SCHED\"/" -e '/^scheduler_flags = /d' \
-            "$EXAMPLES_DIR/director.toml" >"$1"
+    local f=$1 ns=$2 example=$3
+    sed -e "s|^health_file = .*|health_file = \"$TEST_TMP/healthy-$ns\"|" \
+        -e "s/^sloppy_tcp = .*/sloppy_tcp = $MULTI_SLOPPY/" \
+        "$EXAMPLES_DIR/$example" >"$f"
+    if [[ -n ${MULTI_HOLD_DOWN:-} ]]; then
+        sed -i "s/^hold_down = .*/hold_down = $MULTI_HOLD_DOWN/" "$f"
     fi
-    grep -qx "scheduler = \"$MULTI_SCHED\"" "$1" || fail "director file: scheduler $MULTI_SCHED not set (examples/director.toml changed?)"
+    if [[ $MULTI_SCHED != mh ]]; then
+        sed -i -e "s/^scheduler = \"mh\"$/scheduler = \"$MULTI_SCHED\"/" -e '/^scheduler_flags = /d' "$f"
+    fi
+    if [[ ${MULTI_SYNC:-1} == 0 ]]; then
+        # No [sync] table: the three lines after its header go with it.
+        sed -i '/^\[sync\]$/,/^syncid = /d' "$f"
+    fi
+    grep -qx "scheduler = \"$MULTI_SCHED\"" "$f" || fail "director file: scheduler $MULTI_SCHED not set (examples/$example changed?)"
+    grep -qx "sloppy_tcp = $MULTI_SLOPPY" "$f" || fail "director file: sloppy_tcp not set (examples/$example changed?)"
 }
 
-# multi_director_up NS [lvs0]: the IPVS table by `lvs-director apply`, the
-# variant's sloppy_tcp; with "lvs0", the VIP on a dummy lvs0 (active-active).
+# multi_director_up NS [EXAMPLE]: `lvs-director run` in NS with
+# examples/EXAMPLE (default director.toml: active-active, [announce] on
+# lvs0; director-backup.toml: [sync]) for the variant. The daemon sets the
+# sysctls, starts the sync daemons, keeps the health file, and holds the VIP
+# on lvs0 once the checks pass. Waits until its table is in the kernel.
 multi_director_up() {
-    local ns=$1 cfg=$TEST_TMP/director.toml out
-    [[ -e $cfg ]] || director_file "$cfg"
-    out=$("$DIRECTOR" --netns "$ns" apply "$cfg") || fail "lvs-director apply failed in $ns: $out"
-    in_ns "$ns" sysctl -qw "net.ipv4.vs.sloppy_tcp=$MULTI_SLOPPY"
-    if [[ ${2:-} == lvs0 ]]; then
-        ip -n "$ns" -b - <<EOF || fail "lvs0 in $ns"
-link add lvs0 type dummy
-link set lvs0 up
-addr add $VIP/32 dev lvs0
-EOF
-    fi
-    log "$ns: $(in_ns "$ns" ipvsadm -Sn | tr '\n' ';') sloppy_tcp=$MULTI_SLOPPY"
+    local ns=$1 example=${2:-director.toml} cfg=$TEST_TMP/director-$1.toml
+    director_file "$cfg" "$ns" "$example"
+    "$DIRECTOR" --netns "$ns" run --config "$cfg" --control "$TEST_TMP/control-$ns.sock" \
+        >>"$TEST_TMP/director-$ns.log" 2>&1 &
+    DIR_PID[$ns]=$!
+    BG_PIDS+=($!)
+    # TERM: the daemon withdraws, waits its grace and restores; wait for it
+    # (bounded) before the namespaces go.
+    on_exit "kill $!; for _ in \$(seq 40); do kill -0 $! || break; sleep 0.2; done"
+    on_exit "cp $TEST_TMP/director-$ns.log ${VM_LOG_DIR:-/nonexistent}/$SCENARIO-director-$ns.log"
+    wait_until 20 "lvs-director's table in $ns" bash -c "ip netns exec $ns ipvsadm -Sn | grep -q '^-a'"
+    log "$ns: lvs-director run (examples/$example): $(in_ns "$ns" ipvsadm -Sn | tr '\n' ';')"
 }
+
+# dir_log NS: the daemon's log of NS.
+dir_log() { cat "$TEST_TMP/director-$1.log"; }
+
+# has_vip_on_lvs0 NS: 0 if lvs-director holds the VIP on lvs0 in NS.
+has_vip_on_lvs0() { ip -n "$1" -o -4 addr show dev lvs0 2>/dev/null | grep -qF " $VIP/32 "; }
+
+# dir_sysctl NS NAME: net.ipv4.vs.NAME in NS.
+dir_sysctl() { in_ns "$1" cat "/proc/sys/net/ipv4/vs/$2"; }
 
 # dir_conns NS: ESTABLISHED IPVS connections to VIP:SVC_PORT in NS.
 dir_conns() {
@@ -152,11 +229,9 @@ router_has_paths() { [[ $(router_vip_paths) == "$1" ]]; }
 
 # keepalived_up NS: keepalived (VRRP only) in NS with the example
 # configuration: dir1 as in the example (MASTER, 150), dir2 BACKUP 100; the
-# track file is $TEST_TMP/healthy-NS (both directors share the VM's /run),
-# written here with 1 (healthy) before the start.
+# track file is $TEST_TMP/healthy-NS, lvs-director's health file for NS.
 keepalived_up() {
     local ns=$1 conf=$TEST_TMP/keepalived-$1.conf
-    echo 1 >"$TEST_TMP/healthy-$ns"
     sed -e "s|\"/run/lvs-director/healthy\"|\"$TEST_TMP/healthy-$ns\"|" \
         -e "s/router_id lvs-director-1/router_id lvs-$ns/" \
         "$EXAMPLES_DIR/keepalived.conf" >"$conf"

@@ -571,3 +571,138 @@ command = ["/usr/local/libexec/check-mysql", "{address}", "{port}"]
         assert!(err.contains("its check needs `port`"), "{err}");
     }
 }
+
+const NODE: &str = r#"
+health_file = "/run/lvs-director/healthy-a"
+
+[announce]
+interface = "lvs0"
+hold_down = 3
+withdraw_grace = 0.5
+
+[sysctl]
+sloppy_tcp = 1
+expire_nodest_conn = 1
+
+[sync]
+role = "both"
+interface = "eth0"
+syncid = 51
+
+[[service]]
+vip = "203.0.113.10"
+port = 9000
+scheduler = "mh"
+scheduler_flags = ["mh-fallback", "mh-port"]
+"#;
+
+#[test]
+fn director_wide_keys() {
+    let c = parse_str(NODE).unwrap();
+    let a = c.node.announce.clone().unwrap();
+    assert_eq!(a.interface, "lvs0");
+    assert_eq!(a.hold_down, std::time::Duration::from_secs(3));
+    assert_eq!(a.withdraw_grace, std::time::Duration::from_millis(500));
+    assert_eq!(
+        c.node.health_file,
+        HealthFile::At("/run/lvs-director/healthy-a".into())
+    );
+    // In SYSCTLS order whatever the file's order.
+    assert_eq!(
+        c.node.sysctl,
+        vec![("sloppy_tcp", 1), ("expire_nodest_conn", 1)]
+    );
+    let s = c.node.sync.unwrap();
+    assert_eq!(
+        (s.role, s.interface.as_str(), s.syncid),
+        (SyncRole::Both, "eth0", 51)
+    );
+    // The defaults.
+    let d = parse_str(SEED).unwrap().node;
+    assert_eq!(d, NodeConfig::default());
+    let beside = |c: &str| d.health_file.path(Path::new(c));
+    assert_eq!(
+        beside("/run/lvs-director/control.sock"),
+        Some(DEFAULT_HEALTH_FILE.into())
+    );
+    assert_eq!(
+        beside("/run/lvs-director/control-dir1.sock"),
+        Some("/run/lvs-director/healthy-dir1".into())
+    );
+    assert_eq!(beside("/tmp/t/ctl.sock"), Some("/tmp/t/ctl.healthy".into()));
+    let a = parse_str("[announce]\ninterface = \"lvs0\"\n")
+        .unwrap()
+        .node
+        .announce
+        .unwrap();
+    assert_eq!(a.hold_down, std::time::Duration::from_secs(5));
+    assert_eq!(a.withdraw_grace, std::time::Duration::from_secs(2));
+    assert_eq!(
+        parse_str("health_file = \"\"\n").unwrap().node.health_file,
+        HealthFile::Off
+    );
+}
+
+#[test]
+fn director_wide_keys_errors_point_at_the_value() {
+    let cases = [
+        (
+            "[announce]\ninterface = \"lvs/0\"\n",
+            "d.toml:2:13: interface \"lvs/0\" is not a valid interface name",
+        ),
+        (
+            "[announce]\ninterface = \"a-very-long-name0\"\n",
+            "d.toml:2:13: interface \"a-very-long-name0\"",
+        ),
+        (
+            "[announce]\ninterface = \"lvs0\"\nhold_down = -1\n",
+            "d.toml:3:13: hold_down = -1 is out of range",
+        ),
+        (
+            "[announce]\ninterface = \"lvs0\"\nwithdraw_grace = \"2s\"\n",
+            "d.toml:3:18: withdraw_grace = \"2s\" is not a number of seconds",
+        ),
+        (
+            "[announce]\nhold_down = 1\n",
+            "d.toml:1:1: missing field `interface`",
+        ),
+        (
+            "[announce]\ninterface = \"lvs0\"\nholddown = 1\n",
+            "d.toml:3:1: unknown field `holddown`",
+        ),
+        (
+            "[sysctl]\nsloppy_tcp = 1\nsloppy_udp = 1\n",
+            "d.toml:3:1: [sysctl] \"sloppy_udp\" is not one of sloppy_tcp",
+        ),
+        (
+            "[sysctl]\nconn_reuse_mode = 4\n",
+            "d.toml:2:19: [sysctl] conn_reuse_mode = 4 is not an integer in 0..=3",
+        ),
+        (
+            "[sysctl]\nsloppy_tcp = true\n",
+            "d.toml:2:14: [sysctl] sloppy_tcp = true is not an integer in 0..=1",
+        ),
+        (
+            "[sync]\nrole = \"primary\"\ninterface = \"eth0\"\n",
+            "d.toml:2:8: [sync] role \"primary\" is not one of",
+        ),
+        (
+            "[sync]\nrole = \"both\"\ninterface = \"eth0\"\nsyncid = 256\n",
+            "d.toml:4:10: syncid = 256 is out of range (0..=255)",
+        ),
+        (
+            "health_file = \"healthy\"\n",
+            "d.toml:1:15: health_file \"healthy\" is not an absolute file path",
+        ),
+        (
+            "[[service]]\nvip = \"203.0.113.10\"\nport = 80\nscheduler = \"mh\"\n",
+            "d.toml:4:13: scheduler \"mh\" needs scheduler_flags = [\"mh-fallback\"]",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error_of(text);
+        assert!(got.starts_with(want), "{text:?}:\n got {got}\nwant {want}");
+    }
+    let ok = "[[service]]\nvip = \"203.0.113.10\"\nport = 80\nscheduler = \"mh\"\nscheduler_flags = [\"mh-fallback\"]\n";
+    parse_str(ok).unwrap();
+}

@@ -53,6 +53,9 @@ impl Daemon {
                 Err(e) => error!("{e} (retried at the next sync)"),
             }
         }
+        self.node
+            .reload(&self.model.config.node, &self.model, Instant::now())
+            .await;
         self.save_drains();
         self.counters.reloads += 1;
         self.counters.last_load = crate::daemon_metrics::now();
@@ -82,6 +85,15 @@ impl Daemon {
             Request::Status => return crate::status::status_json(self),
             Request::Drain { service, server } => (service, server, true),
             Request::Undrain { service, server } => (service, server, false),
+            Request::Withdraw => {
+                let message = self.node.withdraw_by_hand().await;
+                return json!({"ok": true, "message": message});
+            }
+            Request::Announce => {
+                let message = self.node.resume_by_hand();
+                // The loop's update announces the servable VIPs.
+                return json!({"ok": true, "message": message});
+            }
         };
         let parsed = control::parse_service(&service)
             .and_then(|k| control::parse_server(&server).map(|s| (k, s)));

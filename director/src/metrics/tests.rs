@@ -53,7 +53,40 @@ fn snapshot() -> Snapshot {
         checks_in_flight: 12,
         checks_skipped_total: 0,
         last_reload_success: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+        vips: vec![VipSnapshot {
+            vip: "10.1.252.73".into(),
+            announced: true,
+            announces: 2,
+            withdrawals: 1,
+        }],
+        healthy: Some(true),
     }
+}
+
+#[test]
+fn announced_vips_and_quorum() {
+    let text = render(&snapshot());
+    assert_eq!(
+        value(&text, r#"lvs_director_vip_announced{vip="10.1.252.73"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"lvs_director_announce_transitions_total{vip="10.1.252.73",direction="withdraw"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"lvs_director_announce_transitions_total{vip="10.1.252.73",direction="announce"}"#
+        ),
+        2.0
+    );
+    assert_eq!(value(&text, "lvs_director_quorum"), 1.0);
+    let none = render(&Snapshot::default());
+    assert!(!none.contains("lvs_director_quorum"), "{none}");
 }
 
 /// `name{labels} value` lines: name (with labels) → value.
@@ -386,6 +419,8 @@ fn dashboard_uses_only_exported_metrics() {
         "lvs_director_server_transitions_total",
         "lvs_director_reloads_total",
         "lvs_director_reload_errors_total",
+        "lvs_director_vip_announced",
+        "lvs_director_announce_transitions_total",
     ] {
         assert!(used.contains(name), "the dashboard does not show {name}");
     }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Active-active: two directors announce the VIP to the router over BGP (BIRD
 # 2, examples/bird-*.conf); the router spreads flows over both by ECMP (L4
-# hash). Both directors: the same director file (examples/director.toml:
-# mh, mh-fallback, mh-port), net.ipv4.vs.sloppy_tcp=1, the VIP on lvs0.
+# hash). Both directors run `lvs-director run` with the same file
+# (examples/director.toml: mh, mh-fallback, mh-port; [sysctl] sloppy_tcp=1;
+# [announce] on lvs0): the daemon sets the sysctl and puts the VIP on lvs0
+# once its checks pass, and BIRD exports lvs0's addresses.
 # 50 long-lived TCP connections through the VIP, a line echoed every 0.1 s on
 # each, spread over both directors; then dir1 fails (its NIC goes down, or
 # with MULTI_FAIL=bird its BIRD is killed). Measured: connections broken
@@ -16,7 +18,12 @@ use_director
 multi_modules
 topo_multi_up
 multi_rs_up
-for d in dir1 dir2; do multi_director_up "$d" lvs0; done
+for d in dir1 dir2; do multi_director_up "$d"; done
+for d in dir1 dir2; do
+    wait_until 20 "lvs-director to announce $VIP on lvs0 in $d" has_vip_on_lvs0 "$d"
+    [[ $(dir_sysctl "$d" sloppy_tcp) == "$MULTI_SLOPPY" ]] || fail "$d: sloppy_tcp is $(dir_sysctl "$d" sloppy_tcp), the file says $MULTI_SLOPPY"
+done
+pass "lvs-director: VIP on lvs0 and sloppy_tcp=$MULTI_SLOPPY on dir1 and dir2"
 for ns in router dir1 dir2; do bird_up "$ns"; done
 wait_until 40 "the router's ECMP route to $VIP via dir1 and dir2" router_has_paths 2
 log "router: $(ip -n router route show "$VIP/32" | tr -s ' \n\t' ' ')"

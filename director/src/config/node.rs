@@ -1,0 +1,277 @@
+//! The director-wide keys of the file, for `lvs-director run`: `[announce]`
+//! (the VIPs on a dummy interface for a routing daemon to export),
+//! `health_file` (quorum for keepalived's `track_file`), `[sysctl]` (the
+//! IPVS settings of the namespace) and `[sync]` (the kernel's
+//! connection-sync daemons). `lvs-director apply` ignores them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ConfigError, Validator};
+
+/// Where the daemon writes its quorum for keepalived unless the file says,
+/// with the default control socket (see [`HealthFile::Beside`]).
+pub const DEFAULT_HEALTH_FILE: &str = "/run/lvs-director/healthy";
+pub const DEFAULT_HOLD_DOWN: Duration = Duration::from_secs(5);
+pub const DEFAULT_WITHDRAW_GRACE: Duration = Duration::from_secs(2);
+/// Longest hold_down / withdraw_grace accepted: beyond an hour a typo is
+/// more likely than an intent (and a stop must not hang for days).
+const MAX_HOLD_DOWN: f64 = 3600.0;
+const MAX_WITHDRAW_GRACE: f64 = 300.0;
+
+/// The director-wide part of the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub announce: Option<Announce>,
+    pub health_file: HealthFile,
+    /// `net.ipv4.vs.NAME = value`, in [`SYSCTLS`] order.
+    pub sysctl: Vec<(&'static str, u32)>,
+    pub sync: Option<SyncConfig>,
+}
+
+/// Where the quorum file goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HealthFile {
+    /// No key: beside the control socket, named after it, so two daemons
+    /// (`--netns`, tests with their own `--control`) never share one:
+    /// `/run/lvs-director/control.sock` -> `/run/lvs-director/healthy`,
+    /// `control-NAME.sock` -> `healthy-NAME`, other `X.sock` -> `X.healthy`.
+    #[default]
+    Beside,
+    /// `health_file = ""`.
+    Off,
+    At(PathBuf),
+}
+
+impl HealthFile {
+    /// The file for a daemon whose control socket is `control`.
+    pub fn path(&self, control: &std::path::Path) -> Option<PathBuf> {
+        match self {
+            HealthFile::Off => None,
+            HealthFile::At(p) => Some(p.clone()),
+            HealthFile::Beside => {
+                let name = control.file_name()?.to_string_lossy();
+                let stem = name.strip_suffix(".sock").unwrap_or(&name);
+                Some(match stem.strip_prefix("control") {
+                    Some(rest) => control.with_file_name(format!("healthy{rest}")),
+                    None => control.with_file_name(format!("{stem}.healthy")),
+                })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    pub interface: String,
+    pub hold_down: Duration,
+    pub withdraw_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRole {
+    Master,
+    Backup,
+    Both,
+}
+
+impl SyncRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncRole::Master => "master",
+            SyncRole::Backup => "backup",
+            SyncRole::Both => "both",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    pub role: SyncRole,
+    pub interface: String,
+    pub syncid: u8,
+}
+
+/// The IPVS sysctls the file may set, with the largest value each takes
+/// (conn_reuse_mode is a bit mask of 1 and 2).
+pub const SYSCTLS: [(&str, u32); 7] = [
+    ("sloppy_tcp", 1),
+    ("sloppy_sctp", 1),
+    ("expire_nodest_conn", 1),
+    ("expire_quiescent_template", 1),
+    ("conn_reuse_mode", 3),
+    ("schedule_icmp", 1),
+    ("backup_only", 1),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAnnounce {
+    interface: Spanned<String>,
+    hold_down: Option<Spanned<toml::Value>>,
+    withdraw_grace: Option<Spanned<toml::Value>>,
+}
+
+/// `[sysctl]`: names with their positions, for the errors.
+pub(super) type RawSysctl = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSync {
+    role: Spanned<String>,
+    interface: Spanned<String>,
+    syncid: Option<Spanned<i64>>,
+}
+
+/// Linux's rule for interface names (dev_valid_name): 1 to 15 bytes, not
+/// "." or "..", no '/', ':' or white space.
+pub fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+impl Validator<'_> {
+    pub(super) fn node(
+        &self,
+        announce: Option<Spanned<RawAnnounce>>,
+        health_file: Option<Spanned<String>>,
+        sysctl: Option<RawSysctl>,
+        sync: Option<Spanned<RawSync>>,
+    ) -> Result<NodeConfig, ConfigError> {
+        let mut node = NodeConfig::default();
+        if let Some(a) = announce {
+            let a = a.into_inner();
+            let interface = self.ifname(&a.interface)?;
+            let hold_down = self.node_seconds(a.hold_down.as_ref(), "hold_down", MAX_HOLD_DOWN)?;
+            let withdraw_grace = self.node_seconds(
+                a.withdraw_grace.as_ref(),
+                "withdraw_grace",
+                MAX_WITHDRAW_GRACE,
+            )?;
+            node.announce = Some(Announce {
+                interface,
+                hold_down: hold_down.unwrap_or(DEFAULT_HOLD_DOWN),
+                withdraw_grace: withdraw_grace.unwrap_or(DEFAULT_WITHDRAW_GRACE),
+            });
+        }
+        if let Some(h) = health_file {
+            let text = h.get_ref();
+            node.health_file = if text.is_empty() {
+                HealthFile::Off
+            } else if !text.starts_with('/') || text.ends_with('/') {
+                return self.err(
+                    h.span(),
+                    format!("health_file {text:?} is not an absolute file path (\"\" for none)"),
+                );
+            } else {
+                HealthFile::At(PathBuf::from(text))
+            };
+        }
+        if let Some(table) = sysctl {
+            for (key, value) in table {
+                let Some(&(name, max)) = SYSCTLS.iter().find(|(n, _)| *n == key.get_ref()) else {
+                    let names: Vec<&str> = SYSCTLS.iter().map(|(n, _)| *n).collect();
+                    return self.err(
+                        key.span(),
+                        format!(
+                            "[sysctl] {:?} is not one of {} (net.ipv4.vs.*)",
+                            key.get_ref(),
+                            names.join(", ")
+                        ),
+                    );
+                };
+                let n = value
+                    .get_ref()
+                    .as_integer()
+                    .filter(|n| (0..=i64::from(max)).contains(n));
+                let Some(n) = n else {
+                    return self.err(
+                        value.span(),
+                        format!(
+                            "[sysctl] {name} = {} is not an integer in 0..={max}",
+                            value.get_ref()
+                        ),
+                    );
+                };
+                node.sysctl.push((name, n as u32));
+            }
+            node.sysctl
+                .sort_by_key(|(n, _)| SYSCTLS.iter().position(|(s, _)| s == n));
+        }
+        if let Some(s) = sync {
+            let s = s.into_inner();
+            let role = match s.role.get_ref().as_str() {
+                "master" => SyncRole::Master,
+                "backup" => SyncRole::Backup,
+                "both" => SyncRole::Both,
+                other => {
+                    return self.err(
+                        s.role.span(),
+                        format!(
+                            "[sync] role {other:?} is not one of \"master\", \"backup\", \"both\""
+                        ),
+                    );
+                }
+            };
+            let interface = self.ifname(&s.interface)?;
+            let syncid = match &s.syncid {
+                None => 0,
+                Some(id) => self.int::<u8>(id, "syncid", 0, 255)?,
+            };
+            node.sync = Some(SyncConfig {
+                role,
+                interface,
+                syncid,
+            });
+        }
+        Ok(node)
+    }
+
+    fn ifname(&self, name: &Spanned<String>) -> Result<String, ConfigError> {
+        let n = name.get_ref();
+        if valid_ifname(n) {
+            Ok(n.clone())
+        } else {
+            self.err(
+                name.span(),
+                format!(
+                    "interface {n:?} is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)"
+                ),
+            )
+        }
+    }
+
+    fn node_seconds(
+        &self,
+        v: Option<&Spanned<toml::Value>>,
+        name: &str,
+        max: f64,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let s = match v.get_ref() {
+            toml::Value::Float(f) => *f,
+            toml::Value::Integer(i) => *i as f64,
+            other => {
+                return self.err(
+                    v.span(),
+                    format!("{name} = {other} is not a number of seconds"),
+                );
+            }
+        };
+        if !(0.0..=max).contains(&s) {
+            return self.err(
+                v.span(),
+                format!("{name} = {s} is out of range (0..={max} seconds)"),
+            );
+        }
+        Ok(Some(Duration::from_secs_f64(s)))
+    }
+}
