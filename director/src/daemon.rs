@@ -322,8 +322,13 @@ impl Daemon {
             if let Some(id) = self.current_id(done.generation, done.id) {
                 self.sched.finished(id);
                 if let CheckOutcome::Skipped(why) = &done.outcome {
-                    // Summed up at the next sync: an overloaded checker
-                    // must not flood the log too.
+                    // The first at once, the rest summed up at the next
+                    // sync: an overloaded checker must not flood the log too.
+                    if self.skipped_since_sync == 0 {
+                        warn!(
+                            "a check was skipped ({why}): its server keeps its state; more skips are summed up at the next sync"
+                        );
+                    }
                     self.counters.skipped += 1;
                     self.skipped_since_sync += 1;
                     self.last_skip = why.clone();
@@ -407,7 +412,7 @@ impl Daemon {
         };
         if self.skipped_since_sync > 0 {
             warn!(
-                "{} checks skipped since the last sync (last: {}): raise --max-in-flight or the intervals",
+                "{} checks skipped since the last sync (last: {}): raise LimitNOFILE and --max-in-flight, or the intervals",
                 self.skipped_since_sync, self.last_skip
             );
             self.skipped_since_sync = 0;

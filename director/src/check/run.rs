@@ -58,7 +58,30 @@ async fn tcp(target: SocketAddr) -> CheckOutcome {
         // Dropped at once: a plain close, which is all a connect check owes
         // the server.
         Ok(_stream) => CheckOutcome::Up,
-        Err(e) => CheckOutcome::Down(io_reason(&e)),
+        Err(e) => failed_to_connect(&e, ""),
+    }
+}
+
+/// Whether `e` says this machine ran out of something a check needs
+/// (descriptors, socket buffers, processes) rather than anything about the
+/// server: the check never reached it.
+pub(crate) fn out_of_local_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The outcome of a check whose connect (or spawn) failed with `e`:
+/// [`CheckOutcome::Skipped`] when the director itself is short of
+/// resources (counting that as the server's failure would drain healthy
+/// servers exactly when the director is busiest), otherwise
+/// [`CheckOutcome::Down`] with `prefix` and the reason.
+pub(crate) fn failed_to_connect(e: &io::Error, prefix: &str) -> CheckOutcome {
+    if out_of_local_resources(e) {
+        CheckOutcome::Skipped(format!("{prefix}not started: {}", io_reason(e)))
+    } else {
+        CheckOutcome::Down(format!("{prefix}{}", io_reason(e)))
     }
 }
 
