@@ -51,6 +51,12 @@ pub struct Scheduler {
     generation: u64,
     slots: Vec<Option<Slot>>,
     heap: BinaryHeap<Reverse<(Instant, CheckId)>>,
+    /// The latest start behind its due time since [`Scheduler::take_lag`]:
+    /// the measure of a director too busy for its checks (every second of
+    /// it adds to detection and recovery times).
+    lag: Duration,
+    /// Runs not started because the previous one was still going.
+    overrun: u64,
 }
 
 /// A stable spread of check `id`'s first run over `interval`.
@@ -132,6 +138,7 @@ impl Scheduler {
             let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) else {
                 continue;
             };
+            self.lag = self.lag.max(now.saturating_duration_since(t));
             let interval = slot.spec.interval.max(Duration::from_millis(10));
             // From the slot's time, not from now: no drift; but never in the
             // past (a late loop does not make a burst).
@@ -142,6 +149,7 @@ impl Scheduler {
             slot.next = next;
             self.heap.push(Reverse((next, id)));
             if slot.busy(now) {
+                self.overrun += 1;
                 continue;
             }
             slot.running = Some(now);
@@ -153,6 +161,15 @@ impl Scheduler {
             });
         }
         out
+    }
+
+    /// The largest lag of a start and the runs passed over for an
+    /// unfinished one since the last call; both reset.
+    pub fn take_lag(&mut self) -> (Duration, u64) {
+        (
+            std::mem::take(&mut self.lag),
+            std::mem::take(&mut self.overrun),
+        )
     }
 
     /// A run of check `id` (of the current generation) ended.
@@ -234,6 +251,24 @@ mod tests {
         );
         s.finished(0);
         assert_eq!(s.due(t0 + Duration::from_secs(5), 10).len(), 1);
+    }
+
+    #[test]
+    fn lag_and_passed_over_runs_are_measured_and_reset() {
+        let m = model(1, "1.0");
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(&m, t0);
+        let due = s.next_due().unwrap();
+        assert_eq!(s.take_lag(), (Duration::ZERO, 0));
+        // Started 3 s after its time: a lag of 3 s, and the next run is an
+        // interval from now, not a burst of the missed ones.
+        let late = due + Duration::from_secs(3);
+        assert_eq!(s.due(late, 10).len(), 1);
+        assert_eq!(s.next_due().unwrap(), late + Duration::from_secs(1));
+        // Still running at its next time: passed over.
+        assert!(s.due(late + Duration::from_secs(1), 10).is_empty());
+        assert_eq!(s.take_lag(), (Duration::from_secs(3), 1));
+        assert_eq!(s.take_lag(), (Duration::ZERO, 0));
     }
 
     #[test]

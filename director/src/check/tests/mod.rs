@@ -163,6 +163,60 @@ async fn checker_runs_and_skips_when_every_permit_is_taken() {
 }
 
 #[test]
+fn resources_of_the_director_and_a_finished_handshake_are_not_a_down_server() {
+    use super::run::{failed_to_connect, handshake_done};
+    let e = std::io::Error::from_raw_os_error;
+    for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+        assert!(
+            matches!(failed_to_connect(&e(errno), ""), CheckOutcome::Skipped(_)),
+            "errno {errno}"
+        );
+    }
+    assert_eq!(
+        failed_to_connect(&e(libc::EMFILE), "agent: "),
+        CheckOutcome::Skipped("agent: not started: too many open files".into())
+    );
+    assert_eq!(
+        failed_to_connect(&e(libc::ECONNREFUSED), "agent: "),
+        down("agent: connection refused")
+    );
+    // A reset after the handshake: the server accepted.
+    assert!(handshake_done(&e(libc::ECONNRESET)) && handshake_done(&e(libc::EPIPE)));
+    for errno in [libc::ECONNREFUSED, libc::ETIMEDOUT, libc::EHOSTUNREACH] {
+        assert!(!handshake_done(&e(errno)), "errno {errno}");
+    }
+}
+
+#[tokio::test]
+async fn spawned_tcp_runs_report_like_run_check() {
+    let checker = std::sync::Arc::new(Checker::new(4));
+    let open = serve(|stream| async move { drop(stream) }).await;
+    let closed = closed_port().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for port in [open, closed] {
+        let tx = tx.clone();
+        let s = std::sync::Arc::new(spec(CheckKind::Tcp, port, Duration::from_secs(2)));
+        checker.spawn(s, LOCALHOST, std::time::Instant::now(), move |o, d| {
+            let _ = tx.send((port, o, d));
+        });
+    }
+    let mut got = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+    got.sort_by_key(|(p, _, _)| *p != open);
+    assert_eq!(got[0], (open, CheckOutcome::Up, None));
+    assert_eq!(got[1], (closed, down("connection refused"), None));
+    // Other kinds measure their own duration.
+    let tx = tx.clone();
+    let s = std::sync::Arc::new(spec(CheckKind::None, open, Duration::from_secs(2)));
+    checker.spawn(s, LOCALHOST, std::time::Instant::now(), move |o, d| {
+        let _ = tx.send((0, o, d));
+    });
+    let (_, outcome, duration) = rx.recv().await.unwrap();
+    assert_eq!(outcome, CheckOutcome::Up);
+    assert!(duration.is_some());
+    assert_eq!(checker.in_flight(), 0);
+}
+
+#[test]
 fn reasons_are_short_and_lower_case() {
     use super::run::{io_reason, secs};
     assert_eq!(secs(Duration::from_secs(1)), "1.0s");
