@@ -200,7 +200,7 @@ async fn spawned_tcp_runs_report_like_run_check() {
             let _ = tx.send((port, o, d));
         });
     }
-    let mut got = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+    let mut got = [rx.recv().await.unwrap(), rx.recv().await.unwrap()];
     got.sort_by_key(|(p, _, _)| *p != open);
     assert_eq!(got[0], (open, CheckOutcome::Up, None));
     assert_eq!(got[1], (closed, down("connection refused"), None));
