@@ -125,7 +125,10 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 s.bind(("0.0.0.0", 80))
 s.listen(65535)
 while True:
-    c, _ = s.accept()
+    try:
+        c, _ = s.accept()
+    except OSError:
+        continue  # a connection reset before its accept
     c.close()
 ' &
         LISTENER_PIDS+=($!)

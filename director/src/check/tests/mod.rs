@@ -102,6 +102,29 @@ async fn tcp_up_and_refused() {
     assert_eq!(refused.outcome, down("connection refused"));
 }
 
+/// A TCP check closes with a reset: the server reads ECONNRESET, not an
+/// orderly end (and the director keeps no TIME_WAIT).
+#[tokio::test]
+async fn tcp_closes_with_a_reset() {
+    use tokio::io::AsyncReadExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let port = serve(move |mut stream| {
+        let tx = tx.clone();
+        async move {
+            let mut buf = [0u8; 1];
+            let _ = tx.send(stream.read(&mut buf).await.map_err(|e| e.kind()));
+        }
+    })
+    .await;
+    let up = check(&spec(CheckKind::Tcp, port, Duration::from_secs(2))).await;
+    assert_eq!(up.outcome, CheckOutcome::Up);
+    let read = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(
+        read.unwrap().unwrap(),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+}
+
 /// A listener whose accept queue is full drops further SYNs: the connect
 /// hangs until the check's timeout.
 #[tokio::test]
