@@ -272,6 +272,14 @@ PY
     R[$daemon.recover]=$(wait_until 120 weight_is "$FIRST_RS" 7) || R[$daemon.recover]="> 120000"
     echo "$(date -u +%T.%N) weight 7 seen" >>"$OUT/events-$daemon.txt"
     R[$daemon.rss]=$(peak_rss_kib)
+    # Where checks were lost, if they were: the farm's listen queue
+    # overflows, SYNs dropped, and the kernel's per-CPU backlog drops
+    # (second column of softnet_stat, hex; the whole VM since boot).
+    {
+        ip netns exec "$FARM" nstat -asz TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop 2>&1 | grep -v '^#'
+        ip netns exec "$NS" nstat -asz TcpActiveOpens TcpAttemptFails TcpRetransSegs 2>&1 | grep -v '^#'
+        awk '{print "softnet cpu" NR - 1 " dropped 0x" $2}' /proc/net/softnet_stat
+    } >"$OUT/net-$daemon.txt" 2>&1 || true
 
     kill -TERM "$DAEMON_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
