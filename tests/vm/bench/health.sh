@@ -209,6 +209,7 @@ for daemon in $DAEMONS; do
         R[$daemon.startup]="> 900000"
         say "$daemon: table incomplete after 900 s ($(weighted) of $EXPECTED)"
     fi
+    echo "$(date -u +%T.%N) table complete; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
     c0=$(cpu_ticks)
     sleep "$WINDOW"
     c1=$(cpu_ticks)
@@ -252,6 +253,7 @@ PY
         perf_pid=$!
         sleep 1
     fi
+    echo "$(date -u +%T.%N) SIGHUP; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
     kill -HUP "$DAEMON_PID"
     R[$daemon.reload]=$(wait_until 600 weight_is "$FIRST_RS" 7) || R[$daemon.reload]="> 600000"
     if [[ -n $perf_pid ]]; then
