@@ -246,23 +246,9 @@ s = s.replace("weight = 1\n", "weight = 7\n", 1)
 open(p, "w").write(s)
 PY
     fi
-    perf_pid=
-    if ((PERF_SECS > 0)) && command -v perf >/dev/null; then
-        # The reload's profile: from just before SIGHUP to the new weight.
-        perf record -q -F 999 -p "$(daemon_pids | xargs | tr ' ' ',')" -o "$WORK/reload.data" >/dev/null 2>&1 &
-        perf_pid=$!
-        sleep 1
-    fi
     echo "$(date -u +%T.%N) SIGHUP; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
     kill -HUP "$DAEMON_PID"
     R[$daemon.reload]=$(wait_until 600 weight_is "$FIRST_RS" 7) || R[$daemon.reload]="> 600000"
-    if [[ -n $perf_pid ]]; then
-        kill -INT "$perf_pid" 2>/dev/null || true
-        wait "$perf_pid" 2>/dev/null || true
-        perf report -i "$WORK/reload.data" --stdio --no-children --sort comm,dso,sym 2>/dev/null |
-            grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf-reload-$daemon.txt" || true
-        rm -f "$WORK/reload.data"
-    fi
 
     # Detection and recovery: the first server refuses connections.
     echo "$(date -u +%T.%N) server refuses" >>"$OUT/events-$daemon.txt"
