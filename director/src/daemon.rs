@@ -284,18 +284,17 @@ impl Daemon {
 
     fn start_due(&mut self) {
         let budget = self.run_budget();
-        let now = Instant::now();
-        for run in self.sched.due(now, budget) {
+        for run in self.sched.due(Instant::now(), budget) {
             self.runs_in_flight += 1;
             let tx = self.tx.clone();
             let (generation, id) = (run.generation, run.id);
             self.checker
-                .spawn(run.spec, run.address, now, move |outcome, duration| {
+                .spawn(run.spec, run.address, move |outcome, started, duration| {
                     let _ = tx.send(Done {
                         generation,
                         id,
                         outcome,
-                        started: now,
+                        started,
                         duration,
                     });
                 });

@@ -84,13 +84,16 @@ pub(crate) fn handshake_done(e: &io::Error) -> bool {
 /// A TCP check run by the daemon, in a task much smaller than one that can
 /// hold any kind of check (an http or https run's state is kilobytes; at
 /// thousands of checks a second, moving and allocating it showed in the
-/// profile). `deadline` comes from the caller's clock reading: the run
-/// itself reads no clock, which costs a system call per reading in a VM
-/// without a usable TSC.
-async fn tcp_until(target: SocketAddr, deadline: Instant, timeout: Duration) -> CheckOutcome {
-    tokio::time::timeout_at(deadline.into(), tcp(target))
+/// profile). Its one clock reading is its start: the timeout runs from
+/// there, when the connect is really made, never from when the task was
+/// spawned (an overloaded director polls a new task late, and a deadline
+/// set at the spawn timed out thousands of healthy servers in the VM).
+async fn tcp_timed(target: SocketAddr, timeout: Duration) -> (CheckOutcome, Instant) {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout_at((started + timeout).into(), tcp(target))
         .await
-        .unwrap_or_else(|_| CheckOutcome::Down(timeout_reason(timeout)))
+        .unwrap_or_else(|_| CheckOutcome::Down(timeout_reason(timeout)));
+    (outcome, started)
 }
 
 /// Whether `e` says this machine ran out of something a check needs
@@ -174,37 +177,40 @@ impl Checker {
         }
     }
 
-    /// Spawns a run of `spec` on `address` and hands its outcome to
-    /// `done`, with how long it took when the run measured it. `now` is the
-    /// caller's clock reading at the start: a TCP run (the common kind, by
-    /// the thousand) reads no clock and its duration is left to the caller
-    /// (`None`), who sees the result a moment later anyway.
+    /// Spawns a run of `spec` on `address` and hands `done` its outcome,
+    /// when it started, and how long it took if the run measured that. A
+    /// TCP run (the common kind, by the thousand) reads the clock once, at
+    /// its start, and leaves its duration to the caller (`None`), who
+    /// reads the clock when it handles the result anyway.
     pub fn spawn(
         self: &Arc<Self>,
         spec: Arc<CheckSpec>,
         address: IpAddr,
-        now: Instant,
-        done: impl FnOnce(CheckOutcome, Option<Duration>) + Send + 'static,
+        done: impl FnOnce(CheckOutcome, Instant, Option<Duration>) + Send + 'static,
     ) {
         let checker = self.clone();
         if spec.kind != CheckKind::Tcp {
             tokio::spawn(async move {
                 let r = checker.run(&spec, address).await;
-                done(r.outcome, Some(r.duration));
+                let started = Instant::now()
+                    .checked_sub(r.duration)
+                    .unwrap_or_else(Instant::now);
+                done(r.outcome, started, Some(r.duration));
             });
             return;
         }
         tokio::spawn(async move {
-            let outcome = match checker.permits.try_acquire() {
-                Ok(_permit) => {
-                    let target = SocketAddr::new(address, spec.port);
-                    tcp_until(target, now + spec.timeout, spec.timeout).await
-                }
+            let (outcome, started) = match checker.permits.try_acquire() {
+                Ok(_permit) => tcp_timed(SocketAddr::new(address, spec.port), spec.timeout).await,
                 // Boxed: the rare wait for a permit must not make every
                 // TCP task as large as the general run.
-                Err(_) => Box::pin(checker.run(&spec, address)).await.outcome,
+                Err(_) => {
+                    let r = Box::pin(checker.run(&spec, address)).await;
+                    let started = Instant::now().checked_sub(r.duration);
+                    (r.outcome, started.unwrap_or_else(Instant::now))
+                }
             };
-            done(outcome, None);
+            done(outcome, started, None);
         });
     }
 

@@ -219,7 +219,7 @@ async fn spawned_tcp_runs_report_like_run_check() {
     for port in [open, closed] {
         let tx = tx.clone();
         let s = std::sync::Arc::new(spec(CheckKind::Tcp, port, Duration::from_secs(2)));
-        checker.spawn(s, LOCALHOST, std::time::Instant::now(), move |o, d| {
+        checker.spawn(s, LOCALHOST, move |o, _, d| {
             let _ = tx.send((port, o, d));
         });
     }
@@ -230,13 +230,30 @@ async fn spawned_tcp_runs_report_like_run_check() {
     // Other kinds measure their own duration.
     let tx = tx.clone();
     let s = std::sync::Arc::new(spec(CheckKind::None, open, Duration::from_secs(2)));
-    checker.spawn(s, LOCALHOST, std::time::Instant::now(), move |o, d| {
+    checker.spawn(s, LOCALHOST, move |o, _, d| {
         let _ = tx.send((0, o, d));
     });
     let (_, outcome, duration) = rx.recv().await.unwrap();
     assert_eq!(outcome, CheckOutcome::Up);
     assert!(duration.is_some());
     assert_eq!(checker.in_flight(), 0);
+}
+
+/// A task the runtime polls only after the check's timeout has passed
+/// since its spawn (an overloaded director) still connects: the timeout
+/// runs from the connect, not from the spawn.
+#[tokio::test(flavor = "current_thread")]
+async fn a_tcp_run_polled_late_is_not_timed_out() {
+    let checker = std::sync::Arc::new(Checker::new(4));
+    let port = serve(|stream| async move { drop(stream) }).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let s = std::sync::Arc::new(spec(CheckKind::Tcp, port, Duration::from_millis(300)));
+    checker.spawn(s, LOCALHOST, move |o, _, _| {
+        let _ = tx.send(o);
+    });
+    // Blocks the only runtime thread: the task cannot run meanwhile.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(rx.recv().await.unwrap(), CheckOutcome::Up);
 }
 
 #[test]
