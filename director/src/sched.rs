@@ -8,12 +8,13 @@
 //! Starts are paced by a token bucket at twice the checks' average rate
 //! (the sum of 1/interval), holding 20 ms of that: a director that fell
 //! behind (a stall, a busy machine) catches up at twice the pace instead of
-//! firing every overdue check at once. Such a burst (1,024 SYNs back to
-//! back, the in-flight cap) overflowed the queues between director and
-//! servers in the VM benchmark; the dropped SYNs turned into connect
-//! timeouts that held the in-flight slots for seconds, so the director fell
-//! further behind (checks 20 s late at 20,000 checks every 5 s, hundreds of
-//! healthy servers drained on "timeout").
+//! firing every overdue check at once: up to 1,024 SYNs back to back (the
+//! in-flight cap) at the servers and at the director's own runtime, just
+//! when it is least able to take them. (In the VM benchmark the burst was
+//! first suspected for the connect timeouts of a lagging director; the
+//! network counters later showed almost no drops, and the timeouts came
+//! from deadlines set before the runs were first polled: see
+//! `check::run`.)
 //!
 //! Pure (the time is passed in); the daemon spawns the runs it hands out.
 
