@@ -95,7 +95,9 @@ struct Done {
     generation: u64,
     id: CheckId,
     outcome: CheckOutcome,
-    duration: Duration,
+    /// When it started, and how long it took if the run measured it.
+    started: Instant,
+    duration: Option<Duration>,
 }
 
 /// Counters for status and metrics.
@@ -312,17 +314,18 @@ impl Daemon {
         let budget = self.run_budget();
         for run in self.sched.due(Instant::now(), budget) {
             self.runs_in_flight += 1;
-            let checker = self.checker.clone();
             let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let r = checker.run(&run.spec, run.address).await;
-                let _ = tx.send(Done {
-                    generation: run.generation,
-                    id: run.id,
-                    outcome: r.outcome,
-                    duration: r.duration,
+            let (generation, id) = (run.generation, run.id);
+            self.checker
+                .spawn(run.spec, run.address, move |outcome, started, duration| {
+                    let _ = tx.send(Done {
+                        generation,
+                        id,
+                        outcome,
+                        started,
+                        duration,
+                    });
                 });
-            });
         }
     }
 
@@ -350,14 +353,22 @@ impl Daemon {
             if let Some(id) = self.current_id(done.generation, done.id) {
                 self.sched.finished(id);
                 if let CheckOutcome::Skipped(why) = &done.outcome {
-                    // Summed up at the next sync: an overloaded checker
-                    // must not flood the log too.
+                    // The first at once, the rest summed up at the next
+                    // sync: an overloaded checker must not flood the log too.
+                    if self.skipped_since_sync == 0 {
+                        warn!(
+                            "a check was skipped ({why}): its server keeps its state; more skips are summed up at the next sync"
+                        );
+                    }
                     self.counters.skipped += 1;
                     self.skipped_since_sync += 1;
                     self.last_skip = why.clone();
                 }
                 let up = self.model.record(id, &done.outcome, now);
-                self.model.checks[id].state.last_duration = Some(done.duration);
+                self.model.checks[id].state.last_duration = Some(
+                    done.duration
+                        .unwrap_or_else(|| now.saturating_duration_since(done.started)),
+                );
                 self.counters.transitions += up
                     .events
                     .iter()
@@ -423,9 +434,18 @@ impl Daemon {
     /// Reads the kernel (unless given the table just read), plans the whole
     /// file against it and applies; syncs the nftables table.
     async fn full_sync(&mut self, table: Option<Table>) {
+        let read = Instant::now();
         let table = match table {
             Some(t) => t,
             None => match self.kernel.table().await {
+                // No check starts and no result counts meanwhile.
+                Ok(t) if read.elapsed() > Duration::from_secs(1) => {
+                    warn!(
+                        "full sync: reading the table took {:.1}s",
+                        read.elapsed().as_secs_f64()
+                    );
+                    t
+                }
                 Ok(t) => t,
                 Err(e) => {
                     error!("full sync: {e}");
@@ -433,9 +453,17 @@ impl Daemon {
                 }
             },
         };
+        let (lag, overrun) = self.sched.take_lag();
+        if lag >= Duration::from_secs(1) || overrun > 0 {
+            warn!(
+                "checks started up to {:.1}s late since the last sync, {overrun} runs passed over (the last still going); {} running: the director is short of CPU or of --max-in-flight",
+                lag.as_secs_f64(),
+                self.runs_in_flight
+            );
+        }
         if self.skipped_since_sync > 0 {
             warn!(
-                "{} checks skipped since the last sync (last: {}): raise --max-in-flight or the intervals",
+                "{} checks skipped since the last sync (last: {}): raise LimitNOFILE and --max-in-flight, or the intervals",
                 self.skipped_since_sync, self.last_skip
             );
             self.skipped_since_sync = 0;

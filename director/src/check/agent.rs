@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::run::io_reason;
+use super::run::{failed_to_connect, io_reason};
 use super::spec::CheckOutcome;
 
 /// The longest answer read: HAProxy's words with a weight and a short
@@ -18,7 +18,7 @@ pub(crate) const MAX_LINE: usize = 64;
 pub(crate) async fn run(target: SocketAddr) -> CheckOutcome {
     let mut stream = match TcpStream::connect(target).await {
         Ok(stream) => stream,
-        Err(e) => return CheckOutcome::Down(format!("agent: {}", io_reason(&e))),
+        Err(e) => return failed_to_connect(&e, "agent: "),
     };
     let mut buf = [0u8; MAX_LINE];
     let mut len = 0;

@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStderr, Command};
 use tokio::time::{Instant, sleep_until};
 
-use super::run::{io_reason, timeout_reason};
+use super::run::{io_reason, out_of_local_resources, timeout_reason};
 use super::spec::CheckOutcome;
 
 /// Bytes of stderr kept for the reason; the rest is read and discarded so a
@@ -42,6 +42,10 @@ pub(crate) async fn run(command: &[String], target: SocketAddr, timeout: Duratio
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
+        // EAGAIN: the process limit, the director's shortage as EMFILE is.
+        Err(e) if out_of_local_resources(&e) || e.raw_os_error() == Some(libc::EAGAIN) => {
+            return CheckOutcome::Skipped(format!("cannot start {program}: {}", io_reason(&e)));
+        }
         Err(e) => return CheckOutcome::Down(format!("cannot run {program}: {}", io_reason(&e))),
     };
     // Declared after `child`, so dropped before it: the group is killed

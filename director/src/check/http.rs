@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::run::io_reason;
+use super::run::{failed_to_connect, io_reason};
 use super::spec::{CheckOutcome, HttpCheck};
 use super::tls;
 
@@ -51,7 +51,7 @@ pub(crate) async fn run(check: &HttpCheck, target: SocketAddr) -> CheckOutcome {
     };
     let tcp = match TcpStream::connect(target).await {
         Ok(tcp) => tcp,
-        Err(e) => return CheckOutcome::Down(io_reason(&e)),
+        Err(e) => return failed_to_connect(&e, ""),
     };
     match tls {
         None => exchange(tcp, &request, check).await,

@@ -55,10 +55,67 @@ async fn bounded(timeout: Duration, check: impl Future<Output = CheckOutcome>) -
 
 async fn tcp(target: SocketAddr) -> CheckOutcome {
     match TcpStream::connect(target).await {
-        // Dropped at once: a plain close, which is all a connect check owes
-        // the server.
-        Ok(_stream) => CheckOutcome::Up,
-        Err(e) => CheckOutcome::Down(io_reason(&e)),
+        // Closed at once with a reset (as HAProxy's connect checks): no
+        // TIME_WAIT on the director, whose ports would otherwise hold a
+        // minute's worth of checks, and one packet instead of the two FIN
+        // exchanges (measured: the kernel's packet work is most of a
+        // checker's CPU). A server application sees its accepted
+        // connection reset.
+        Ok(stream) => {
+            let _ = stream.set_zero_linger();
+            CheckOutcome::Up
+        }
+        Err(e) if handshake_done(&e) => CheckOutcome::Up,
+        Err(e) => failed_to_connect(&e, ""),
+    }
+}
+
+/// Whether a connect that failed with `e` had nonetheless completed the
+/// handshake. The kernel reports a reset as ECONNREFUSED while the connect
+/// is in progress, as ECONNRESET once established and as EPIPE after the
+/// peer's FIN: a busy director that looks at the socket only after a server
+/// accepted, closed and reset it sees one of the last two, and the server
+/// did accept the connection (at 20,000 checks a VM drained hundreds of
+/// healthy servers on "broken pipe").
+pub(crate) fn handshake_done(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE))
+}
+
+/// A TCP check run by the daemon, in a task much smaller than one that can
+/// hold any kind of check (an http or https run's state is kilobytes; at
+/// thousands of checks a second, moving and allocating it showed in the
+/// profile). Its one clock reading is its start: the timeout runs from
+/// there, when the connect is really made, never from when the task was
+/// spawned (an overloaded director polls a new task late, and a deadline
+/// set at the spawn timed out thousands of healthy servers in the VM).
+async fn tcp_timed(target: SocketAddr, timeout: Duration) -> (CheckOutcome, Instant) {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout_at((started + timeout).into(), tcp(target))
+        .await
+        .unwrap_or_else(|_| CheckOutcome::Down(timeout_reason(timeout)));
+    (outcome, started)
+}
+
+/// Whether `e` says this machine ran out of something a check needs
+/// (descriptors, socket buffers, processes) rather than anything about the
+/// server: the check never reached it.
+pub(crate) fn out_of_local_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The outcome of a check whose connect (or spawn) failed with `e`:
+/// [`CheckOutcome::Skipped`] when the director itself is short of
+/// resources (counting that as the server's failure would drain healthy
+/// servers exactly when the director is busiest), otherwise
+/// [`CheckOutcome::Down`] with `prefix` and the reason.
+pub(crate) fn failed_to_connect(e: &io::Error, prefix: &str) -> CheckOutcome {
+    if out_of_local_resources(e) {
+        CheckOutcome::Skipped(format!("{prefix}not started: {}", io_reason(e)))
+    } else {
+        CheckOutcome::Down(format!("{prefix}{}", io_reason(e)))
     }
 }
 
@@ -97,6 +154,10 @@ impl Checker {
 
     /// Runs the check once a permit is free (see the type's documentation).
     pub async fn run(&self, spec: &CheckSpec, address: IpAddr) -> CheckResult {
+        // The usual case, a free permit, arms no timer.
+        if let Ok(_permit) = self.permits.try_acquire() {
+            return run_check(spec, address).await;
+        }
         let queued = Instant::now();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = tokio::time::timeout(spec.interval, self.permits.acquire()).await;
@@ -114,6 +175,43 @@ impl Checker {
                 duration: queued.elapsed(),
             },
         }
+    }
+
+    /// Spawns a run of `spec` on `address` and hands `done` its outcome,
+    /// when it started, and how long it took if the run measured that. A
+    /// TCP run (the common kind, by the thousand) reads the clock once, at
+    /// its start, and leaves its duration to the caller (`None`), who
+    /// reads the clock when it handles the result anyway.
+    pub fn spawn(
+        self: &Arc<Self>,
+        spec: Arc<CheckSpec>,
+        address: IpAddr,
+        done: impl FnOnce(CheckOutcome, Instant, Option<Duration>) + Send + 'static,
+    ) {
+        let checker = self.clone();
+        if spec.kind != CheckKind::Tcp {
+            tokio::spawn(async move {
+                let r = checker.run(&spec, address).await;
+                let started = Instant::now()
+                    .checked_sub(r.duration)
+                    .unwrap_or_else(Instant::now);
+                done(r.outcome, started, Some(r.duration));
+            });
+            return;
+        }
+        tokio::spawn(async move {
+            let (outcome, started) = match checker.permits.try_acquire() {
+                Ok(_permit) => tcp_timed(SocketAddr::new(address, spec.port), spec.timeout).await,
+                // Boxed: the rare wait for a permit must not make every
+                // TCP task as large as the general run.
+                Err(_) => {
+                    let r = Box::pin(checker.run(&spec, address)).await;
+                    let started = Instant::now().checked_sub(r.duration);
+                    (r.outcome, started.unwrap_or_else(Instant::now))
+                }
+            };
+            done(outcome, started, None);
+        });
     }
 
     /// Checks running now (for the `checks in flight` gauge).

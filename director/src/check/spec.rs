@@ -71,8 +71,10 @@ pub enum CheckOutcome {
     /// `exit status 2: <first line of stderr>`, agent `down`).
     Down(String),
     /// The director could not start the check: every permit of the
-    /// [`Checker`](crate::check::Checker) stayed taken for a whole interval.
-    /// This says nothing about the server: count it neither as a success
+    /// [`Checker`](crate::check::Checker) stayed taken for a whole interval,
+    /// or the director is out of descriptors (EMFILE, ENFILE), socket
+    /// buffers or processes. This says nothing about the server: count it
+    /// neither as a success
     /// nor as a failure (keep the server's state), and log the reason.
     Skipped(String),
 }

@@ -25,7 +25,13 @@
 #
 # Environment: LVS_DIRECTOR (binary), BENCH_SERVICES (2000), BENCH_DESTS (10),
 # BENCH_INTERVAL (5), BENCH_WINDOW (60), BENCH_DAEMONS ("lvs-director
-# keepalived").
+# keepalived"), BENCH_PERF_SECS (20: a perf profile of that many seconds
+# after the CPU window, if perf exists; 0: none; not passed by run-suite.sh,
+# so only its default applies in the VM).
+#
+# Into VM_LOG_DIR: health-bench.md (the table), daemon-NAME.log,
+# events-NAME.txt (when the server was made to refuse and accept, and when
+# the weights were seen), perf-NAME.txt (the profile).
 set -euo pipefail
 
 SERVICES=${BENCH_SERVICES:-2000}
@@ -33,7 +39,10 @@ DESTS=${BENCH_DESTS:-10}
 INTERVAL=${BENCH_INTERVAL:-5}
 WINDOW=${BENCH_WINDOW:-60}
 DAEMONS=${BENCH_DAEMONS:-lvs-director keepalived}
+PERF_SECS=${BENCH_PERF_SECS:-20}
 WORK=$(mktemp -d /tmp/health-bench.XXXXXX)
+# Results, daemon logs and profiles: kept after the VM stops.
+OUT=${VM_LOG_DIR:-$WORK}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 NS=hb-dir-$$
 FARM=hb-farm-$$
@@ -116,7 +125,10 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 s.bind(("0.0.0.0", 80))
 s.listen(65535)
 while True:
-    c, _ = s.accept()
+    try:
+        c, _ = s.accept()
+    except OSError:
+        continue  # a connection reset before its accept
     c.close()
 ' &
         LISTENER_PIDS+=($!)
@@ -152,7 +164,7 @@ weight_is() { [[ $(weight_of "$1") == "$2" ]]; }
 
 # Every process of the daemon: the PID and its children (keepalived forks a
 # checker process).
-daemon_pids() { echo "$DAEMON_PID" $(pgrep -P "$DAEMON_PID" 2>/dev/null || true); }
+daemon_pids() { echo "$DAEMON_PID" "$(pgrep -P "$DAEMON_PID" 2>/dev/null | xargs)"; }
 cpu_ticks() {
     local t=0 p
     for p in $(daemon_pids); do
@@ -190,7 +202,6 @@ declare -A R
 for daemon in $DAEMONS; do
     say "$daemon: $SERVICES services x $DESTS servers, TCP checks every ${INTERVAL}s"
     farm_up
-    t0=$(now_ms)
     start_daemon "$daemon"
     if ms=$(wait_until 900 all_weighted); then
         R[$daemon.startup]=$ms
@@ -198,10 +209,22 @@ for daemon in $DAEMONS; do
         R[$daemon.startup]="> 900000"
         say "$daemon: table incomplete after 900 s ($(weighted) of $EXPECTED)"
     fi
+    echo "$(date -u +%T.%N) table complete; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
     c0=$(cpu_ticks)
     sleep "$WINDOW"
     c1=$(cpu_ticks)
     R[$daemon.cpu]=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v w="$WINDOW" 'BEGIN {printf "%.1f", 100 * t / hz / w}')
+    # What dominates the CPU: a flat profile after the measured window (the
+    # sampling costs the daemon a little, so never during it).
+    if ((PERF_SECS > 0)) && command -v perf >/dev/null; then
+        pids=$(daemon_pids | xargs | tr ' ' ',')
+        if perf record -q -F 499 -p "$pids" -o "$WORK/perf.data" -- sleep "$PERF_SECS" >/dev/null 2>&1; then
+            perf report -i "$WORK/perf.data" --stdio --no-children --sort comm,dso,sym 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf-$daemon.txt" || true
+            say "$daemon: profile in perf-$daemon.txt"
+        fi
+        rm -f "$WORK/perf.data"
+    fi
 
     # Reload: the first server of the first service gets weight 7.
     cfg=$(config_of "$daemon")
@@ -223,26 +246,40 @@ s = s.replace("weight = 1\n", "weight = 7\n", 1)
 open(p, "w").write(s)
 PY
     fi
+    echo "$(date -u +%T.%N) SIGHUP; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
     kill -HUP "$DAEMON_PID"
     R[$daemon.reload]=$(wait_until 600 weight_is "$FIRST_RS" 7) || R[$daemon.reload]="> 600000"
 
     # Detection and recovery: the first server refuses connections.
+    echo "$(date -u +%T.%N) server refuses" >>"$OUT/events-$daemon.txt"
     ip netns exec "$FARM" iptables -I INPUT -d "$FIRST_RS" -p tcp --dport 80 -j REJECT --reject-with tcp-reset
     R[$daemon.detect]=$(wait_until 120 weight_is "$FIRST_RS" 0) || R[$daemon.detect]="> 120000"
+    echo "$(date -u +%T.%N) weight 0 seen" >>"$OUT/events-$daemon.txt"
     ip netns exec "$FARM" iptables -D INPUT -d "$FIRST_RS" -p tcp --dport 80 -j REJECT --reject-with tcp-reset
+    echo "$(date -u +%T.%N) server accepts" >>"$OUT/events-$daemon.txt"
     R[$daemon.recover]=$(wait_until 120 weight_is "$FIRST_RS" 7) || R[$daemon.recover]="> 120000"
+    echo "$(date -u +%T.%N) weight 7 seen" >>"$OUT/events-$daemon.txt"
     R[$daemon.rss]=$(peak_rss_kib)
+    # Where checks were lost, if they were: the farm's listen queue
+    # overflows, SYNs dropped, and the kernel's per-CPU backlog drops
+    # (second column of softnet_stat, hex; the whole VM since boot).
+    {
+        ip netns exec "$FARM" nstat -asz TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop 2>&1 | grep -v '^#'
+        ip netns exec "$NS" nstat -asz TcpActiveOpens TcpAttemptFails TcpRetransSegs 2>&1 | grep -v '^#'
+        awk '{print "softnet cpu" NR - 1 " dropped 0x" $2}' /proc/net/softnet_stat
+    } >"$OUT/net-$daemon.txt" 2>&1 || true
 
     kill -TERM "$DAEMON_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$DAEMON_PID" 2>/dev/null || true
     DAEMON_PID=
     say "$daemon: $(tail -3 "$WORK/daemon.log" | tr '\n' ' ')"
+    cp "$WORK/daemon.log" "$OUT/daemon-$daemon.log"
     farm_down
 done
 
 # The table goes to a file the host reads after the VM stops.
-exec > >(tee "${VM_LOG_DIR:-$WORK}/health-bench.md")
+exec > >(tee "$OUT/health-bench.md")
 secs() { awk -v ms="$1" 'BEGIN {if (ms ~ />/) print ms " ms"; else printf (ms >= 1000) ? "%.2f s" : "%d ms", (ms >= 1000) ? ms / 1000 : ms}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a ~ />/ || b ~ />/ || b == 0) print "n/a"; else printf "%.3f", a / b}'; }
 echo "| $SERVICES services x $DESTS servers, TCP every ${INTERVAL}s | lvs-director | keepalived 2.2.7 | ratio | target |"

@@ -102,6 +102,29 @@ async fn tcp_up_and_refused() {
     assert_eq!(refused.outcome, down("connection refused"));
 }
 
+/// A TCP check closes with a reset: the server reads ECONNRESET, not an
+/// orderly end (and the director keeps no TIME_WAIT).
+#[tokio::test]
+async fn tcp_closes_with_a_reset() {
+    use tokio::io::AsyncReadExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let port = serve(move |mut stream| {
+        let tx = tx.clone();
+        async move {
+            let mut buf = [0u8; 1];
+            let _ = tx.send(stream.read(&mut buf).await.map_err(|e| e.kind()));
+        }
+    })
+    .await;
+    let up = check(&spec(CheckKind::Tcp, port, Duration::from_secs(2))).await;
+    assert_eq!(up.outcome, CheckOutcome::Up);
+    let read = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(
+        read.unwrap().unwrap(),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+}
+
 /// A listener whose accept queue is full drops further SYNs: the connect
 /// hangs until the check's timeout.
 #[tokio::test]
@@ -160,6 +183,77 @@ async fn checker_runs_and_skips_when_every_permit_is_taken() {
     assert_eq!(checker.in_flight(), 0);
     let ran = checker.run(&quick, LOCALHOST).await;
     assert_eq!(ran.outcome, CheckOutcome::Up);
+}
+
+#[test]
+fn resources_of_the_director_and_a_finished_handshake_are_not_a_down_server() {
+    use super::run::{failed_to_connect, handshake_done};
+    let e = std::io::Error::from_raw_os_error;
+    for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+        assert!(
+            matches!(failed_to_connect(&e(errno), ""), CheckOutcome::Skipped(_)),
+            "errno {errno}"
+        );
+    }
+    assert_eq!(
+        failed_to_connect(&e(libc::EMFILE), "agent: "),
+        CheckOutcome::Skipped("agent: not started: too many open files".into())
+    );
+    assert_eq!(
+        failed_to_connect(&e(libc::ECONNREFUSED), "agent: "),
+        down("agent: connection refused")
+    );
+    // A reset after the handshake: the server accepted.
+    assert!(handshake_done(&e(libc::ECONNRESET)) && handshake_done(&e(libc::EPIPE)));
+    for errno in [libc::ECONNREFUSED, libc::ETIMEDOUT, libc::EHOSTUNREACH] {
+        assert!(!handshake_done(&e(errno)), "errno {errno}");
+    }
+}
+
+#[tokio::test]
+async fn spawned_tcp_runs_report_like_run_check() {
+    let checker = std::sync::Arc::new(Checker::new(4));
+    let open = serve(|stream| async move { drop(stream) }).await;
+    let closed = closed_port().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for port in [open, closed] {
+        let tx = tx.clone();
+        let s = std::sync::Arc::new(spec(CheckKind::Tcp, port, Duration::from_secs(2)));
+        checker.spawn(s, LOCALHOST, move |o, _, d| {
+            let _ = tx.send((port, o, d));
+        });
+    }
+    let mut got = [rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+    got.sort_by_key(|(p, _, _)| *p != open);
+    assert_eq!(got[0], (open, CheckOutcome::Up, None));
+    assert_eq!(got[1], (closed, down("connection refused"), None));
+    // Other kinds measure their own duration.
+    let tx = tx.clone();
+    let s = std::sync::Arc::new(spec(CheckKind::None, open, Duration::from_secs(2)));
+    checker.spawn(s, LOCALHOST, move |o, _, d| {
+        let _ = tx.send((0, o, d));
+    });
+    let (_, outcome, duration) = rx.recv().await.unwrap();
+    assert_eq!(outcome, CheckOutcome::Up);
+    assert!(duration.is_some());
+    assert_eq!(checker.in_flight(), 0);
+}
+
+/// A task the runtime polls only after the check's timeout has passed
+/// since its spawn (an overloaded director) still connects: the timeout
+/// runs from the connect, not from the spawn.
+#[tokio::test(flavor = "current_thread")]
+async fn a_tcp_run_polled_late_is_not_timed_out() {
+    let checker = std::sync::Arc::new(Checker::new(4));
+    let port = serve(|stream| async move { drop(stream) }).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let s = std::sync::Arc::new(spec(CheckKind::Tcp, port, Duration::from_millis(300)));
+    checker.spawn(s, LOCALHOST, move |o, _, _| {
+        let _ = tx.send(o);
+    });
+    // Blocks the only runtime thread: the task cannot run meanwhile.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(rx.recv().await.unwrap(), CheckOutcome::Up);
 }
 
 #[test]

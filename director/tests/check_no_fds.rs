@@ -1,0 +1,112 @@
+//! A director out of file descriptors: a check that cannot open its socket
+//! (EMFILE) is skipped, not a failed server. Alone in its own test binary
+//! because it lowers the process's open-files limit, which would break any
+//! test running beside it.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use lvs_director::check::{CheckKind, CheckOutcome, CheckSpec, HttpCheck, run_check};
+use tokio::net::TcpListener;
+
+fn spec(kind: CheckKind, port: u16) -> CheckSpec {
+    CheckSpec {
+        kind,
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(2),
+        rise: 1,
+        fall: 1,
+        port,
+    }
+}
+
+fn nofile() -> libc::rlimit {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim
+}
+
+fn set_nofile(lim: &libc::rlimit) {
+    // SAFETY: setrlimit reads the struct we own.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, lim) }, 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn checks_without_a_free_descriptor_are_skipped_not_down() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            drop(stream);
+        }
+    });
+    let here = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let tcp = spec(CheckKind::Tcp, port);
+    let http = spec(
+        CheckKind::Http(HttpCheck {
+            tls: false,
+            path: "/".into(),
+            expect_status: vec![(200, 399)],
+            expect_body: None,
+            host: None,
+            verify_tls: true,
+            ca_file: None,
+        }),
+        port,
+    );
+    let agent = spec(CheckKind::Agent, port);
+    let exec = spec(
+        CheckKind::Exec {
+            command: vec!["/bin/true".into()],
+        },
+        port,
+    );
+    // With descriptors to spare the server is up (the agent and http
+    // checks get a closed connection: down, but not skipped).
+    assert_eq!(run_check(&tcp, here).await.outcome, CheckOutcome::Up);
+
+    // Take every descriptor the limit allows.
+    let saved = nofile();
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    set_nofile(&libc::rlimit {
+        rlim_cur: open + 8,
+        rlim_max: saved.rlim_max,
+    });
+    let mut hogs = Vec::new();
+    for _ in 0..64 {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => hogs.push(f),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                break;
+            }
+        }
+    }
+    assert!(
+        std::fs::File::open("/dev/null").is_err(),
+        "the descriptors are not exhausted"
+    );
+    let mut outcomes = Vec::new();
+    for s in [&tcp, &http, &agent, &exec] {
+        outcomes.push(run_check(s, here).await.outcome);
+    }
+    drop(hogs);
+    set_nofile(&saved);
+
+    for (what, outcome) in ["tcp", "http", "agent", "exec"].iter().zip(&outcomes) {
+        let CheckOutcome::Skipped(reason) = outcome else {
+            panic!("{what}: expected Skipped, got {outcome:?}");
+        };
+        assert!(reason.contains("too many open files"), "{what}: {reason}");
+    }
+    // Descriptors back: the same check runs again.
+    assert_eq!(run_check(&tcp, here).await.outcome, CheckOutcome::Up);
+    server.abort();
+}
