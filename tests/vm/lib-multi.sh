@@ -322,3 +322,21 @@ assert_none_broken() {
         log "measured: $R_broken of $R_count connections broke ($R_reasons) with $(variant)"
     fi
 }
+
+# active_active_up: the active-active set-up of scenarios 91 and 92: the
+# topology, both real servers, lvs-director on both directors with the VIP
+# announced on lvs0, BIRD on the router and both directors, and the router's
+# ECMP route through both.
+active_active_up() {
+    local d ns
+    use_director
+    multi_modules
+    topo_multi_up
+    multi_rs_up
+    for d in dir1 dir2; do multi_director_up "$d"; done
+    for d in dir1 dir2; do
+        wait_until 20 "lvs-director to announce $VIP on lvs0 in $d" has_vip_on_lvs0 "$d"
+    done
+    for ns in router dir1 dir2; do bird_up "$ns"; done
+    wait_until 40 "the router's ECMP route to $VIP via dir1 and dir2" router_has_paths 2
+}

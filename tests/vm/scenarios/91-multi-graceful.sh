@@ -14,16 +14,7 @@
 MULTI_SCHED=${MULTI_SCHED:-mh} MULTI_SLOPPY=${MULTI_SLOPPY:-1}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib-multi.sh"
 
-use_director
-multi_modules
-topo_multi_up
-multi_rs_up
-for d in dir1 dir2; do multi_director_up "$d"; done
-for d in dir1 dir2; do
-    wait_until 20 "lvs-director to announce $VIP on lvs0 in $d" has_vip_on_lvs0 "$d"
-done
-for ns in router dir1 dir2; do bird_up "$ns"; done
-wait_until 40 "the router's ECMP route to $VIP via dir1 and dir2" router_has_paths 2
+active_active_up
 
 monitor_start route router route
 holder_start --watch "withdrawn=$TEST_TMP/mon-route.log=^(Deleted $VIP |$VIP via )"

@@ -15,16 +15,7 @@ MULTI_SCHED=${MULTI_SCHED:-mh} MULTI_SLOPPY=${MULTI_SLOPPY:-1} MULTI_HOLD_DOWN=$
 . "$(dirname "${BASH_SOURCE[0]}")/../lib-multi.sh"
 DETECT_BOUND=4.5 # fall 2 * interval 1 s + timeout 0.5 s + 2 s of margin
 
-use_director
-multi_modules
-topo_multi_up
-multi_rs_up
-for d in dir1 dir2; do multi_director_up "$d"; done
-for d in dir1 dir2; do
-    wait_until 20 "lvs-director to announce $VIP on lvs0 in $d" has_vip_on_lvs0 "$d"
-done
-for ns in router dir1 dir2; do bird_up "$ns"; done
-wait_until 40 "the router's ECMP route to $VIP via dir1 and dir2" router_has_paths 2
+active_active_up
 # The kernel's counters lag the connections (6.12 sums its per-CPU counters
 # in the stats estimator, every 2 s): each count below first waits until
 # the real servers' counters on both directors add up to what the client did.
