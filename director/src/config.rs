@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use lvs_common::config_error::LineIndex;
 use serde::Deserialize;
@@ -38,8 +39,11 @@ use parts::{check_scheduler, check_vip};
 use crate::check::CheckSpec;
 
 mod checks;
+mod load;
 mod node;
 mod parts;
+
+pub use load::{Reuse, load, load_reusing, parse, parse_reusing};
 
 pub use node::{
     Announce, DEFAULT_HEALTH_FILE, HealthFile, NodeConfig, SYSCTLS, SyncConfig, SyncRole,
@@ -84,7 +88,7 @@ pub struct ServiceConfig {
     pub line: usize,
     /// The health check of each server, in the order of `servers`
     /// (`lvs-director apply` ignores them; `lvs-director run` runs them).
-    pub checks: Vec<CheckSpec>,
+    pub checks: Vec<Arc<CheckSpec>>,
     /// Healthy servers needed; below it the sorry server joins (default 1).
     pub quorum: u32,
     /// Added (weight 1, the forwarding method of the first server, the
@@ -160,7 +164,7 @@ struct RawConfig {
     service: Vec<Spanned<RawService>>,
     announce: Option<Spanned<node::RawAnnounce>>,
     health_file: Option<Spanned<String>>,
-    sysctl: Option<node::RawSysctl>,
+    sysctl: Option<Spanned<node::RawSysctl>>,
     sync: Option<Spanned<node::RawSync>>,
 }
 
@@ -195,81 +199,6 @@ struct RawServer {
     upper_threshold: Option<Spanned<i64>>,
     lower_threshold: Option<Spanned<i64>>,
     check: Option<Spanned<checks::RawCheck>>,
-}
-
-/// Reads and validates the director configuration at `path`.
-pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::whole_file(path, format!("cannot read configuration: {e}")))?;
-    parse(path, &text)
-}
-
-/// Parses and validates configuration text; `path` is used in messages.
-pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
-    let v = Validator {
-        path,
-        lines: LineIndex::new(text),
-    };
-    let raw: RawConfig =
-        toml::from_str(text).map_err(|e| v.at(e.span(), e.message().to_string()))?;
-    let node = v.node(raw.announce, raw.health_file, raw.sysctl, raw.sync)?;
-    let mut services: Vec<ServiceConfig> = Vec::with_capacity(raw.service.len());
-    // Key -> byte offset of the first definition.
-    let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
-    // (vip, protocol, port) of every port service and grouped port.
-    let mut ports_seen: HashMap<(IpAddr, Protocol, u16), usize> = HashMap::new();
-    // Auto marks are assigned after explicit ones are known.
-    let mut auto_marks: Vec<(usize, usize)> = Vec::new(); // (service index, offset)
-    for entry in raw.service {
-        let start = entry.span().start;
-        let s = v.service(entry.into_inner(), start)?;
-        let ServiceParts {
-            mut cfg,
-            protocol,
-            key_offset,
-            port_offsets,
-        } = s;
-        for (port, off) in port_offsets {
-            let k = (cfg.vip, protocol, port);
-            if let Some(&first) = ports_seen.get(&k) {
-                return Err(v.at(
-                    Some(off..off),
-                    format!(
-                        "{} port {port} of {} is already a service (line {})",
-                        protocol_name(k.1),
-                        cfg.vip,
-                        v.line(first)
-                    ),
-                ));
-            }
-            ports_seen.insert(k, off);
-        }
-        if cfg.group.as_ref().is_some_and(|g| g.mark == 0) {
-            auto_marks.push((services.len(), key_offset));
-        } else {
-            check_unique(&v, &mut seen, &cfg.service.key, key_offset)?;
-        }
-        cfg.line = v.line(start);
-        services.push(cfg);
-    }
-    for (i, offset) in auto_marks {
-        let group = services[i].group.as_mut().expect("a port group");
-        let mark = derived_mark(group);
-        group.mark = mark;
-        let key = ServiceKey::fwmark(Family::of(&group.vip), mark);
-        services[i].service.key = key;
-        if let Some(&first) = seen.get(&key) {
-            return Err(v.at(
-                Some(offset..offset),
-                format!(
-                    "the derived firewall mark {mark} of this port group is already used on line {}: give the group a `mark`",
-                    v.line(first)
-                ),
-            ));
-        }
-        seen.insert(key, offset);
-    }
-    Ok(DirectorConfig { services, node })
 }
 
 fn check_unique(
@@ -333,14 +262,26 @@ struct Validator<'a> {
     path: &'a Path,
     /// Positions cost a binary search (a service's line is computed for
     /// every service: a rescan of the text each time was quadratic).
-    lines: LineIndex<'a>,
+    lines: &'a LineIndex<'a>,
+    /// Where the part of the file being validated starts: spans are
+    /// relative to it (see [`load`]).
+    base: usize,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
     fn at(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
         match span {
-            Some(s) => self.lines.error(self.path, s.start, message),
+            Some(s) => self.lines.error(self.path, self.base + s.start, message),
             None => ConfigError::whole_file(self.path, message),
+        }
+    }
+
+    /// The same file, from `base` on.
+    fn from(&self, base: usize) -> Validator<'a> {
+        Validator {
+            path: self.path,
+            lines: self.lines,
+            base,
         }
     }
 
@@ -349,7 +290,7 @@ impl Validator<'_> {
     }
 
     fn line(&self, offset: usize) -> usize {
-        self.lines.line(offset)
+        self.lines.line(self.base + offset)
     }
 
     fn int<T: TryFrom<i64>>(
@@ -510,7 +451,9 @@ impl Validator<'_> {
         };
 
         let mut servers: Vec<Destination> = Vec::with_capacity(raw.server.len());
-        let mut check_specs: Vec<CheckSpec> = Vec::with_capacity(raw.server.len());
+        // Servers with the same check share one spec: 20,000 copies of it
+        // were a fifth of the daemon's memory.
+        let mut check_specs: Vec<Arc<CheckSpec>> = Vec::with_capacity(raw.server.len());
         let mut server_seen: HashMap<(IpAddr, u16), usize> = HashMap::new();
         let group_port = group.as_ref().and_then(|g| g.ports.first().copied());
         for rs in raw.server {
@@ -541,6 +484,10 @@ impl Validator<'_> {
             }
             server_seen.insert((d.addr, d.port), rs_start);
             servers.push(d);
+            let spec = match check_specs.last() {
+                Some(last) if **last == spec => last.clone(),
+                _ => Arc::new(spec),
+            };
             check_specs.push(spec);
         }
         if let (true, Some(c)) = (servers.is_empty(), &raw.check) {

@@ -30,11 +30,13 @@ use crate::kernel::{Kernel, KernelError, Refused};
 use crate::model::{CheckId, Event, Model, Table};
 use crate::plan::plan;
 use crate::sched::Scheduler;
-use crate::view::{View, patch, view_of};
+use crate::view::{View, patch};
 
 mod admin;
 mod limits;
+mod sync;
 use limits::fd_budget;
+use sync::TableRead;
 
 /// How `run` was asked to work.
 #[derive(Debug, Clone)]
@@ -134,6 +136,18 @@ pub struct Daemon {
     runs_in_flight: usize,
     /// Announcement, quorum file, sysctls, sync daemons.
     pub(crate) node: crate::node::Node,
+    /// What the last load of the file keeps for the next (see
+    /// [`config::load_reusing`]).
+    reuse: config::Reuse,
+    /// Counts the batches of changes sent to the kernel: a table read
+    /// during which it moved is not planned against (see [`Daemon::on_read`]).
+    table_epoch: u64,
+    /// A sync's table read is in flight.
+    reading: bool,
+    /// Reads in a row thrown away because the table changed meanwhile.
+    stale_reads: u32,
+    read_tx: mpsc::UnboundedSender<TableRead>,
+    read_rx: mpsc::UnboundedReceiver<TableRead>,
 }
 
 fn groups(c: &DirectorConfig) -> Vec<PortGroup> {
@@ -161,7 +175,7 @@ fn log_refused(refused: &[Refused]) {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
-    let config = config::load(&opts.config)?;
+    let (config, reuse) = config::load_reusing(&opts.config, None)?;
     let mut signals = Signals::new().map_err(DaemonError::Signals)?;
     let listener = control::bind(&opts.control).await?;
     // Bound before anything changes: a taken port fails the start.
@@ -189,6 +203,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     .await
     .map_err(DaemonError::Node)?;
     let (tx, rx) = mpsc::unbounded_channel();
+    let (read_tx, read_rx) = mpsc::unbounded_channel();
     let mut d = Daemon {
         sched: Scheduler::new(&model, now),
         checker: Arc::new(Checker::new(fd_budget(opts.max_in_flight))),
@@ -206,6 +221,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         last_skip: String::new(),
         runs_in_flight: 0,
         node,
+        reuse,
+        table_epoch: 0,
+        reading: false,
+        stale_reads: 0,
+        read_tx,
+        read_rx,
     };
     d.full_sync(Some(table)).await;
     d.counters.last_load = crate::daemon_metrics::now();
@@ -255,7 +276,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             },
             Some(done) = d.rx.recv() => { d.on_results(done).await; true }
             _ = due => { d.start_due(); false }
-            _ = sync.tick() => { d.full_sync(None).await; true }
+            _ = sync.tick() => { d.start_read(); false }
+            Some(read) = d.read_rx.recv() => { d.on_read(read).await; true }
             _ = node_timer => true,
             Some(p) = ctl_rx.recv() => {
                 let reply = d.on_control(p.request).await;
@@ -415,6 +437,7 @@ impl Daemon {
         if p.is_empty() {
             return;
         }
+        self.table_epoch += 1;
         let ops: Vec<Op> = p.ops().cloned().collect();
         match self.kernel.apply(p).await {
             Ok(refused) => {
@@ -429,84 +452,5 @@ impl Daemon {
             }
             Err(e) => error!("{e}"),
         }
-    }
-
-    /// Reads the kernel (unless given the table just read), plans the whole
-    /// file against it and applies; syncs the nftables table.
-    async fn full_sync(&mut self, table: Option<Table>) {
-        let read = Instant::now();
-        let table = match table {
-            Some(t) => t,
-            None => match self.kernel.table().await {
-                // No check starts and no result counts meanwhile.
-                Ok(t) if read.elapsed() > Duration::from_secs(1) => {
-                    warn!(
-                        "full sync: reading the table took {:.1}s",
-                        read.elapsed().as_secs_f64()
-                    );
-                    t
-                }
-                Ok(t) => t,
-                Err(e) => {
-                    error!("full sync: {e}");
-                    return;
-                }
-            },
-        };
-        let (lag, overrun) = self.sched.take_lag();
-        if lag >= Duration::from_secs(1) || overrun > 0 {
-            warn!(
-                "checks started up to {:.1}s late since the last sync, {overrun} runs passed over (the last still going); {} running: the director is short of CPU or of --max-in-flight",
-                lag.as_secs_f64(),
-                self.runs_in_flight
-            );
-        }
-        if self.skipped_since_sync > 0 {
-            warn!(
-                "{} checks skipped since the last sync (last: {}): raise LimitNOFILE and --max-in-flight, or the intervals",
-                self.skipped_since_sync, self.last_skip
-            );
-            self.skipped_since_sync = 0;
-        }
-        let retired = self.model.expire_retiring(&table, Instant::now());
-        let desired = self.model.desired_table();
-        let mut p = plan(&desired, &table, self.opts.prune);
-        p.deletions
-            .extend(retired.into_iter().map(Op::DeleteService));
-        let first = self.counters.syncs == 0;
-        if first && !p.unmanaged.is_empty() {
-            info!(
-                "{} services in the kernel are not in the file: left alone (--prune deletes them)",
-                p.unmanaged.len()
-            );
-        }
-        let changes = p.ops().count();
-        if changes > 0 {
-            let what = if first {
-                "first convergence"
-            } else {
-                "full sync (drift or retries)"
-            };
-            info!("{what}: {changes} changes");
-            let steps = crate::plan::steps(&p, &table);
-            for step in steps.iter().take(LOGGED_STEPS) {
-                info!("  {step}");
-            }
-            if steps.len() > LOGGED_STEPS {
-                info!("  ... and {} more", steps.len() - LOGGED_STEPS);
-            }
-        }
-        self.view = view_of(table);
-        self.apply_plan(p).await;
-        match self.kernel.sync_nft(groups(&self.model.config)).await {
-            Ok(true) => info!("nftables table of the port groups written"),
-            Ok(false) => {}
-            Err(e) => error!("{e} (retried at the next sync)"),
-        }
-        if self.counters.syncs > 0 {
-            self.node.reconcile().await;
-        }
-        self.counters.syncs += 1;
-        self.counters.last_sync = Some(Instant::now());
     }
 }

@@ -1,6 +1,10 @@
 //! The daemon's only door to the kernel: one thread owns the IPVS handle
-//! (and runs nft), and the daemon's async loop sends it jobs. The handle's
-//! I/O is blocking, so it must stay off the loop that runs the checks.
+//! for changes (and runs nft), and the daemon's async loop sends it jobs.
+//! The handle's I/O is blocking, so it must stay off the loop that runs the
+//! checks. Reads of the whole table go to a second thread with its own
+//! handle: at 20,000 servers a read takes seconds in a slow guest, and a
+//! reload's edit or a failed server's drain must not wait behind it (the
+//! kernel serves a dump in parts, and changes go in between them).
 //!
 //! Every batch of changes takes the namespace's table lock (shared with
 //! `lvs-director apply` and `ipvsctl`), so a restore's rollback or a
@@ -53,23 +57,33 @@ struct Ctx {
     ipvs: Handle,
     nft: Nft,
     netns: Option<String>,
+    /// No port group, and the table was found absent (or deleted): syncs
+    /// with no group do not run `nft` again.
+    nft_absent: std::cell::Cell<bool>,
 }
 
 type Job = Box<dyn FnOnce(&Ctx) + Send>;
 
-/// The handle on the kernel thread.
+/// The handle on the kernel threads.
 #[derive(Clone)]
 pub struct Kernel {
     tx: mpsc::Sender<Job>,
+    read_tx: mpsc::Sender<Job>,
 }
 
 impl Kernel {
-    /// Starts the thread and opens IPVS in `netns` (or here).
+    /// Starts the threads and opens IPVS in `netns` (or here).
     pub async fn open(netns: Option<String>) -> Result<Kernel, KernelError> {
+        let tx = Self::thread("lvs-kernel", netns.clone()).await?;
+        let read_tx = Self::thread("lvs-kernel-read", netns).await?;
+        Ok(Kernel { tx, read_tx })
+    }
+
+    async fn thread(name: &str, netns: Option<String>) -> Result<mpsc::Sender<Job>, KernelError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel();
         std::thread::Builder::new()
-            .name("lvs-kernel".into())
+            .name(name.into())
             .spawn(move || {
                 // Like ipvsadm: loads ip_vs once if the kernel has no IPVS yet.
                 let ipvs = match Handle::connect(netns.as_deref()) {
@@ -80,7 +94,12 @@ impl Kernel {
                     }
                 };
                 let nft = Nft::new(netns.as_ref().map(|n| format!("/run/netns/{n}").into()));
-                let ctx = Ctx { ipvs, nft, netns };
+                let ctx = Ctx {
+                    ipvs,
+                    nft,
+                    netns,
+                    nft_absent: Default::default(),
+                };
                 let _ = ready_tx.send(Ok(()));
                 // Ends when every Kernel is dropped.
                 while let Ok(job) = rx.recv() {
@@ -89,15 +108,22 @@ impl Kernel {
             })
             .map_err(KernelError::Thread)?;
         ready_rx.await.map_err(|_| KernelError::Gone)??;
-        Ok(Kernel { tx })
+        Ok(tx)
     }
 
     async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Ctx) -> T + Send + 'static,
     ) -> Result<T, KernelError> {
+        Self::call_on(&self.tx, f).await
+    }
+
+    async fn call_on<T: Send + 'static>(
+        thread: &mpsc::Sender<Job>,
+        f: impl FnOnce(&Ctx) -> T + Send + 'static,
+    ) -> Result<T, KernelError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
+        thread
             .send(Box::new(move |ctx| {
                 let _ = tx.send(f(ctx));
             }))
@@ -105,9 +131,10 @@ impl Kernel {
         rx.await.map_err(|_| KernelError::Gone)
     }
 
-    /// The whole table, with connection counts.
+    /// The whole table, with connection counts (on the reading thread:
+    /// changes sent meanwhile are not held up).
     pub async fn table(&self) -> Result<Table, KernelError> {
-        self.call(|c| c.ipvs.table())
+        Self::call_on(&self.read_tx, |c| c.ipvs.table())
             .await?
             .map_err(KernelError::Read)
     }
@@ -166,8 +193,13 @@ impl Kernel {
 
     /// Makes the port-group table hold exactly `groups` (as `apply` does:
     /// left alone when it already matches). Returns whether it was written.
+    /// Without groups the table is looked for until it is known absent,
+    /// then not again: a file with no port group runs no `nft` per sync.
     pub async fn sync_nft(&self, groups: Vec<PortGroup>) -> Result<bool, KernelError> {
         self.call(move |c| {
+            if groups.is_empty() && c.nft_absent.get() {
+                return Ok(false);
+            }
             let have_nft = c.nft.available();
             if !have_nft {
                 if groups.is_empty() {
@@ -183,6 +215,7 @@ impl Kernel {
             if write {
                 c.nft.replace(&groups).map_err(KernelError::Nft)?;
             }
+            c.nft_absent.set(groups.is_empty());
             Ok(write)
         })
         .await?

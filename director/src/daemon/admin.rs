@@ -17,7 +17,8 @@ impl Daemon {
     pub(super) async fn reload(&mut self) {
         let _ = self.notifier.reloading();
         let started = Instant::now();
-        let config = match config::load(&self.opts.config) {
+        let previous = Some((&self.reuse, self.model.config.services.as_slice()));
+        let (config, reuse) = match config::load_reusing(&self.opts.config, previous) {
             Ok(c) => c,
             Err(e) => {
                 self.counters.reload_failures += 1;
@@ -33,6 +34,7 @@ impl Daemon {
         };
         let (model, diff) = self.model.reload(config, present, Instant::now());
         self.model = model;
+        self.reuse = reuse;
         self.sched.reload(&self.model, &diff.remap, Instant::now());
         self.prev_remap = diff.remap;
         log_events(&diff.events);
