@@ -67,7 +67,7 @@ pub const MAX_PERSISTENCE: u32 = u32::MAX / 1000;
 /// The validated configuration: the services in file order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DirectorConfig {
-    pub services: Vec<ServiceConfig>,
+    pub services: Vec<Arc<ServiceConfig>>,
     /// `[announce]`, `health_file`, `[sysctl]`, `[sync]`: the daemon's.
     pub node: NodeConfig,
 }

@@ -121,13 +121,13 @@ pub(crate) fn answer(d: &Daemon, kernel: Kernel, ask: Ask) {
                 let Some((s, ds)) = by_key.get(key) else {
                     continue;
                 };
-                svc.stats = s.stats.unwrap_or_default();
+                svc.stats = s.stats.as_deref().copied().unwrap_or_default();
                 for (server, (addr, port)) in svc.servers.iter_mut().zip(ends) {
                     if let Some(d) = ds.iter().find(|d| d.addr == *addr && d.port == *port) {
                         server.weight = d.weight;
                         server.active_connections = u64::from(d.active_conns);
                         server.inactive_connections = u64::from(d.inact_conns);
-                        server.stats = d.stats.unwrap_or_default();
+                        server.stats = d.stats.as_deref().copied().unwrap_or_default();
                     }
                 }
             }

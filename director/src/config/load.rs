@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use lvs_common::config_error::LineIndex;
 use lvs_ipvs::model::{Family, Protocol, ServiceKey};
@@ -76,11 +77,12 @@ pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
 /// services, and the services themselves).
 pub fn load_reusing(
     path: &Path,
-    previous: Option<(&Reuse, &[ServiceConfig])>,
+    previous: Option<(&Reuse, &[Arc<ServiceConfig>])>,
 ) -> Result<(DirectorConfig, Reuse), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::whole_file(path, format!("cannot read configuration: {e}")))?;
-    parse_reusing(path, &text, previous)
+    let (config, parts, metas) = parse_parts(path, &text, previous)?;
+    Ok((config, Reuse { text, parts, metas }))
 }
 
 /// Parses and validates configuration text; `path` is used in messages.
@@ -92,8 +94,20 @@ pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
 pub fn parse_reusing(
     path: &Path,
     text: &str,
-    previous: Option<(&Reuse, &[ServiceConfig])>,
+    previous: Option<(&Reuse, &[Arc<ServiceConfig>])>,
 ) -> Result<(DirectorConfig, Reuse), ConfigError> {
+    let (config, parts, metas) = parse_parts(path, text, previous)?;
+    let text = text.to_string();
+    Ok((config, Reuse { text, parts, metas }))
+}
+
+type Parts = (DirectorConfig, Vec<PartMemo>, Vec<ServiceMeta>);
+
+fn parse_parts(
+    path: &Path,
+    text: &str,
+    previous: Option<(&Reuse, &[Arc<ServiceConfig>])>,
+) -> Result<Parts, ConfigError> {
     let lines = LineIndex::new(text);
     let v = Validator {
         path,
@@ -111,7 +125,9 @@ pub fn parse_reusing(
         })
         .collect();
 
-    let mut services: Vec<ServiceConfig> = Vec::new();
+    // Shared with the previous configuration where taken over: a reload
+    // holds one copy of what did not change.
+    let mut services: Vec<Arc<ServiceConfig>> = Vec::new();
     let mut metas: Vec<ServiceMeta> = Vec::new();
     let mut parts: Vec<PartMemo> = Vec::new();
     let mut node = NodeConfig::default();
@@ -190,7 +206,7 @@ pub fn parse_reusing(
                 port_offsets,
                 auto_mark: cfg.group.as_ref().is_some_and(|g| g.mark == 0),
             });
-            services.push(cfg);
+            services.push(Arc::new(cfg));
         }
         parts.push(PartMemo {
             range,
@@ -199,12 +215,7 @@ pub fn parse_reusing(
         });
     }
     across_services(&v, &parts, &metas, &mut services)?;
-    let reuse = Reuse {
-        text: text.to_string(),
-        parts,
-        metas,
-    };
-    Ok((DirectorConfig { services, node }, reuse))
+    Ok((DirectorConfig { services, node }, parts, metas))
 }
 
 /// The checks between services: keys, ports, derived marks; and each
@@ -213,7 +224,7 @@ fn across_services(
     v: &Validator,
     parts: &[PartMemo],
     metas: &[ServiceMeta],
-    services: &mut [ServiceConfig],
+    services: &mut [Arc<ServiceConfig>],
 ) -> Result<(), ConfigError> {
     // Key -> byte offset of the first definition.
     let mut seen: HashMap<ServiceKey, usize> = HashMap::with_capacity(services.len());
@@ -225,7 +236,7 @@ fn across_services(
     for part in parts {
         let base = part.range.start;
         for i in part.services.clone() {
-            let (cfg, meta) = (&mut services[i], &metas[i]);
+            let (cfg, meta) = (&services[i], &metas[i]);
             for &(port, off) in &meta.port_offsets {
                 let off = base + off;
                 let k = (cfg.vip, meta.protocol, port);
@@ -247,15 +258,21 @@ fn across_services(
             } else {
                 check_unique(v, &mut seen, &cfg.service.key, base + meta.key_offset)?;
             }
-            cfg.line = v.line(base + meta.start);
+            let line = v.line(base + meta.start);
+            if cfg.line != line {
+                Arc::make_mut(&mut services[i]).line = line;
+            }
         }
     }
     for (i, offset) in auto_marks {
-        let group = services[i].group.as_mut().expect("a port group");
+        let group = services[i].group.as_ref().expect("a port group");
         let mark = derived_mark(group);
-        group.mark = mark;
         let key = ServiceKey::fwmark(Family::of(&group.vip), mark);
-        services[i].service.key = key;
+        if group.mark != mark {
+            let cfg = Arc::make_mut(&mut services[i]);
+            cfg.group.as_mut().expect("a port group").mark = mark;
+            cfg.service.key = key;
+        }
         if let Some(&first) = seen.get(&key) {
             return Err(v.at(
                 Some(offset..offset),
@@ -481,8 +498,8 @@ interface = "lvs0"
     fn a_reload_takes_over_unchanged_parts_and_parses_changed_ones() {
         let (mut c, reuse) = parse_reusing(path(), FILE, None).unwrap();
         // Marks what a reuse would carry over unseen.
-        c.services[0].quorum = 7;
-        c.services[2].quorum = 7;
+        Arc::make_mut(&mut c.services[0]).quorum = 7;
+        Arc::make_mut(&mut c.services[2]).quorum = 7;
         let edited = format!(
             "# a new first line\n{}",
             FILE.replace("weight = 2", "weight = 3")
@@ -513,7 +530,7 @@ interface = "lvs0"
         // Taken over: only the quorum marker tells.
         let same = edited.replace("[announce]\ninterface = \"lvs0\"\n", "");
         let (mut c3, reuse3) = parse_reusing(path(), &same, Some((&reuse2, &c2.services))).unwrap();
-        c3.services[1].quorum = 7;
+        Arc::make_mut(&mut c3.services[1]).quorum = 7;
         let (c4, _) = parse_reusing(path(), &same, Some((&reuse3, &c3.services))).unwrap();
         assert_eq!(
             c4.services[1].quorum, 7,
@@ -521,7 +538,7 @@ interface = "lvs0"
         );
         assert_eq!(c4, {
             let mut fresh = parse(path(), &same).unwrap();
-            fresh.services[1].quorum = 7;
+            Arc::make_mut(&mut fresh.services[1]).quorum = 7;
             fresh
         });
         // A duplicate made by a changed part is found against taken-over ones.

@@ -1,5 +1,5 @@
 use super::*;
-use lvs_ipvs::model::{Family, Forward, Stats};
+use lvs_ipvs::model::{Family, Forward};
 
 fn key(port: u16) -> ServiceKey {
     ServiceKey::tcp("203.0.113.10".parse().unwrap(), port)
@@ -17,11 +17,11 @@ fn wrr() -> (Service, Vec<Destination>) {
 
 /// As the kernel reports it: counters and statistics filled in.
 fn dumped(mut e: (Service, Vec<Destination>)) -> (Service, Vec<Destination>) {
-    e.0.stats = Some(Stats::default());
+    e.0.stats = Some(Box::default());
     for d in &mut e.1 {
         d.active_conns = 3;
         d.inact_conns = 1;
-        d.stats = Some(Stats::default());
+        d.stats = Some(Box::default());
     }
     e
 }

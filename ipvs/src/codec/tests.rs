@@ -319,7 +319,7 @@ fn dumped_destinations_decode() {
         (d.weight, d.upper_threshold, d.lower_threshold),
         (1, 100, 10)
     );
-    assert_eq!(d.stats, Some(Stats::default()));
+    assert_eq!(d.stats.as_deref(), Some(&Stats::default()));
 
     let IpvsAttr::Dest(attrs) = &parse_payload(&fixture("dump_dest_gue")).nlas[0] else {
         panic!()

@@ -209,7 +209,7 @@ pub fn service_line(svc: &Service, fmt: &ListFormat) -> String {
     let name = list_service_name(&svc.key);
     match fmt.columns {
         Columns::Stats | Columns::Rate => {
-            let stats = svc.stats.unwrap_or_default();
+            let stats = svc.stats.as_deref().copied().unwrap_or_default();
             format!(
                 "{name:<33}{}",
                 stats_cols(&stats, fmt.columns == Columns::Rate, fmt.exact)
@@ -246,11 +246,11 @@ pub fn dest_line(svc: &Service, d: &Destination, fmt: &ListFormat) -> String {
     }
     match fmt.columns {
         Columns::Stats => {
-            let stats = d.stats.unwrap_or_default();
+            let stats = d.stats.as_deref().copied().unwrap_or_default();
             format!("  -> {name:<28}{}", stats_cols(&stats, false, fmt.exact))
         }
         Columns::Rate => {
-            let s = d.stats.unwrap_or_default();
+            let s = d.stats.as_deref().copied().unwrap_or_default();
             format!(
                 "  -> {name:<28} {:>8} {:>8} {:>8}{}{}",
                 s.cps as u32,

@@ -223,7 +223,7 @@ pub struct Service {
     pub pe_name: Option<String>,
     /// Statistics (dumps only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Stats>,
+    pub stats: Option<Box<Stats>>,
 }
 
 impl Service {
@@ -363,7 +363,7 @@ pub struct Destination {
     pub inact_conns: u32,
     pub persist_conns: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Stats>,
+    pub stats: Option<Box<Stats>>,
 }
 
 impl Destination {

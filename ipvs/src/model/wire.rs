@@ -108,8 +108,8 @@ impl Service {
                 ServiceAttr::Timeout(v) => timeout = *v,
                 ServiceAttr::Netmask(v) => netmask = Some(*v),
                 ServiceAttr::PeName(v) => pe = Some(v.clone()),
-                ServiceAttr::Stats64(v) => stats = Some(Stats::from_attrs(v)),
-                ServiceAttr::Stats(v) => stats32 = Some(Stats::from_attrs(v)),
+                ServiceAttr::Stats64(v) => stats = Some(Box::new(Stats::from_attrs(v))),
+                ServiceAttr::Stats(v) => stats32 = Some(Box::new(Stats::from_attrs(v))),
                 ServiceAttr::Other(_) => {}
             }
         }
@@ -192,8 +192,8 @@ impl Destination {
                 DestAttr::ActiveConns(v) => d.active_conns = *v,
                 DestAttr::InactConns(v) => d.inact_conns = *v,
                 DestAttr::PersistConns(v) => d.persist_conns = *v,
-                DestAttr::Stats(v) => stats32 = Some(Stats::from_attrs(v)),
-                DestAttr::Stats64(v) => d.stats = Some(Stats::from_attrs(v)),
+                DestAttr::Stats(v) => stats32 = Some(Box::new(Stats::from_attrs(v))),
+                DestAttr::Stats64(v) => d.stats = Some(Box::new(Stats::from_attrs(v))),
                 DestAttr::AddrFamily(v) => {
                     family = Family::from_raw(*v).ok_or(ModelError::BadFamily(*v))?
                 }

@@ -82,10 +82,10 @@ fn live() -> Table {
         kernel(&mut t, &op);
     }
     t[0].1[0].active_conns = 7;
-    t[0].0.stats = Some(lvs_ipvs::Stats {
+    t[0].0.stats = Some(Box::new(lvs_ipvs::Stats {
         conns: 42,
         ..Default::default()
-    });
+    }));
     t
 }
 
