@@ -139,12 +139,11 @@ pub struct Daemon {
     /// What the last load of the file keeps for the next (see
     /// [`config::load_reusing`]).
     reuse: config::Reuse,
-    /// Counts the batches of changes sent to the kernel: a table read
-    /// during which it moved is not planned against (see [`Daemon::on_read`]).
-    table_epoch: u64,
-    /// A sync's table read is in flight.
-    reading: bool,
-    /// Reads in a row thrown away because the table changed meanwhile.
+    /// While a sync's table read is in flight: the changes the daemon made
+    /// meanwhile, put over the read when it is back (see
+    /// [`Daemon::on_read`]); `None` once there were too many to keep.
+    overtaken: Option<Option<Vec<Op>>>,
+    /// Reads in a row thrown away because too much changed meanwhile.
     stale_reads: u32,
     read_tx: mpsc::UnboundedSender<TableRead>,
     read_rx: mpsc::UnboundedReceiver<TableRead>,
@@ -222,8 +221,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         runs_in_flight: 0,
         node,
         reuse,
-        table_epoch: 0,
-        reading: false,
+        overtaken: None,
         stale_reads: 0,
         read_tx,
         read_rx,
@@ -274,7 +272,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                 Signal::Reload => { d.reload().await; true }
                 Signal::Stop => break,
             },
-            Some(done) = d.rx.recv() => { d.on_results(done).await; true }
+            Some(done) = d.rx.recv() => d.on_results(done).await,
             _ = due => { d.start_due(); false }
             _ = sync.tick() => { d.start_read(); false }
             Some(read) = d.read_rx.recv() => { d.on_read(read).await; true }
@@ -364,7 +362,10 @@ impl Daemon {
         }
     }
 
-    async fn on_results(&mut self, first: Done) {
+    /// Records a batch of results and edits what they changed; true if
+    /// they changed a server's state (the node's quorum follows: at 20,000
+    /// servers, recounting it for every batch was a seventh of the CPU).
+    async fn on_results(&mut self, first: Done) -> bool {
         let now = Instant::now();
         let mut services: Vec<usize> = Vec::new();
         let mut next = Some(first);
@@ -413,7 +414,9 @@ impl Daemon {
                 .collect();
             self.converge(entries, Vec::new()).await;
             let _ = self.notifier.status(&self.status_line());
+            return true;
         }
+        false
     }
 
     /// Plans `entries` (services as they should be) against the view and
@@ -437,18 +440,15 @@ impl Daemon {
         if p.is_empty() {
             return;
         }
-        self.table_epoch += 1;
-        let ops: Vec<Op> = p.ops().cloned().collect();
         match self.kernel.apply(p).await {
-            Ok(refused) => {
-                self.counters.edits += (ops.len() - refused.len()) as u64;
-                self.counters.refused += refused.len() as u64;
-                for op in &ops {
-                    if !refused.iter().any(|r| r.op == *op) {
-                        patch(&mut self.view, op);
-                    }
+            Ok(applied) => {
+                self.counters.edits += applied.done.len() as u64;
+                self.counters.refused += applied.refused.len() as u64;
+                for op in &applied.done {
+                    patch(&mut self.view, op);
+                    self.overtook(op);
                 }
-                log_refused(&refused);
+                log_refused(&applied.refused);
             }
             Err(e) => error!("{e}"),
         }

@@ -46,6 +46,14 @@ pub enum KernelError {
 /// next sync retries after a timeout.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What became of a plan's changes (handed back, not copied: a first
+/// convergence is 22,000 of them).
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub done: Vec<Op>,
+    pub refused: Vec<Refused>,
+}
+
 /// A change the kernel refused.
 #[derive(Debug)]
 pub struct Refused {
@@ -143,23 +151,24 @@ impl Kernel {
     /// each phase's requests in flight together. Unlike `apply`, a refused
     /// change does not stop the others: the refusals come back, and the
     /// next sync retries them.
-    pub async fn apply(&self, plan: Plan) -> Result<Vec<Refused>, KernelError> {
+    pub async fn apply(&self, plan: Plan) -> Result<Applied, KernelError> {
         self.call(move |c| {
             let _lock = lvs_ipvs::lock_table(c.netns.as_deref(), None, LOCK_TIMEOUT)
                 .map_err(KernelError::Lock)?;
-            let mut refused = Vec::new();
+            let mut applied = Applied::default();
             for phase in [plan.services, plan.destinations, plan.deletions] {
                 if phase.is_empty() {
                     continue;
                 }
                 let results = c.ipvs.apply_many(&phase);
                 for (op, r) in phase.into_iter().zip(results) {
-                    if let Err(error) = r {
-                        refused.push(Refused { op, error });
+                    match r {
+                        Ok(()) => applied.done.push(op),
+                        Err(error) => applied.refused.push(Refused { op, error }),
                     }
                 }
             }
-            Ok(refused)
+            Ok(applied)
         })
         .await?
     }

@@ -219,6 +219,11 @@ fn destination_detail(d: &Destination) -> String {
 
 /// The plan as printable steps; `current` supplies the old values of edits.
 pub fn steps(plan: &Plan, current: &Table) -> Vec<Step> {
+    first_steps(plan, current, usize::MAX)
+}
+
+/// The first `max` of [`steps`] (a daemon logs a few of 22,000).
+pub fn first_steps(plan: &Plan, current: &Table, max: usize) -> Vec<Step> {
     let old_svc: HashMap<ServiceKey, &(Service, Vec<Destination>)> =
         current.iter().map(|e| (e.0.key, e)).collect();
     let old_dest = |k: &ServiceKey, d: &Destination| {
@@ -227,7 +232,7 @@ pub fn steps(plan: &Plan, current: &Table) -> Vec<Step> {
             .and_then(|(_, ds)| ds.iter().find(|o| o.addr == d.addr && o.port == d.port))
     };
     let mut out = Vec::new();
-    for op in plan.ops() {
+    for op in plan.ops().take(max) {
         let step = match op {
             Op::AddService(s) => Step {
                 action: "add",

@@ -11,45 +11,57 @@ use super::{Daemon, LOGGED_STEPS, groups};
 use crate::kernel::KernelError;
 use crate::model::Table;
 use crate::plan::plan;
-use crate::view::view_of;
+use crate::view::{patch, view_of};
 
 /// A full sync's read of the kernel's table, done beside the loop.
 pub(super) struct TableRead {
-    epoch: u64,
     took: Duration,
     table: Result<Table, KernelError>,
 }
 
-/// Reads thrown away in a row (the table changed while they ran) before a
-/// sync reads with the loop waiting, as a sync under constant changes must
-/// still happen.
+/// Changes kept to put over a read in flight; beyond them the read is
+/// thrown away and done again.
+const MAX_OVERTAKING: usize = 4096;
+
+/// Reads thrown away in a row before a sync reads with the loop waiting
+/// (a sync under constant changes must still happen).
 const MAX_STALE_READS: u32 = 3;
 
 impl Daemon {
     /// Starts a sync: the table is read beside the loop, which goes on
     /// checking, reloading and editing meanwhile.
     pub(super) fn start_read(&mut self) {
-        if self.reading {
+        if self.overtaken.is_some() {
             return;
         }
-        self.reading = true;
-        let (kernel, tx, epoch) = (self.kernel.clone(), self.read_tx.clone(), self.table_epoch);
+        self.overtaken = Some(Some(Vec::new()));
+        let (kernel, tx) = (self.kernel.clone(), self.read_tx.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let table = kernel.table().await;
             let _ = tx.send(TableRead {
-                epoch,
                 took: started.elapsed(),
                 table,
             });
         });
     }
 
-    /// A sync's read is back: planned against if the daemon changed
-    /// nothing in the kernel while it ran (a read from before an edit would
-    /// undo the edit in the view), else read again.
+    /// Notes a change the kernel took, for the read in flight.
+    pub(super) fn overtook(&mut self, op: &Op) {
+        if let Some(kept) = &mut self.overtaken {
+            match kept {
+                Some(ops) if ops.len() < MAX_OVERTAKING => ops.push(op.clone()),
+                _ => *kept = None,
+            }
+        }
+    }
+
+    /// A sync's read is back. The changes the daemon made while it ran are
+    /// put over it: the read may or may not have seen each one, and a
+    /// change's result is the same either way (planning against the bare
+    /// read would undo them in the view). Too many changes: read again.
     pub(super) async fn on_read(&mut self, read: TableRead) {
-        self.reading = false;
+        let overtaken = self.overtaken.take().flatten();
         if read.took > Duration::from_secs(1) {
             warn!(
                 "full sync: reading the table took {:.1}s",
@@ -63,8 +75,13 @@ impl Daemon {
                 return;
             }
         };
-        if read.epoch == self.table_epoch {
+        if let Some(ops) = overtaken {
             self.stale_reads = 0;
+            let table = if ops.is_empty() {
+                table
+            } else {
+                overlay(table, &ops)
+            };
             self.full_sync(Some(table)).await;
         } else if self.stale_reads + 1 < MAX_STALE_READS {
             self.stale_reads += 1;
@@ -124,12 +141,11 @@ impl Daemon {
                 "full sync (drift or retries)"
             };
             info!("{what}: {changes} changes");
-            let steps = crate::plan::steps(&p, &table);
-            for step in steps.iter().take(LOGGED_STEPS) {
+            for step in crate::plan::first_steps(&p, &table, LOGGED_STEPS) {
                 info!("  {step}");
             }
-            if steps.len() > LOGGED_STEPS {
-                info!("  ... and {} more", steps.len() - LOGGED_STEPS);
+            if changes > LOGGED_STEPS {
+                info!("  ... and {} more", changes - LOGGED_STEPS);
             }
         }
         self.view = view_of(table);
@@ -144,5 +160,78 @@ impl Daemon {
         }
         self.counters.syncs += 1;
         self.counters.last_sync = Some(Instant::now());
+    }
+}
+
+/// `table` with `ops` applied as the kernel applied them, keeping the
+/// connection counts it reported (a retiring server's count decides when
+/// it goes).
+fn overlay(table: Table, ops: &[Op]) -> Table {
+    let mut view = view_of(table);
+    for op in ops {
+        match op {
+            Op::AddDestination(k, d) | Op::EditDestination(k, d) => {
+                let Some((_, ds)) = view.get_mut(k) else {
+                    continue;
+                };
+                match ds.iter_mut().find(|x| x.addr == d.addr && x.port == d.port) {
+                    Some(x) => {
+                        let counts = (x.active_conns, x.inact_conns, x.persist_conns);
+                        *x = d.clone();
+                        (x.active_conns, x.inact_conns, x.persist_conns) = counts;
+                    }
+                    None => ds.push(d.clone()),
+                }
+            }
+            other => patch(&mut view, other),
+        }
+    }
+    view.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use lvs_ipvs::model::{Destination, Service, ServiceKey};
+
+    use super::*;
+
+    #[test]
+    fn changes_made_during_a_read_are_put_over_it() {
+        let key = ServiceKey::Addr {
+            protocol: lvs_ipvs::model::Protocol::Tcp,
+            addr: "198.51.100.1".parse().unwrap(),
+            port: 80,
+        };
+        let dest = |last: u8, weight: u32, active: u32| {
+            let mut d = Destination::new(format!("198.51.100.{last}").parse().unwrap(), 80);
+            (d.weight, d.active_conns) = (weight, active);
+            d
+        };
+        let read: Table = vec![(
+            Service::new(key, "wrr"),
+            vec![dest(10, 1, 5), dest(11, 1, 0)],
+        )];
+        let ops = [
+            // Seen by the read or not: the result is the same.
+            Op::EditDestination(key, dest(10, 0, 0)),
+            Op::DeleteDestination(key, dest(11, 1, 0)),
+            Op::AddDestination(key, dest(12, 3, 0)),
+            Op::AddDestination(key, dest(12, 3, 0)),
+        ];
+        let t = overlay(read, &ops);
+        assert_eq!(t.len(), 1);
+        let got: Vec<(String, u32, u32)> = t[0]
+            .1
+            .iter()
+            .map(|d| (d.addr.to_string(), d.weight, d.active_conns))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("198.51.100.10".into(), 0, 5),
+                ("198.51.100.12".into(), 3, 0)
+            ],
+            "the kernel's count kept, the edit's weight in force"
+        );
     }
 }
