@@ -188,7 +188,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         Default::default()
     });
     let kernel = Kernel::open(opts.netns.clone()).await?;
-    let table = kernel.table().await?;
+    let table = kernel.table_to_plan().await?;
     let now = Instant::now();
     let (model, events) = Model::new(config, &table, drains, now);
     log_events(&events);

@@ -139,10 +139,18 @@ impl Kernel {
         rx.await.map_err(|_| KernelError::Gone)
     }
 
-    /// The whole table, with connection counts (on the reading thread:
-    /// changes sent meanwhile are not held up).
+    /// The whole table, with connection counts and traffic counters (on
+    /// the reading thread: changes sent meanwhile are not held up).
     pub async fn table(&self) -> Result<Table, KernelError> {
         Self::call_on(&self.read_tx, |c| c.ipvs.table())
+            .await?
+            .map_err(KernelError::Read)
+    }
+
+    /// [`Kernel::table`] without the traffic counters: what a sync plans
+    /// against.
+    pub async fn table_to_plan(&self) -> Result<Table, KernelError> {
+        Self::call_on(&self.read_tx, |c| c.ipvs.table_without_stats())
             .await?
             .map_err(KernelError::Read)
     }

@@ -326,6 +326,24 @@ impl Handle {
             .collect()
     }
 
+    /// [`Handle::table`] without the traffic counters (what planning
+    /// needs; the connection counts stay). Each service's counters are
+    /// dropped as soon as its destinations are read, so a table of 20,000
+    /// destinations is never held with 20,000 of them.
+    pub fn table_without_stats(&self) -> Result<Vec<(Service, Vec<Destination>)>> {
+        self.services()?
+            .into_iter()
+            .map(|mut s| {
+                s.stats = None;
+                let mut dests = self.destinations(&s.key)?;
+                for d in &mut dests {
+                    d.stats = None;
+                }
+                Ok((s, dests))
+            })
+            .collect()
+    }
+
     /// The attributes of every reply to a request that carries none.
     fn query(&self, cmd: IpvsCmd, dump: bool, what: &str) -> Result<Vec<IpvsAttr>> {
         let msg = IpvsMessage::new(cmd, vec![]);

@@ -146,6 +146,16 @@ fn table_round_trip_in_a_named_namespace() {
         }
     }
     let got = h.table().unwrap();
+    assert!(
+        got.iter()
+            .all(|(s, ds)| s.stats.is_some() && ds.iter().all(|d| d.stats.is_some()))
+    );
+    let lean = h.table_without_stats().unwrap();
+    assert!(
+        lean.iter()
+            .all(|(s, ds)| s.stats.is_none() && ds.iter().all(|d| d.stats.is_none()))
+    );
+    assert_eq!(strip(lean), strip(got.clone()));
     assert_eq!(strip(got), strip(want.clone()));
 
     // One service by key; edit it and read it back.

@@ -38,7 +38,7 @@ impl Daemon {
         let (kernel, tx) = (self.kernel.clone(), self.read_tx.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let table = kernel.table().await;
+            let table = kernel.table_to_plan().await;
             let _ = tx.send(TableRead {
                 took: started.elapsed(),
                 table,
@@ -98,7 +98,7 @@ impl Daemon {
         let table = match table {
             Some(t) => t,
             // No check starts and no result counts meanwhile.
-            None => match self.kernel.table().await {
+            None => match self.kernel.table_to_plan().await {
                 Ok(t) => t,
                 Err(e) => {
                     error!("full sync: {e}");

@@ -182,6 +182,20 @@ peak_rss_kib() {
     echo "$t"
 }
 
+# What each process of the daemon holds (anonymous against file-backed
+# pages, the heap's share): into memory-NAME.txt.
+memory_of() {
+    local p
+    for p in $(daemon_pids); do
+        [[ -r /proc/$p/status ]] || continue
+        {
+            echo "== $2: pid $p ($(cat "/proc/$p/comm"))"
+            grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|VmData|Threads):' "/proc/$p/status"
+            awk '/\[heap\]/ {heap = 1} heap && /^Rss:/ {print "heap Rss: " $2 " kB"; heap = 0}' "/proc/$p/smaps"
+        } >>"$OUT/memory-$1.txt" 2>/dev/null || true
+    done
+}
+
 start_daemon() {
     case $1 in
     lvs-director)
@@ -210,6 +224,7 @@ for daemon in $DAEMONS; do
         say "$daemon: table incomplete after 900 s ($(weighted) of $EXPECTED)"
     fi
     echo "$(date -u +%T.%N) table complete; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
+    memory_of "$daemon" "table complete"
     c0=$(cpu_ticks)
     sleep "$WINDOW"
     c1=$(cpu_ticks)
@@ -247,8 +262,10 @@ open(p, "w").write(s)
 PY
     fi
     echo "$(date -u +%T.%N) SIGHUP; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
+    memory_of "$daemon" "before the reload"
     kill -HUP "$DAEMON_PID"
     R[$daemon.reload]=$(wait_until 600 weight_is "$FIRST_RS" 7) || R[$daemon.reload]="> 600000"
+    memory_of "$daemon" "after the reload"
 
     # Detection and recovery: the first server refuses connections.
     echo "$(date -u +%T.%N) server refuses" >>"$OUT/events-$daemon.txt"
