@@ -25,7 +25,8 @@
 #
 # Environment: LVS_DIRECTOR (binary), BENCH_SERVICES (2000), BENCH_DESTS (10),
 # BENCH_INTERVAL (5), BENCH_WINDOW (60), BENCH_DAEMONS ("lvs-director
-# keepalived"), BENCH_PERF_SECS (20: a perf profile of that many seconds
+# lvs-director-half-open keepalived"; the second is the same daemon with
+# `half_open = true` TCP checks), BENCH_PERF_SECS (20: a perf profile of that many seconds
 # after the CPU window, if perf exists; 0: none; not passed by run-suite.sh,
 # so only its default applies in the VM).
 #
@@ -38,7 +39,7 @@ SERVICES=${BENCH_SERVICES:-2000}
 DESTS=${BENCH_DESTS:-10}
 INTERVAL=${BENCH_INTERVAL:-5}
 WINDOW=${BENCH_WINDOW:-60}
-DAEMONS=${BENCH_DAEMONS:-lvs-director keepalived}
+DAEMONS=${BENCH_DAEMONS:-lvs-director lvs-director-half-open keepalived}
 PERF_SECS=${BENCH_PERF_SECS:-20}
 WORK=$(mktemp -d /tmp/health-bench.XXXXXX)
 # Results, daemon logs and profiles: kept after the VM stops.
@@ -95,6 +96,8 @@ PY
 # The interval goes in with sed: one place for both daemons.
 sed -i "s/^interval = @INTERVAL@$/interval = $INTERVAL.0\ntimeout = 2.0\nrise = 1\nfall = 1/" "$WORK/director.toml"
 sed -i "s/^    lb_algo wrr$/    delay_loop $INTERVAL\n    lb_algo wrr/" "$WORK/keepalived.conf"
+# The same file with half-open TCP checks (a SYN, the SYN-ACK or RST back).
+sed 's/^type = "tcp"$/type = "tcp"\nhalf_open = true/' "$WORK/director.toml" >"$WORK/director-half-open.toml"
 EXPECTED=$((SERVICES * DESTS))
 FIRST_VIP=$(vip 0)
 FIRST_RS=198.19.0.1
@@ -198,8 +201,8 @@ memory_of() {
 
 start_daemon() {
     case $1 in
-    lvs-director)
-        ip netns exec "$NS" "$WORK/lvs-director" run --config "$WORK/director.toml" \
+    lvs-director | lvs-director-half-open)
+        ip netns exec "$NS" "$WORK/lvs-director" run --config "$(config_of "$1")" \
             --control "$WORK/control.sock" >"$WORK/daemon.log" 2>&1 &
         ;;
     keepalived)
@@ -209,7 +212,13 @@ start_daemon() {
     esac
     DAEMON_PID=$!
 }
-config_of() { [[ $1 == keepalived ]] && echo "$WORK/keepalived.conf" || echo "$WORK/director.toml"; }
+config_of() {
+    case $1 in
+    keepalived) echo "$WORK/keepalived.conf" ;;
+    lvs-director-half-open) echo "$WORK/director-half-open.toml" ;;
+    *) echo "$WORK/director.toml" ;;
+    esac
+}
 
 HZ=$(getconf CLK_TCK)
 declare -A R
@@ -299,13 +308,42 @@ done
 exec > >(tee "$OUT/health-bench.md")
 secs() { awk -v ms="$1" 'BEGIN {if (ms ~ />/) print ms " ms"; else printf (ms >= 1000) ? "%.2f s" : "%d ms", (ms >= 1000) ? ms / 1000 : ms}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a ~ />/ || b ~ />/ || b == 0) print "n/a"; else printf "%.3f", a / b}'; }
-echo "| $SERVICES services x $DESTS servers, TCP every ${INTERVAL}s | lvs-director | keepalived 2.2.7 | ratio | target |"
-echo "|---|---:|---:|---:|---|"
-echo "| start-up to a complete, checked table | $(secs "${R[lvs-director.startup]:-0}") | $(secs "${R[keepalived.startup]:-0}") | $(ratio "${R[lvs-director.startup]:-0}" "${R[keepalived.startup]:-0}") | |"
-echo "| CPU over ${WINDOW}s steady state (% of one core) | ${R[lvs-director.cpu]:-} | ${R[keepalived.cpu]:-} | $(ratio "${R[lvs-director.cpu]:-0}" "${R[keepalived.cpu]:-0}") | <= 0.5 |"
-echo "| peak RSS (MiB) | $(awk -v k="${R[lvs-director.rss]:-0}" 'BEGIN {printf "%.1f", k / 1024}') | $(awk -v k="${R[keepalived.rss]:-0}" 'BEGIN {printf "%.1f", k / 1024}') | $(ratio "${R[lvs-director.rss]:-0}" "${R[keepalived.rss]:-0}") | <= 0.5 |"
-echo "| reload, one weight changed: SIGHUP to the edit in the kernel | $(secs "${R[lvs-director.reload]:-0}") | $(secs "${R[keepalived.reload]:-0}") | $(ratio "${R[lvs-director.reload]:-0}" "${R[keepalived.reload]:-0}") | <= 0.05, < 1 s |"
-echo "| dead server detected (weight 0) | $(secs "${R[lvs-director.detect]:-0}") | $(secs "${R[keepalived.detect]:-0}") | | <= interval + timeout |"
-echo "| recovered server back | $(secs "${R[lvs-director.recover]:-0}") | $(secs "${R[keepalived.recover]:-0}") | | <= rise x interval |"
+ours=()
+for d in $DAEMONS; do [[ $d == keepalived ]] || ours+=("$d"); done
+# row LABEL TARGET KEY FORMAT: one value per daemon, then each of ours / keepalived.
+row() {
+    local label=$1 target=$2 key=$3 fmt=$4 line d v
+    line="| $label |"
+    for d in $DAEMONS; do
+        v=${R[$d.$key]:-0}
+        case $fmt in
+        secs) line+=" $(secs "$v") |" ;;
+        mib) line+=" $(awk -v k="$v" 'BEGIN {printf "%.1f", k / 1024}') |" ;;
+        *) line+=" $v |" ;;
+        esac
+    done
+    for d in "${ours[@]}"; do
+        if [[ -n $target ]]; then line+=" $(ratio "${R[$d.$key]:-0}" "${R[keepalived.$key]:-0}") |"; else line+=" |"; fi
+    done
+    echo "$line ${target:-} |"
+}
+head="| $SERVICES services x $DESTS servers, TCP every ${INTERVAL}s |"
+rule="|---|"
+for d in $DAEMONS; do
+    head+=" $d |"
+    rule+="---:|"
+done
+for d in "${ours[@]}"; do
+    head+=" $d / keepalived |"
+    rule+="---:|"
+done
+echo "$head target |"
+echo "$rule---|"
+row "start-up to a complete, checked table" "" startup secs
+row "CPU over ${WINDOW}s steady state (% of one core)" "<= 0.5" cpu plain
+row "peak RSS (MiB)" "<= 0.5" rss mib
+row "reload, one weight changed: SIGHUP to the edit in the kernel" "<= 0.05, < 1 s" reload secs
+row "dead server detected (weight 0)" "" detect secs
+row "recovered server back" "" recover secs
 echo
 echo "Guest: kernel $(uname -r), $(nproc) CPUs under QEMU; one run per daemon, each in fresh namespaces; lvs-director rise 1 fall 1 timeout 2 s, keepalived alpha + inhibit_on_failure, connect_timeout 2, retry 0: both fail a server on its first failed check and admit it on its first success."
