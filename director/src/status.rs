@@ -14,6 +14,7 @@ pub fn check_text(spec: &CheckSpec) -> String {
     match &spec.kind {
         CheckKind::None => "none".into(),
         CheckKind::Tcp => format!("tcp port {}", spec.port),
+        CheckKind::TcpHalfOpen => format!("tcp half-open port {}", spec.port),
         CheckKind::Agent => format!("agent port {}", spec.port),
         CheckKind::Http(h) => format!(
             "{} port {} {}",
