@@ -328,3 +328,63 @@ fn cpu_of_half_open_against_connect_checks() {
         app.join().unwrap();
     });
 }
+
+/// Without CAP_NET_RAW a half-open check runs as a connect check: the
+/// test runs itself again in the namespace with the capability dropped
+/// from the bounding set (root without it cannot open a raw socket).
+#[test]
+#[ignore = "needs root (raw sockets, ip netns): scripts/test-all.sh root-tests"]
+fn without_cap_net_raw_it_falls_back_to_connect() {
+    if std::env::var_os("LVSD_SYN_NO_RAW").is_some() {
+        return fallback_child();
+    }
+    let ns = Netns::new();
+    let me = std::env::current_exe().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"])
+        .arg(&me)
+        .args(["--ignored", "--exact", "without_cap_net_raw_it_falls_back_to_connect", "--nocapture"])
+        .env("LVSD_SYN_NO_RAW", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    assert!(text.contains("fallback checked"), "{text}");
+}
+
+fn fallback_child() {
+    let raw = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::TCP),
+    );
+    assert_eq!(
+        raw.err().and_then(|e| e.raw_os_error()),
+        Some(libc::EPERM),
+        "the child still has CAP_NET_RAW"
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (listener, closed) = listener_and_closed_port(HOST4.into());
+            let port = listener.local_addr().unwrap().port();
+            let checker = Checker::new(4);
+            let two = Duration::from_secs(2);
+            let r = checker.run(&spec(port, two), HOST4.into()).await;
+            assert_eq!(r.outcome, CheckOutcome::Up);
+            let r = checker.run(&spec(closed, two), HOST4.into()).await;
+            assert_eq!(r.outcome, down("connection refused"));
+            // A connect check: the application accepted a connection.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(listener.accept().is_ok(), "no connection: not a connect check");
+        });
+    eprintln!("fallback checked");
+}
