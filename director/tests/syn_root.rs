@@ -87,10 +87,7 @@ impl Netns {
 
     /// Runs `f` on a thread inside the namespace, on a tokio runtime of
     /// its own; every socket it opens lives in the namespace.
-    fn run<T: Send + 'static>(
-        &self,
-        f: impl AsyncFnOnce() -> T + Send + 'static,
-    ) -> T {
+    fn run<T: Send + 'static>(&self, f: impl AsyncFnOnce() -> T + Send + 'static) -> T {
         let name = self.0.clone();
         std::thread::spawn(move || {
             lvs_common::netns::enter(&name).unwrap();
@@ -134,7 +131,11 @@ fn spec(port: u16, timeout: Duration) -> CheckSpec {
 fn listener_and_closed_port(host: IpAddr) -> (TcpListener, u16) {
     let listener = TcpListener::bind((host, 0)).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let closed = TcpListener::bind((host, 0)).unwrap().local_addr().unwrap().port();
+    let closed = TcpListener::bind((host, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     (listener, closed)
 }
 
@@ -213,7 +214,13 @@ fn ipv6_up_refused_and_lost() {
 /// `n` checks of `kind` spawned at once, half against `up_port` and half
 /// against `closed_port` on distinct addresses of 198.18.0.0/16; returns
 /// (up, refused) counts once all have reported.
-async fn flood(checker: &Arc<Checker>, kind: CheckKind, n: usize, up_port: u16, closed_port: Option<u16>) -> (usize, usize) {
+async fn flood(
+    checker: &Arc<Checker>,
+    kind: CheckKind,
+    n: usize,
+    up_port: u16,
+    closed_port: Option<u16>,
+) -> (usize, usize) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..n {
         let closed = closed_port.filter(|_| i % 2 == 1);
@@ -341,9 +348,21 @@ fn without_cap_net_raw_it_falls_back_to_connect() {
     let ns = Netns::new();
     let me = std::env::current_exe().unwrap();
     let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"])
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            "setpriv",
+            "--bounding-set=-net_raw",
+            "--inh-caps=-net_raw",
+        ])
         .arg(&me)
-        .args(["--ignored", "--exact", "without_cap_net_raw_it_falls_back_to_connect", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            "without_cap_net_raw_it_falls_back_to_connect",
+            "--nocapture",
+        ])
         .env("LVSD_SYN_NO_RAW", "1")
         .stdin(Stdio::null())
         .output()
@@ -384,7 +403,10 @@ fn fallback_child() {
             assert_eq!(r.outcome, down("connection refused"));
             // A connect check: the application accepted a connection.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(listener.accept().is_ok(), "no connection: not a connect check");
+            assert!(
+                listener.accept().is_ok(),
+                "no connection: not a connect check"
+            );
         });
     eprintln!("fallback checked");
 }

@@ -38,8 +38,8 @@ pub use packet::{Answer, Insn};
 
 #[cfg(test)]
 pub(crate) use packet::{
-    ABS, B, H, HEADER_LEN, IND, JEQ, JMP, JSET, LD, LDX, MSH, RET, SNAP_LEN, checksum_v4, filter_v4,
-    filter_v6, ipv4_payload, parse_reply, syn,
+    ABS, B, H, HEADER_LEN, IND, JEQ, JMP, JSET, LD, LDX, MSH, RET, SNAP_LEN, checksum_v4,
+    filter_v4, filter_v6, ipv4_payload, parse_reply, syn,
 };
 
 /// The SYN is sent again once if no answer came within this (the kernel's
@@ -462,7 +462,11 @@ fn random_isn() -> u32 {
     static STATE: OnceLock<AtomicU64> = OnceLock::new();
     let state = STATE.get_or_init(|| {
         use std::hash::{BuildHasher, Hasher};
-        AtomicU64::new(std::collections::hash_map::RandomState::new().build_hasher().finish())
+        AtomicU64::new(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        )
     });
     let mut z = state
         .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)

@@ -510,7 +510,11 @@ command = ["/usr/local/libexec/check-mysql", "{address}", "{port}"]
             [[service.server]]\naddress = \"10.1.252.75\"\n[service.server.check]\nhalf_open = false\n\
             [[service.server]]\naddress = \"10.1.252.76\"\n[service.server.check]\ntype = \"http\"\n";
         let c = parse_str(text).unwrap();
-        let kinds: Vec<_> = c.services[0].checks.iter().map(|k| k.kind.clone()).collect();
+        let kinds: Vec<_> = c.services[0]
+            .checks
+            .iter()
+            .map(|k| k.kind.clone())
+            .collect();
         assert_eq!(kinds[0], CheckKind::TcpHalfOpen);
         // An override turns it off; a type change drops it.
         assert_eq!(kinds[1], CheckKind::Tcp);

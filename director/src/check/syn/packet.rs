@@ -41,7 +41,12 @@ pub struct Reply {
 /// IPv4 `addrs` (source, destination) gives the pseudo-header of the
 /// checksum; for IPv6 it is `None` and the kernel fills the checksum in
 /// (IPV6_CHECKSUM), as it knows the source address it picks.
-pub fn syn(src_port: u16, dst_port: u16, isn: u32, addrs: Option<(Ipv4Addr, Ipv4Addr)>) -> [u8; HEADER_LEN] {
+pub fn syn(
+    src_port: u16,
+    dst_port: u16,
+    isn: u32,
+    addrs: Option<(Ipv4Addr, Ipv4Addr)>,
+) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..2].copy_from_slice(&src_port.to_be_bytes());
     h[2..4].copy_from_slice(&dst_port.to_be_bytes());

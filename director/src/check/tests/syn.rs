@@ -137,7 +137,11 @@ fn run(program: &[Insn], packet: &[u8]) -> u32 {
                 None => return 0,
             },
             c if c == JMP | JEQ || c == JMP | JSET => {
-                let taken = if c == JMP | JEQ { a == i.k } else { a & i.k != 0 };
+                let taken = if c == JMP | JEQ {
+                    a == i.k
+                } else {
+                    a & i.k != 0
+                };
                 pc += usize::from(if taken { i.jt } else { i.jf });
             }
             c if c == RET => return i.k,
@@ -156,7 +160,15 @@ fn bpf_programs_pass_only_replies_to_our_port() {
             assert!(at + 1 + usize::from(p.jt.max(p.jf)) < v4.len());
         }
     }
-    assert_eq!(v4[v4.len() - 1], Insn { code: RET, jt: 0, jf: 0, k: 0 });
+    assert_eq!(
+        v4[v4.len() - 1],
+        Insn {
+            code: RET,
+            jt: 0,
+            jf: 0,
+            k: 0
+        }
+    );
     let seg = segment(5000, 0x12, 1);
     assert_eq!(run(&v4, &ipv4(&seg, 0)), SNAP_LEN);
     assert_eq!(run(&v4, &ipv4(&seg, 3)), SNAP_LEN);
