@@ -38,9 +38,10 @@ async fn run_with(spec: &CheckSpec, address: IpAddr, prober: Option<&Prober>) ->
     let target = SocketAddr::new(address, spec.port);
     let outcome = match &spec.kind {
         CheckKind::None => CheckOutcome::Up,
-        CheckKind::TcpHalfOpen => match prober.and_then(|p| p.family(address)) {
-            Some(family) => family.probe(target, spec.timeout).await.0,
-            None => bounded(spec.timeout, tcp(target)).await,
+        CheckKind::TcpHalfOpen => match prober.map(|p| p.family(address)) {
+            Some(Ok(Some(family))) => family.probe(target, spec.timeout).await.0,
+            Some(Err(e)) => failed_to_connect(&e, ""),
+            Some(Ok(None)) | None => bounded(spec.timeout, tcp(target)).await,
         },
         CheckKind::Tcp => bounded(spec.timeout, tcp(target)).await,
         CheckKind::Http(check) => bounded(spec.timeout, http::run(check, target)).await,
@@ -209,8 +210,9 @@ impl Checker {
                 let target = SocketAddr::new(address, spec.port);
                 let (outcome, started) = match checker.permits.try_acquire() {
                     Ok(_permit) => match checker.syn.family(address) {
-                        Some(family) => family.probe(target, spec.timeout).await,
-                        None => tcp_timed(target, spec.timeout).await,
+                        Ok(Some(family)) => family.probe(target, spec.timeout).await,
+                        Ok(None) => tcp_timed(target, spec.timeout).await,
+                        Err(e) => (failed_to_connect(&e, ""), Instant::now()),
                     },
                     Err(_) => {
                         let r = Box::pin(checker.run(&spec, address)).await;

@@ -32,7 +32,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::run::{failed_to_connect, timeout_reason};
+use super::run::{failed_to_connect, out_of_local_resources, timeout_reason};
 use super::spec::CheckOutcome;
 pub use packet::{Answer, Insn};
 
@@ -63,6 +63,8 @@ pub struct Prober {
     cap: usize,
     v4: OnceLock<Option<Running>>,
     v6: OnceLock<Option<Running>>,
+    /// Held while a family is being opened (one open at a time).
+    opening: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -78,21 +80,34 @@ impl Prober {
             cap: cap.max(1),
             v4: OnceLock::new(),
             v6: OnceLock::new(),
+            opening: Mutex::new(()),
         }
     }
 
     /// The family of `address`, opened on the first call (which must run
-    /// on a tokio runtime), or `None` if raw sockets are unavailable.
-    pub fn family(&self, address: IpAddr) -> Option<&Arc<Family>> {
+    /// on a tokio runtime); `Ok(None)` if raw sockets are unavailable for
+    /// good (logged once). An open that failed for want of descriptors or
+    /// memory is an error, and the next check tries again: a daemon that
+    /// was short of descriptors once must not lose half-open checks for
+    /// its lifetime.
+    pub fn family(&self, address: IpAddr) -> io::Result<Option<&Arc<Family>>> {
         let (cell, v6) = match address {
             IpAddr::V4(_) => (&self.v4, false),
             IpAddr::V6(_) => (&self.v6, true),
         };
-        let running = cell.get_or_init(|| match Family::open(v6, self.cap) {
+        if let Some(running) = cell.get() {
+            return Ok(running.as_ref().map(|r| &r.family));
+        }
+        let _opening = lock(&self.opening);
+        if let Some(running) = cell.get() {
+            return Ok(running.as_ref().map(|r| &r.family));
+        }
+        let running = match Family::open(v6, self.cap) {
             Ok(family) => {
                 let receiver = tokio::spawn(receive(family.clone()));
                 Some(Running { family, receiver })
             }
+            Err(e) if out_of_local_resources(&e) => return Err(e),
             Err(e) => {
                 tracing::warn!(
                     "half-open checks over IPv{}: no raw socket ({}; they need CAP_NET_RAW): running them as connect checks",
@@ -101,8 +116,9 @@ impl Prober {
                 );
                 None
             }
-        });
-        running.as_ref().map(|r| &r.family)
+        };
+        let running = cell.get_or_init(|| running);
+        Ok(running.as_ref().map(|r| &r.family))
     }
 }
 
