@@ -247,8 +247,9 @@ impl Family {
             Ok(Ok(Some(Answer::Open))) => CheckOutcome::Up,
             Ok(Ok(Some(Answer::Refused))) => CheckOutcome::Down("connection refused".into()),
             Ok(Err(e)) => failed_to_connect(&e, ""),
-            // A sender dropped without an answer: the table was torn
-            // down, which only happens with the Checker. Count as silence.
+            // No answer in time. (A sender dropped unanswered cannot
+            // happen while the registration holds its place; were it to,
+            // silence is what it means.)
             Ok(Ok(None)) | Err(_) => {
                 self.forget_source(target.ip());
                 CheckOutcome::Down(timeout_reason(timeout))
@@ -409,6 +410,7 @@ async fn receive(family: Arc<Family>) {
         };
         // Everything queued, then wait again (try_io clears the readiness
         // on EAGAIN).
+        let mut errors = 0;
         loop {
             match ready.try_io(|s| s.get_ref().recv_from(&mut buf)) {
                 Ok(Ok((n, from))) => {
@@ -418,8 +420,14 @@ async fn receive(family: Arc<Family>) {
                         family.deliver(bytes, from.ip());
                     }
                 }
-                // ENOBUFS and the like on a raw socket concern one packet.
-                Ok(Err(_)) => continue,
+                // A socket error (an ICMP error the kernel reports once,
+                // ENOBUFS) concerns one packet; a run of them must not
+                // keep this loop from yielding.
+                Ok(Err(_)) if errors < 16 => errors += 1,
+                Ok(Err(_)) => {
+                    tokio::task::yield_now().await;
+                    break;
+                }
                 Err(_would_block) => break,
             }
         }

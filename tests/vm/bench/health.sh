@@ -25,7 +25,8 @@
 #
 # Environment: LVS_DIRECTOR (binary), BENCH_SERVICES (2000), BENCH_DESTS (10),
 # BENCH_INTERVAL (5), BENCH_WINDOW (60), BENCH_DAEMONS ("lvs-director
-# keepalived"), BENCH_PERF_SECS (20: a perf profile of that many seconds
+# keepalived"), BENCH_HALF_OPEN (1: lvs-director's checks are half-open,
+# `half_open = true`; keepalived has no such check), BENCH_PERF_SECS (20: a perf profile of that many seconds
 # after the CPU window, if perf exists; 0: none; not passed by run-suite.sh,
 # so only its default applies in the VM).
 #
@@ -94,6 +95,9 @@ with open(f"{work}/farm.batch", "w") as farm, open(f"{work}/director.toml", "w")
 PY
 # The interval goes in with sed: one place for both daemons.
 sed -i "s/^interval = @INTERVAL@$/interval = $INTERVAL.0\ntimeout = 2.0\nrise = 1\nfall = 1/" "$WORK/director.toml"
+if [[ ${BENCH_HALF_OPEN:-0} == 1 ]]; then
+    sed -i 's/^type = "tcp"$/type = "tcp"\nhalf_open = true/' "$WORK/director.toml"
+fi
 sed -i "s/^    lb_algo wrr$/    delay_loop $INTERVAL\n    lb_algo wrr/" "$WORK/keepalived.conf"
 EXPECTED=$((SERVICES * DESTS))
 FIRST_VIP=$(vip 0)
