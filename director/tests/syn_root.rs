@@ -287,7 +287,14 @@ fn cpu_of_half_open_against_connect_checks() {
     const N: usize = 20_000;
     let ns = Netns::new();
     ns.run(async || {
-        let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        // A backlog above the checks in flight: no connect check is
+        // established on our side and dropped on the full queue.
+        let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        listener
+            .bind(&std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())
+            .unwrap();
+        listener.listen(4096).unwrap();
+        let listener: TcpListener = listener.into();
         let port = listener.local_addr().unwrap().port();
         // The application: accepts and drops, on a thread in the namespace.
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -310,8 +317,20 @@ fn cpu_of_half_open_against_connect_checks() {
         // Warm up both paths (raw socket creation, caches).
         flood(&checker, CheckKind::TcpHalfOpen, 1000, port, None).await;
         flood(&checker, CheckKind::Tcp, 1000, port, None).await;
+        let mut connects = 1000;
         let mut report = Vec::new();
         for kind in [CheckKind::TcpHalfOpen, CheckKind::Tcp, CheckKind::TcpHalfOpen, CheckKind::Tcp] {
+            // The application accepts behind the checks: let it take the
+            // connections of the batches before (all of them, or as many
+            // as come within a second of the last).
+            let mut last = (accepted.load(Ordering::Relaxed), Instant::now());
+            while last.0 < connects && last.1.elapsed() < Duration::from_secs(1) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let now = accepted.load(Ordering::Relaxed);
+                if now != last.0 {
+                    last = (now, Instant::now());
+                }
+            }
             let before_accepts = accepted.load(Ordering::Relaxed);
             let (cpu, wall) = (cpu_time(), Instant::now());
             let (up, _) = flood(&checker, kind.clone(), N, port, None).await;
@@ -326,6 +345,8 @@ fn cpu_of_half_open_against_connect_checks() {
             ));
             if kind == CheckKind::TcpHalfOpen {
                 assert_eq!(accepts, 0);
+            } else {
+                connects += N;
             }
         }
         eprintln!("{}", report.join("\n"));
