@@ -214,6 +214,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_half_open_check_says_so() {
+        let spec = CheckSpec {
+            kind: CheckKind::TcpHalfOpen,
+            interval: std::time::Duration::from_secs(5),
+            timeout: std::time::Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+            port: 3306,
+        };
+        assert_eq!(check_text(&spec), "tcp half-open port 3306");
+    }
+
+    #[test]
     fn text_of_a_status() {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
