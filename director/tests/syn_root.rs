@@ -163,7 +163,6 @@ fn ipv4_up_refused_and_lost() {
         for _ in 0..20 {
             let r = checker.run(&spec(port, two), HOST4.into()).await;
             assert_eq!(r.outcome, CheckOutcome::Up);
-            assert!(r.duration < Duration::from_millis(900), "{r:?}");
         }
         let r = checker.run(&spec(closed, two), HOST4.into()).await;
         assert_eq!(r.outcome, down("connection refused"));
