@@ -430,3 +430,51 @@ fn fallback_child() {
         });
     eprintln!("fallback checked");
 }
+
+/// The IPv4 checksum covers the source address, cached per server: when
+/// the route's source changes, the next probe goes out with a checksum the
+/// server drops and times out, and the one after looks the source up again.
+#[test]
+#[ignore = "needs root (raw sockets, ip netns): scripts/test-all.sh root-tests"]
+fn a_changed_source_address_costs_one_probe() {
+    let ns = Netns::new();
+    let ip = |args: &str| {
+        let mut full = vec!["-n", ns.0.as_str()];
+        full.extend(args.split(' '));
+        sh("ip", &full);
+    };
+    ip("addr add 198.51.100.3/32 dev lo");
+    ip("route add local 203.0.113.0/24 dev lo src 198.51.100.1");
+    let name = ns.0.clone();
+    // The namespace's thread runs the checks; this one changes the route
+    // between them (a message from the checks says when).
+    let (to_main, from_checks) = std::sync::mpsc::channel::<()>();
+    let (to_checks, from_main) = std::sync::mpsc::channel::<()>();
+    let checks = std::thread::spawn(move || {
+        lvs_common::netns::enter(&name).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let checker = Checker::new(4);
+                let server = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+                let s = spec(port, Duration::from_millis(400));
+                let first = checker.run(&s, server).await.outcome;
+                to_main.send(()).unwrap();
+                from_main.recv().unwrap();
+                let second = checker.run(&s, server).await.outcome;
+                let third = checker.run(&s, server).await.outcome;
+                (first, second, third)
+            })
+    });
+    from_checks.recv().unwrap();
+    ip("route replace local 203.0.113.0/24 dev lo src 198.51.100.3");
+    to_checks.send(()).unwrap();
+    let (first, second, third) = checks.join().unwrap();
+    assert_eq!(first, CheckOutcome::Up);
+    assert_eq!(second, down("timeout after 0.4s"));
+    assert_eq!(third, CheckOutcome::Up);
+}
