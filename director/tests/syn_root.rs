@@ -101,6 +101,25 @@ impl Netns {
         .unwrap()
     }
 
+    /// TCP's OutRsts counter of the namespace (/proc/net/snmp).
+    fn tcp_out_rsts(&self) -> u64 {
+        let snmp = sh("ip", &["netns", "exec", &self.0, "cat", "/proc/net/snmp"]);
+        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+        let at = names.split(' ').position(|n| n == "OutRsts").unwrap();
+        values.split(' ').nth(at).unwrap().parse().unwrap()
+    }
+
+    /// Connections the server side holds half-open (SYN_RECV).
+    fn syn_recv(&self) -> usize {
+        sh(
+            "ip",
+            &["netns", "exec", &self.0, "ss", "-Htn", "state", "syn-recv"],
+        )
+        .lines()
+        .count()
+    }
+
     fn tx_packets(&self, dev: &str) -> u64 {
         let path = format!("/sys/class/net/{dev}/statistics/tx_packets");
         sh("ip", &["netns", "exec", &self.0, "cat", &path])
@@ -155,6 +174,7 @@ fn down(reason: &str) -> CheckOutcome {
 fn ipv4_up_refused_and_lost() {
     let ns = Netns::new();
     let sink_before = ns.tx_packets("sink4");
+    let rsts_before = ns.tcp_out_rsts();
     ns.run(async || {
         let (listener, closed) = listener_and_closed_port(HOST4.into());
         let port = listener.local_addr().unwrap().port();
@@ -184,6 +204,11 @@ fn ipv4_up_refused_and_lost() {
     });
     // The SYN and its one retransmission.
     assert_eq!(ns.tx_packets("sink4") - sink_before, 2);
+    // The director's kernel reset each of the 20 SYN-ACKs (the refused
+    // probe's RST is the 21st), so the server holds no half-open
+    // connection.
+    assert!(ns.tcp_out_rsts() - rsts_before >= 21);
+    assert_eq!(ns.syn_recv(), 0);
 }
 
 #[test]
