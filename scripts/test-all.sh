@@ -7,10 +7,11 @@
 # systemd (a systemd-nspawn container). The cargo tests run inside a throwaway
 # network and mount namespace, so no test can reach the machine's network.
 #
-# Tests that need root (rs-agent's tests/root.rs and tests/watch.rs) or an
+# Tests that need root (rs-agent's tests/root.rs and tests/watch.rs, the
+# director's half-open checks in tests/syn_root.rs) or an
 # IPVS kernel (lvs-ipvs's tests/kernel.rs) are #[ignore = "needs ..."]: the
-# unit-tests step reports them as ignored, the root-tests step runs rs-agent's
-# with --ignored here, and the VM suite runs the kernel ones.
+# unit-tests step reports them as ignored, the root-tests step runs the root
+# ones with --ignored here, and the VM suite runs the kernel ones.
 #
 #   scripts/test-all.sh
 #
@@ -86,7 +87,8 @@ if step build cargo build --workspace --all-targets --locked; then
     step unit-tests unshare --net --mount --propagation private -- \
         sh -c 'ip link set lo up && exec cargo test --workspace --offline --locked' 
     step root-tests unshare --net --mount --propagation private -- \
-        cargo test -p rs-agent --test root --test watch --offline --locked -- --ignored
+        sh -c 'cargo test -p rs-agent --test root --test watch --offline --locked -- --ignored &&
+            exec cargo test -p lvs-director --test syn_root --offline --locked -- --ignored'
     step systemd-units verify_units
     # The Debian packages, from the debug binaries just built (a release
     # build would double the run's compile time; what lintian checks is the

@@ -14,6 +14,7 @@ pub fn check_text(spec: &CheckSpec) -> String {
     match &spec.kind {
         CheckKind::None => "none".into(),
         CheckKind::Tcp => format!("tcp port {}", spec.port),
+        CheckKind::TcpHalfOpen => format!("tcp half-open port {}", spec.port),
         CheckKind::Agent => format!("agent port {}", spec.port),
         CheckKind::Http(h) => format!(
             "{} port {} {}",
@@ -211,6 +212,19 @@ pub fn render_text(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_half_open_check_says_so() {
+        let spec = CheckSpec {
+            kind: CheckKind::TcpHalfOpen,
+            interval: std::time::Duration::from_secs(5),
+            timeout: std::time::Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+            port: 3306,
+        };
+        assert_eq!(check_text(&spec), "tcp half-open port 3306");
+    }
 
     #[test]
     fn text_of_a_status() {

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use lvs_director::check::{CheckKind, CheckOutcome, CheckSpec, HttpCheck, run_check};
+use lvs_director::check::{CheckKind, CheckOutcome, CheckSpec, Checker, HttpCheck, run_check};
 use tokio::net::TcpListener;
 
 fn spec(kind: CheckKind, port: u16) -> CheckSpec {
@@ -39,14 +39,19 @@ fn set_nofile(lim: &libc::rlimit) {
 async fn checks_without_a_free_descriptor_are_skipped_not_down() {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            drop(stream);
-        }
-    });
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = {
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        })
+    };
     let here = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let tcp = spec(CheckKind::Tcp, port);
     let http = spec(
@@ -97,10 +102,16 @@ async fn checks_without_a_free_descriptor_are_skipped_not_down() {
     for s in [&tcp, &http, &agent, &exec] {
         outcomes.push(run_check(s, here).await.outcome);
     }
+    // A half-open check's first run opens the raw socket (as root; else
+    // it is a connect check): that open fails too.
+    let checker = Checker::new(4);
+    let half_open = spec(CheckKind::TcpHalfOpen, port);
+    outcomes.push(checker.run(&half_open, here).await.outcome);
     drop(hogs);
     set_nofile(&saved);
 
-    for (what, outcome) in ["tcp", "http", "agent", "exec"].iter().zip(&outcomes) {
+    let kinds = ["tcp", "http", "agent", "exec", "tcp half-open"];
+    for (what, outcome) in kinds.iter().zip(&outcomes) {
         let CheckOutcome::Skipped(reason) = outcome else {
             panic!("{what}: expected Skipped, got {outcome:?}");
         };
@@ -108,5 +119,23 @@ async fn checks_without_a_free_descriptor_are_skipped_not_down() {
     }
     // Descriptors back: the same check runs again.
     assert_eq!(run_check(&tcp, here).await.outcome, CheckOutcome::Up);
+    // And the half-open one opens its socket now: the failed open was not
+    // taken for good (where raw sockets are allowed, the server accepts
+    // nothing: no connect check ran).
+    let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        checker.run(&half_open, here).await.outcome,
+        CheckOutcome::Up
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let raw_allowed = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::TCP),
+    )
+    .is_ok();
+    if raw_allowed {
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), before);
+    }
     server.abort();
 }

@@ -13,6 +13,8 @@ pub(crate) mod http;
 #[cfg(feature = "runtime")]
 mod run;
 #[cfg(feature = "runtime")]
+pub(crate) mod syn;
+#[cfg(feature = "runtime")]
 mod tls;
 
 #[cfg(all(test, feature = "runtime"))]

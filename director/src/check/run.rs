@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use super::spec::{CheckKind, CheckOutcome, CheckResult, CheckSpec};
+use super::syn::Prober;
 use super::{agent, exec, http};
 
 /// Default cap on checks in flight. Each check holds at most one socket (or
@@ -25,11 +26,23 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 /// Never panics on a hostile peer; the reason of a failure is a short
 /// lower-case string (`connection refused`, `HTTP 503`,
 /// `timeout after 1.0s`...).
+///
+/// Raw sockets belong to a [`Checker`]: here a half-open check runs as a
+/// connect check.
 pub async fn run_check(spec: &CheckSpec, address: IpAddr) -> CheckResult {
+    run_with(spec, address, None).await
+}
+
+async fn run_with(spec: &CheckSpec, address: IpAddr, prober: Option<&Prober>) -> CheckResult {
     let start = Instant::now();
     let target = SocketAddr::new(address, spec.port);
     let outcome = match &spec.kind {
         CheckKind::None => CheckOutcome::Up,
+        CheckKind::TcpHalfOpen => match prober.map(|p| p.family(address)) {
+            Some(Ok(Some(family))) => family.probe(target, spec.timeout).await.0,
+            Some(Err(e)) => failed_to_connect(&e, ""),
+            Some(Ok(None)) | None => bounded(spec.timeout, tcp(target)).await,
+        },
         CheckKind::Tcp => bounded(spec.timeout, tcp(target)).await,
         CheckKind::Http(check) => bounded(spec.timeout, http::run(check, target)).await,
         CheckKind::Agent => bounded(spec.timeout, agent::run(target)).await,
@@ -133,6 +146,8 @@ pub struct Checker {
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     waiting: AtomicUsize,
+    /// The raw sockets of half-open checks, opened on the first one.
+    syn: Prober,
 }
 
 impl Default for Checker {
@@ -149,6 +164,7 @@ impl Checker {
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             waiting: AtomicUsize::new(0),
+            syn: Prober::new(max_in_flight),
         }
     }
 
@@ -156,14 +172,14 @@ impl Checker {
     pub async fn run(&self, spec: &CheckSpec, address: IpAddr) -> CheckResult {
         // The usual case, a free permit, arms no timer.
         if let Ok(_permit) = self.permits.try_acquire() {
-            return run_check(spec, address).await;
+            return run_with(spec, address, Some(&self.syn)).await;
         }
         let queued = Instant::now();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = tokio::time::timeout(spec.interval, self.permits.acquire()).await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         match permit {
-            Ok(Ok(_permit)) => run_check(spec, address).await,
+            Ok(Ok(_permit)) => run_with(spec, address, Some(&self.syn)).await,
             // Timed out (or closed, which this type never does).
             _ => CheckResult {
                 address,
@@ -189,6 +205,25 @@ impl Checker {
         done: impl FnOnce(CheckOutcome, Instant, Option<Duration>) + Send + 'static,
     ) {
         let checker = self.clone();
+        if spec.kind == CheckKind::TcpHalfOpen {
+            tokio::spawn(async move {
+                let target = SocketAddr::new(address, spec.port);
+                let (outcome, started) = match checker.permits.try_acquire() {
+                    Ok(_permit) => match checker.syn.family(address) {
+                        Ok(Some(family)) => family.probe(target, spec.timeout).await,
+                        Ok(None) => tcp_timed(target, spec.timeout).await,
+                        Err(e) => (failed_to_connect(&e, ""), Instant::now()),
+                    },
+                    Err(_) => {
+                        let r = Box::pin(checker.run(&spec, address)).await;
+                        let started = Instant::now().checked_sub(r.duration);
+                        (r.outcome, started.unwrap_or_else(Instant::now))
+                    }
+                };
+                done(outcome, started, None);
+            });
+            return;
+        }
         if spec.kind != CheckKind::Tcp {
             tokio::spawn(async move {
                 let r = checker.run(&spec, address).await;

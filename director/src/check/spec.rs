@@ -33,6 +33,11 @@ pub enum CheckKind {
     None,
     /// A TCP connect (and close) within the timeout.
     Tcp,
+    /// `type = "tcp"` with `half_open = true`: a SYN from a raw socket; a
+    /// SYN-ACK within the timeout is up, a RST "connection refused". No
+    /// connection is established, the application never sees it. Runs as
+    /// [`CheckKind::Tcp`] where raw sockets are unavailable.
+    TcpHalfOpen,
     /// An HTTP(S) GET.
     Http(HttpCheck),
     /// A command, never through a shell; exit 0 = healthy. Placeholders

@@ -10,7 +10,8 @@
 //!   `fall` 3;
 //! - `port`: the server's port; for a port group the group's lowest port; a
 //!   port-0 service or an agent check must name it;
-//! - http(s): `path` "/", `expect_status` 200-399, `verify_tls` true.
+//! - http(s): `path` "/", `expect_status` 200-399, `verify_tls` true;
+//! - tcp: `half_open` false (a full connect, as keepalived's TCP_CHECK).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ pub(super) struct RawCheck {
     command: Option<Spanned<Vec<Spanned<String>>>>,
     verify_tls: Option<Spanned<bool>>,
     ca_file: Option<Spanned<String>>,
+    half_open: Option<Spanned<bool>>,
 }
 
 /// `200` or `"200-299"`.
@@ -171,6 +173,9 @@ impl Validator<'_> {
         }
         let kind = match kind {
             Kind::None => CheckKind::None,
+            Kind::Tcp if raw.half_open.as_ref().is_some_and(|h| *h.get_ref()) => {
+                CheckKind::TcpHalfOpen
+            }
             Kind::Tcp => CheckKind::Tcp,
             Kind::Agent => CheckKind::Agent,
             Kind::Http | Kind::Https => CheckKind::Http(self.http(&raw, kind == Kind::Https)?),
@@ -275,6 +280,12 @@ impl Validator<'_> {
             t.command.as_ref().map(Spanned::span),
             kind == Kind::Exec,
             "exec",
+        )?;
+        misplaced(
+            "half_open",
+            t.half_open.as_ref().map(Spanned::span),
+            kind == Kind::Tcp,
+            "tcp",
         )?;
         Ok(())
     }
@@ -449,6 +460,7 @@ fn merge(service: Option<&RawCheck>, server: Option<&RawCheck>) -> RawCheck {
                 command: o.command.or_else(|| s.command.clone()),
                 verify_tls: o.verify_tls.or_else(|| s.verify_tls.clone()),
                 ca_file: o.ca_file.or_else(|| s.ca_file.clone()),
+                half_open: o.half_open.or_else(|| s.half_open.clone()),
             }
         }
     }

@@ -504,6 +504,35 @@ command = ["/usr/local/libexec/check-mysql", "{address}", "{port}"]
     }
 
     #[test]
+    fn half_open_tcp_checks() {
+        let text = "[[service]]\nvip = \"10.1.252.73\"\nport = 80\n[service.check]\ntype = \"tcp\"\nhalf_open = true\n\
+            [[service.server]]\naddress = \"10.1.252.74\"\n\
+            [[service.server]]\naddress = \"10.1.252.75\"\n[service.server.check]\nhalf_open = false\n\
+            [[service.server]]\naddress = \"10.1.252.76\"\n[service.server.check]\ntype = \"http\"\n";
+        let c = parse_str(text).unwrap();
+        let kinds: Vec<_> = c.services[0]
+            .checks
+            .iter()
+            .map(|k| k.kind.clone())
+            .collect();
+        assert_eq!(kinds[0], CheckKind::TcpHalfOpen);
+        // An override turns it off; a type change drops it.
+        assert_eq!(kinds[1], CheckKind::Tcp);
+        assert!(matches!(kinds[2], CheckKind::Http(_)), "{:?}", kinds[2]);
+        // Off by default: the full connect, as keepalived's TCP_CHECK.
+        let c = parse_str(&text.replace("half_open = true\n", "")).unwrap();
+        assert_eq!(c.services[0].checks[0].kind, CheckKind::Tcp);
+        // Two servers with the same half-open check of the same address
+        // share it (CheckSpec is the dedupe key): equal and equal hashes.
+        use std::hash::BuildHasher;
+        let c = parse_str(text).unwrap();
+        let (a, b) = (&c.services[0].checks[0], &c.services[0].checks[0].clone());
+        let h = std::collections::hash_map::RandomState::new();
+        assert_eq!(h.hash_one(a), h.hash_one(b));
+        assert_ne!(a, &c.services[0].checks[1]);
+    }
+
+    #[test]
     fn bad_check_keys_have_positions() {
         let base = "[[service]]\nvip = \"10.1.252.73\"\nport = 80\n";
         let cases = [
@@ -558,6 +587,22 @@ command = ["/usr/local/libexec/check-mysql", "{address}", "{port}"]
             (
                 "[service.check]\ntype = \"agent\"\n",
                 "d.toml:5:8: an agent check needs `port`",
+            ),
+            (
+                "[service.check]\ntype = \"http\"\nhalf_open = true\n",
+                "d.toml:6:13: half_open is only for tcp checks (this one is http)",
+            ),
+            (
+                "[service.check]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\nhalf_open = false\n",
+                "d.toml:7:13: half_open is only for tcp checks (this one is exec)",
+            ),
+            (
+                "[service.check]\ntype = \"tcp\"\nhalf_open = \"yes\"\n",
+                "d.toml:6:13: invalid type",
+            ),
+            (
+                "[service.check]\ntype = \"tcp\"\n[[service.server]]\naddress = \"10.1.252.74\"\n[service.server.check]\ntype = \"agent\"\nport = 9\nhalf_open = true\n",
+                "d.toml:11:13: half_open is only for tcp checks (this one is agent)",
             ),
         ];
         for (extra, want) in cases {

@@ -9,6 +9,9 @@
 #  c) tcp on port 3306 (the check's own port): rs2's server on 3306 killed ->
 #     weight 0 while its port 80 still serves; on_failure = "remove" deletes
 #     it instead.
+#  d) tcp on 3306 with half_open = true: rs2 rises on SYN-ACKs while its
+#     kernel completes no connection (PassiveOpens unchanged); killed ->
+#     weight 0 ("connection refused").
 # A check changed by a reload does not drop serving servers to 0 meanwhile;
 # a bad file at start exits 2 with file:line:column and changes nothing.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -117,3 +120,33 @@ reload
 wait_weight 10 "$RS2_IP" none >/dev/null
 [[ $(weight_of "$RS1_IP") == 1 ]] || fail "rs1 changed: $(ipvsadm_d -Sn)"
 pass "on_failure = \"remove\": the failed rs2 is deleted from the service"
+
+# d) half-open tcp on 3306: rs2's server back, checked with SYNs only.
+ip netns exec rs2 busybox httpd -f -p 3306 -h "$TEST_TMP/www-rs2-3306" &
+db_pid=$!
+BG_PIDS+=("$db_pid")
+wait_until 20 "rs2 serving 3306 again" in_ns client curl -sf --max-time 1 "http://$RS2_IP:3306/"
+config "[service.check]
+type = \"tcp\"
+port = 3306
+half_open = true
+$COMMON"
+reload
+t=$(wait_weight 15 "$RS2_IP" 2)
+# passive_opens NS: connections NS's kernel completed for its listeners.
+passive_opens() {
+    # shellcheck disable=SC2016 # awk's own fields
+    in_ns "$1" awk '$1 == "Tcp:" { if (!col) { for (i = 2; i <= NF; i++) if ($i == "PassiveOpens") col = i } else print $col }' /proc/net/snmp
+}
+before=$(passive_opens rs2)
+sleep 3
+after=$(passive_opens rs2)
+((after == before)) || fail "half-open checks completed $((after - before)) connections on rs2"
+grep -q "no raw socket" "$DIRECTOR_LOG" && fail "half-open checks fell back to connect: $(grep 'no raw socket' "$DIRECTOR_LOG")"
+pass "half-open tcp 3306: rs2 back after ${t}s, no connection completed on rs2 in 3s of checks"
+refused=$(grep -c "server $RS2_IP:80: up -> down (connection refused)" "$DIRECTOR_LOG" || true)
+kill "$db_pid"
+t=$(wait_weight 15 "$RS2_IP" 0)
+(($(grep -c "server $RS2_IP:80: up -> down (connection refused)" "$DIRECTOR_LOG") == refused + 1)) ||
+    fail "no new 'connection refused' transition logged"
+pass "half-open tcp 3306: rs2 drained after ${t}s when its server stopped"

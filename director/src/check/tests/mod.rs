@@ -6,6 +6,7 @@ mod agent;
 mod exec;
 mod http;
 mod parse;
+mod syn;
 mod tls;
 
 use std::future::Future;

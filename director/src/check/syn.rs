@@ -1,0 +1,507 @@
+//! Half-open ("SYN") TCP checks: a SYN from a raw socket; a SYN-ACK back
+//! means the port listens, a RST means refused, silence until the timeout
+//! means down. The director's own kernel answers the SYN-ACK with a RST (no
+//! socket of ours owns the 4-tuple), so no connection is ever established:
+//! the server's application never sees the check, and both kernels do
+//! about a third of a connect check's work (no socket, no child socket on
+//! the server, no close). At 20,000 checks every 5 s that work was most of
+//! the checker's CPU.
+//!
+//! One [`Prober`] per [`Checker`](super::Checker), one raw socket per
+//! address family, created on first use, and one task per socket reading
+//! the replies. Every probe of a family uses the same source port, reserved
+//! by an ordinary TCP socket bound to it and never listening: no other
+//! local socket can take the port, and the kernel resets whatever reaches
+//! it (what turns a SYN-ACK into a RST to the server). Probes in flight are
+//! matched to replies by the server's address and port and by the
+//! acknowledged ISN.
+
+mod packet;
+
+use std::collections::HashMap;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::run::{failed_to_connect, out_of_local_resources, timeout_reason};
+use super::spec::CheckOutcome;
+pub use packet::{Answer, Insn};
+
+#[cfg(test)]
+pub(crate) use packet::{
+    ABS, B, H, HEADER_LEN, IND, JEQ, JMP, JSET, LD, LDX, MSH, RET, SNAP_LEN, checksum_v4,
+    filter_v4, filter_v6, ipv4_payload, parse_reply, syn,
+};
+
+/// The SYN is sent again once if no answer came within this (the kernel's
+/// initial retransmission timeout), so that one lost packet does not fail
+/// a check with the default 2 s timeout.
+const RETRANSMIT_AFTER: Duration = Duration::from_secs(1);
+/// How long a source address found for a destination is used before it is
+/// looked up again (routes change; a timed-out probe drops it at once).
+const SOURCE_TTL: Duration = Duration::from_secs(60);
+/// Destinations whose source address is cached, at most.
+const SOURCE_CACHE_MAX: usize = 65_536;
+/// Receive buffer asked for the raw sockets: a burst of a thousand replies
+/// (a Checker's worth in flight) must not overflow the default ~200 KiB.
+const RECV_BUFFER: usize = 4 << 20;
+
+/// The raw sockets of one daemon, created on first use per family. A family
+/// whose socket cannot be created (no CAP_NET_RAW, no IPv6 in the kernel)
+/// is logged once and its checks run as connect checks.
+#[derive(Debug)]
+pub struct Prober {
+    cap: usize,
+    v4: OnceLock<Option<Running>>,
+    v6: OnceLock<Option<Running>>,
+    /// Held while a family is being opened (one open at a time).
+    opening: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Running {
+    family: Arc<Family>,
+    receiver: JoinHandle<()>,
+}
+
+impl Prober {
+    /// At most `cap` probes in flight per family (the Checker's permits).
+    pub fn new(cap: usize) -> Prober {
+        Prober {
+            cap: cap.max(1),
+            v4: OnceLock::new(),
+            v6: OnceLock::new(),
+            opening: Mutex::new(()),
+        }
+    }
+
+    /// The family of `address`, opened on the first call (which must run
+    /// on a tokio runtime); `Ok(None)` if raw sockets are unavailable for
+    /// good (logged once). An open that failed for want of descriptors or
+    /// memory is an error, and the next check tries again: a daemon that
+    /// was short of descriptors once must not lose half-open checks for
+    /// its lifetime.
+    pub fn family(&self, address: IpAddr) -> io::Result<Option<&Arc<Family>>> {
+        let (cell, v6) = match address {
+            IpAddr::V4(_) => (&self.v4, false),
+            IpAddr::V6(_) => (&self.v6, true),
+        };
+        if let Some(running) = cell.get() {
+            return Ok(running.as_ref().map(|r| &r.family));
+        }
+        let _opening = lock(&self.opening);
+        if let Some(running) = cell.get() {
+            return Ok(running.as_ref().map(|r| &r.family));
+        }
+        let running = match Family::open(v6, self.cap) {
+            Ok(family) => {
+                let receiver = tokio::spawn(receive(family.clone()));
+                Some(Running { family, receiver })
+            }
+            Err(e) if out_of_local_resources(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    "half-open checks over IPv{}: no raw socket ({}; they need CAP_NET_RAW): running them as connect checks",
+                    if v6 { 6 } else { 4 },
+                    super::run::io_reason(&e)
+                );
+                None
+            }
+        };
+        let running = cell.get_or_init(|| running);
+        Ok(running.as_ref().map(|r| &r.family))
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        // The receive tasks hold their family: stop them so that the raw
+        // sockets and the reserved ports go with the Checker.
+        for cell in [&self.v4, &self.v6] {
+            if let Some(Some(r)) = cell.get() {
+                r.receiver.abort();
+            }
+        }
+    }
+}
+
+/// One address family's raw socket, reserved port and probes in flight.
+#[derive(Debug)]
+pub struct Family {
+    raw: AsyncFd<Socket>,
+    /// Bound to `port`, never listening (see the module's documentation).
+    _reserved: Socket,
+    port: u16,
+    v6: bool,
+    cap: usize,
+    pending: Mutex<Pending>,
+    /// IPv4 only: the source address the kernel picks for a destination,
+    /// which the checksum covers.
+    sources: Mutex<HashMap<Ipv4Addr, (Ipv4Addr, Instant)>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    by_server: HashMap<SocketAddr, Vec<Waiter>>,
+    waiters: usize,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    isn: u32,
+    done: oneshot::Sender<Answer>,
+}
+
+impl Family {
+    fn open(v6: bool, cap: usize) -> io::Result<Arc<Family>> {
+        tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let raw = Socket::new(domain, Type::RAW, Some(Protocol::TCP))?;
+        let reserved = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        let any = if v6 {
+            reserved.set_only_v6(true)?;
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        reserved.bind(&SocketAddr::new(any, 0).into())?;
+        let port = reserved
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .ok_or_else(|| io::Error::other("reserved socket has no port"))?;
+        let program: Vec<SockFilter> = if v6 {
+            packet::filter_v6(port).iter().map(sock_filter).collect()
+        } else {
+            packet::filter_v4(port).iter().map(sock_filter).collect()
+        };
+        raw.attach_filter(&program)?;
+        if v6 {
+            set_ipv6_checksum(&raw)?;
+        }
+        grow_receive_buffer(&raw);
+        raw.set_nonblocking(true)?;
+        // Packets queued between socket() and the filter are still there:
+        // harmless (parsing checks the port too), but read them off.
+        let mut scratch = [MaybeUninit::<u8>::uninit(); 64];
+        while raw.recv(&mut scratch).is_ok() {}
+        // SAFETY: the Socket owns its descriptor, keeps it open until it is
+        // dropped (with the AsyncFd) and always returns the same one.
+        let raw = unsafe { AsyncFd::register(raw) }.map_err(io::Error::from)?;
+        Ok(Arc::new(Family {
+            raw,
+            _reserved: reserved,
+            port,
+            v6,
+            cap,
+            pending: Mutex::new(Pending::default()),
+            sources: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }))
+    }
+
+    /// Probes `target` once: its outcome and when the SYN went out (the
+    /// timeout runs from there).
+    pub async fn probe(&self, target: SocketAddr, timeout: Duration) -> (CheckOutcome, Instant) {
+        let isn = random_isn();
+        let header = match self.header(target, isn) {
+            Ok(h) => h,
+            Err(e) => return (failed_to_connect(&e, ""), Instant::now()),
+        };
+        let Some((registration, answer)) = self.register(target, isn) else {
+            let reason = format!(
+                "not started: {} half-open probes in flight (the limit)",
+                self.cap
+            );
+            return (CheckOutcome::Skipped(reason), Instant::now());
+        };
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let outcome = tokio::time::timeout_at(deadline.into(), async {
+            self.send(&header, target).await?;
+            let mut answer = answer;
+            if started + RETRANSMIT_AFTER < deadline {
+                tokio::select! {
+                    a = &mut answer => return Ok(a.ok()),
+                    () = tokio::time::sleep_until((started + RETRANSMIT_AFTER).into()) => {}
+                }
+                // A failed retransmission leaves the first SYN to answer.
+                let _ = self.send(&header, target).await;
+            }
+            Ok::<_, io::Error>(answer.await.ok())
+        })
+        .await;
+        drop(registration);
+        let outcome = match outcome {
+            Ok(Ok(Some(Answer::Open))) => CheckOutcome::Up,
+            Ok(Ok(Some(Answer::Refused))) => CheckOutcome::Down("connection refused".into()),
+            Ok(Err(e)) => failed_to_connect(&e, ""),
+            // No answer in time. (A sender dropped unanswered cannot
+            // happen while the registration holds its place; were it to,
+            // silence is what it means.)
+            Ok(Ok(None)) | Err(_) => {
+                self.forget_source(target.ip());
+                CheckOutcome::Down(timeout_reason(timeout))
+            }
+        };
+        (outcome, started)
+    }
+
+    fn header(&self, target: SocketAddr, isn: u32) -> io::Result<[u8; packet::HEADER_LEN]> {
+        let addrs = match target.ip() {
+            IpAddr::V4(dst) => Some((self.source(dst)?, dst)),
+            IpAddr::V6(_) => None,
+        };
+        Ok(packet::syn(self.port, target.port(), isn, addrs))
+    }
+
+    async fn send(&self, header: &[u8], target: SocketAddr) -> io::Result<()> {
+        // Raw sockets take no port in the address (IPv6 refuses one).
+        let to = SockAddr::from(SocketAddr::new(target.ip(), 0));
+        loop {
+            let mut ready = self.raw.writable().await?;
+            match ready.try_io(|s| s.get_ref().send_to(header, &to)) {
+                Ok(sent) => return sent.map(drop),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// The source address the kernel will give a packet to `dst`: a
+    /// connected UDP socket's, cached for [`SOURCE_TTL`].
+    fn source(&self, dst: Ipv4Addr) -> io::Result<Ipv4Addr> {
+        let now = Instant::now();
+        if let Some(&(src, at)) = lock(&self.sources).get(&dst)
+            && now.duration_since(at) < SOURCE_TTL
+        {
+            return Ok(src);
+        }
+        let udp = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        // Any port: a UDP connect only looks the route up.
+        udp.connect((dst, 9))?;
+        let src = match udp.local_addr()?.ip() {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => return Err(io::Error::other("IPv6 source for an IPv4 destination")),
+        };
+        let mut cache = lock(&self.sources);
+        if cache.len() >= SOURCE_CACHE_MAX {
+            cache.retain(|_, (_, at)| now.duration_since(*at) < SOURCE_TTL);
+            if cache.len() >= SOURCE_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(dst, (src, now));
+        Ok(src)
+    }
+
+    /// A probe to `ip` went unanswered: maybe the route (and the source
+    /// address, hence the checksum) changed. Look it up again next time.
+    fn forget_source(&self, ip: IpAddr) {
+        if let IpAddr::V4(dst) = ip {
+            lock(&self.sources).remove(&dst);
+        }
+    }
+
+    fn register(
+        &self,
+        target: SocketAddr,
+        isn: u32,
+    ) -> Option<(Registration<'_>, oneshot::Receiver<Answer>)> {
+        let (done, answer) = oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut pending = lock(&self.pending);
+        if pending.waiters >= self.cap {
+            return None;
+        }
+        pending.waiters += 1;
+        pending
+            .by_server
+            .entry(target)
+            .or_default()
+            .push(Waiter { id, isn, done });
+        Some((
+            Registration {
+                family: self,
+                target,
+                id,
+            },
+            answer,
+        ))
+    }
+
+    /// Hands a received packet (from `from`) to the probe it answers.
+    fn deliver(&self, packet: &[u8], from: IpAddr) {
+        let segment = if self.v6 {
+            Some(packet)
+        } else {
+            packet::ipv4_payload(packet)
+        };
+        let Some(reply) = segment.and_then(|s| packet::parse_reply(s, self.port)) else {
+            return;
+        };
+        let server = SocketAddr::new(from, reply.port);
+        let mut pending = lock(&self.pending);
+        let Some(waiters) = pending.by_server.get(&server) else {
+            return;
+        };
+        // Only an answer to one of our SYNs counts (not a late reply to
+        // an earlier probe, nor a forged one without our ISN).
+        if !waiters.iter().any(|w| w.isn.wrapping_add(1) == reply.ack) {
+            return;
+        }
+        // Every probe of this server is answered by the same state.
+        let waiters = pending.by_server.remove(&server).unwrap_or_default();
+        pending.waiters -= waiters.len();
+        drop(pending);
+        for w in waiters {
+            let _ = w.done.send(reply.answer);
+        }
+    }
+}
+
+/// A probe's place in the table, removed when the probe ends or is
+/// dropped (a cancelled check must not leave its waiter behind).
+struct Registration<'a> {
+    family: &'a Family,
+    target: SocketAddr,
+    id: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut pending = lock(&self.family.pending);
+        let Some(waiters) = pending.by_server.get_mut(&self.target) else {
+            return;
+        };
+        let before = waiters.len();
+        waiters.retain(|w| w.id != self.id);
+        let removed = before - waiters.len();
+        if waiters.is_empty() {
+            pending.by_server.remove(&self.target);
+        }
+        pending.waiters -= removed;
+    }
+}
+
+/// Reads the replies of one family until the Prober stops the task.
+async fn receive(family: Arc<Family>) {
+    let mut buf = [MaybeUninit::<u8>::uninit(); packet::SNAP_LEN as usize];
+    loop {
+        let mut ready = match family.raw.readable().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(
+                    "half-open checks: raw socket failed: {}",
+                    super::run::io_reason(&e)
+                );
+                return;
+            }
+        };
+        // Everything queued, then wait again (try_io clears the readiness
+        // on EAGAIN).
+        let mut errors = 0;
+        loop {
+            match ready.try_io(|s| s.get_ref().recv_from(&mut buf)) {
+                Ok(Ok((n, from))) => {
+                    // SAFETY: recv_from wrote the first n bytes of buf.
+                    let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+                    if let Some(from) = from.as_socket() {
+                        family.deliver(bytes, from.ip());
+                    }
+                }
+                // A socket error (an ICMP error the kernel reports once,
+                // ENOBUFS) concerns one packet; a run of them must not
+                // keep this loop from yielding.
+                Ok(Err(_)) if errors < 16 => errors += 1,
+                Ok(Err(_)) => {
+                    tokio::task::yield_now().await;
+                    break;
+                }
+                Err(_would_block) => break,
+            }
+        }
+    }
+}
+
+fn sock_filter(i: &Insn) -> SockFilter {
+    SockFilter::new(i.code, i.jt, i.jf, i.k)
+}
+
+/// The kernel computes (and verifies, on receive) the TCP checksum at
+/// offset 16 of what we send: it picks the IPv6 source address, which the
+/// checksum covers.
+fn set_ipv6_checksum(raw: &Socket) -> io::Result<()> {
+    let offset: libc::c_int = 16;
+    // SAFETY: a valid descriptor and a c_int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            raw.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_CHECKSUM,
+            (&raw const offset).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// SO_RCVBUFFORCE (CAP_NET_ADMIN, which the daemon has) passes
+/// net.core.rmem_max; without it, SO_RCVBUF up to that limit.
+fn grow_receive_buffer(raw: &Socket) {
+    let size = RECV_BUFFER as libc::c_int;
+    // SAFETY: a valid descriptor and a c_int option of the right size.
+    let forced = unsafe {
+        libc::setsockopt(
+            raw.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const size).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = raw.set_recv_buffer_size(RECV_BUFFER);
+    }
+}
+
+/// An unpredictable ISN per probe without a system call each: a
+/// splitmix64 sequence from a per-process random seed. (Predictability
+/// would only let someone forge an answer; the seed keeps it out of reach.)
+fn random_isn() -> u32 {
+    static STATE: OnceLock<AtomicU64> = OnceLock::new();
+    let state = STATE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        AtomicU64::new(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        )
+    });
+    let mut z = state
+        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u32
+}
+
+/// The tables stay consistent across a panic elsewhere (each update is
+/// one step), so a poisoned lock is taken as is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
