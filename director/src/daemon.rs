@@ -267,28 +267,33 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             }
         };
         // Whether the model may have changed: the node follows it.
+        // Biased, rare events first: a SIGHUP, a control request or the
+        // watchdog must not wait behind a stream of results (in an
+        // overloaded guest a reload waited seconds for a random pick);
+        // results, the one stream that can stay ready, come last.
         let changed = tokio::select! {
+            biased;
             sig = signals.recv() => match sig {
                 Signal::Reload => { d.reload().await; true }
                 Signal::Stop => break,
             },
-            Some(done) = d.rx.recv() => d.on_results(done).await,
-            _ = due => { d.start_due(); false }
-            _ = sync.tick() => { d.start_read(); false }
-            Some(read) = d.read_rx.recv() => { d.on_read(read).await; true }
-            _ = node_timer => true,
+            _ = watchdog.tick() => { let _ = d.notifier.watchdog(); false }
             Some(p) = ctl_rx.recv() => {
                 let reply = d.on_control(p.request).await;
                 let _ = p.reply.send(reply);
                 true
             }
-            _ = watchdog.tick() => { let _ = d.notifier.watchdog(); false }
+            Some(read) = d.read_rx.recv() => { d.on_read(read).await; true }
+            _ = sync.tick() => { d.start_read(); false }
+            _ = node_timer => true,
             Some(ask) = async {
                 match &mut metrics {
                     Some(m) => m.recv().await,
                     None => std::future::pending().await,
                 }
             } => { crate::daemon_metrics::answer(&d, d.kernel.clone(), ask); false }
+            _ = due => { d.start_due(); false }
+            Some(done) = d.rx.recv() => d.on_results(done).await,
         };
         if changed {
             d.node.update(&d.model, Instant::now()).await;
