@@ -337,7 +337,7 @@ impl Daemon {
 
     fn start_due(&mut self) {
         let budget = self.run_budget();
-        for run in self.sched.due(Instant::now(), budget) {
+        for run in self.sched.due(&self.model, Instant::now(), budget) {
             self.runs_in_flight += 1;
             let tx = self.tx.clone();
             let (generation, id) = (run.generation, run.id);

@@ -79,7 +79,7 @@ pub(crate) fn answer(d: &Daemon, kernel: Kernel, ask: Ask) {
                 configured_weight: dest.weight,
                 state,
                 last_check_duration: st.last_duration,
-                transitions_total: st.transitions,
+                transitions_total: u64::from(st.transitions),
                 ..ServerSnapshot::default()
             });
         }

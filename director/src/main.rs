@@ -72,12 +72,18 @@ fn main() -> ExitCode {
 /// share one glibc malloc arena: with one each, the memory a table read
 /// freed on one thread stayed resident beside the loop's (the daemon's peak
 /// is what sizes a director's memory). They rarely allocate at once.
+///
+/// Blocks of 256 KiB and more (a table read, the model's vectors) are
+/// mapped on their own and unmapped when freed. Left to itself, glibc
+/// raises that threshold to the largest block freed so far, and the next
+/// model or table read then grows the heap around the live one.
 fn one_malloc_arena() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets a tunable; called before any other thread
+    // SAFETY: mallopt only sets tunables; called before any other thread
     // exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
     }
 }
 

@@ -42,7 +42,87 @@ pub struct CheckEntry {
     pub spec: Arc<CheckSpec>,
     pub state: CheckState,
     /// (service index, server index) of every server using it.
-    pub users: Vec<(usize, usize)>,
+    pub users: Users,
+}
+
+/// The servers using one check: (service index, server index). Almost
+/// every check has one user, held inline: a vector per check was a heap
+/// block each (20,000 of them at 20,000 servers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Users {
+    first: Option<(u32, u32)>,
+    // Boxed: one word in the common case (no second user), not three.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<(u32, u32)>>>,
+}
+
+impl Users {
+    fn push(&mut self, (i, j): (usize, usize)) {
+        // Indices come from vectors of the configuration, far below 2^32.
+        let user = (i as u32, j as u32);
+        if self.first.is_none() {
+            self.first = Some(user);
+        } else {
+            self.rest.get_or_insert_default().push(user);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.first
+            .iter()
+            .chain(self.rest.iter().flat_map(|r| r.iter()))
+            .map(|&(i, j)| (i as usize, j as usize))
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.as_ref().map_or(0, |r| r.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+/// Finds a check by (address, spec) through a 64-bit digest of both: a
+/// map from digests to ids is a third the size of one keyed by the pair
+/// (an address and a shared spec per entry). Ids whose digest was already
+/// taken by another pair (a collision, about never) go to `collided`.
+#[derive(Debug, Clone, Default)]
+struct CheckIndex {
+    by_digest: HashMap<u64, CheckId>,
+    collided: Vec<CheckId>,
+}
+
+impl CheckIndex {
+    fn with_capacity(n: usize) -> CheckIndex {
+        CheckIndex {
+            by_digest: HashMap::with_capacity(n),
+            collided: Vec::new(),
+        }
+    }
+
+    fn digest(addr: IpAddr, spec: &CheckSpec) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one((addr, spec))
+    }
+
+    fn get(&self, checks: &[CheckEntry], addr: IpAddr, spec: &CheckSpec) -> Option<CheckId> {
+        let is = |id: &CheckId| checks[*id].address == addr && *checks[*id].spec == *spec;
+        match self.by_digest.get(&Self::digest(addr, spec)) {
+            Some(id) if is(id) => Some(*id),
+            Some(_) => self.collided.iter().copied().find(is),
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, addr: IpAddr, spec: &CheckSpec, id: CheckId) {
+        match self.by_digest.entry(Self::digest(addr, spec)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.push(id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +209,7 @@ pub struct Update {
 pub struct Model {
     pub config: DirectorConfig,
     pub checks: Vec<CheckEntry>,
-    index: HashMap<(IpAddr, Arc<CheckSpec>), CheckId>,
+    index: CheckIndex,
     /// Per service, per server.
     pub servers: Vec<Vec<ServerSlot>>,
     /// Per service: the sorry server is wanted.
@@ -194,7 +274,7 @@ impl Model {
         // Sized up front: grown by doubling, 20,000 checks held 32,768 slots.
         let total: usize = config.services.iter().map(|s| s.servers.len()).sum();
         let mut checks: Vec<CheckEntry> = Vec::with_capacity(total);
-        let mut index: HashMap<(IpAddr, Arc<CheckSpec>), CheckId> = HashMap::with_capacity(total);
+        let mut index = CheckIndex::with_capacity(total);
         let mut servers = Vec::with_capacity(config.services.len());
         let mut by_key = HashMap::with_capacity(config.services.len());
         for (i, svc) in config.services.iter().enumerate() {
@@ -202,8 +282,8 @@ impl Model {
             let mut slots = Vec::with_capacity(svc.servers.len());
             for (j, (d, spec)) in svc.servers.iter().zip(&svc.checks).enumerate() {
                 let spec = spec.clone();
-                let id = match index.get(&(d.addr, spec.clone())) {
-                    Some(&id) => id,
+                let id = match index.get(&checks, d.addr, &spec) {
+                    Some(id) => id,
                     None => {
                         let id = checks.len();
                         let state = carry(d.addr, &spec).unwrap_or_else(|| {
@@ -217,9 +297,9 @@ impl Model {
                             address: d.addr,
                             spec: spec.clone(),
                             state,
-                            users: Vec::new(),
+                            users: Users::default(),
                         });
-                        index.insert((d.addr, spec), id);
+                        index.insert(d.addr, &spec, id);
                         id
                     }
                 };
@@ -260,7 +340,7 @@ impl Model {
 
     /// The check of a server, by address and spec.
     pub fn check_id(&self, addr: IpAddr, spec: &Arc<CheckSpec>) -> Option<CheckId> {
-        self.index.get(&(addr, spec.clone())).copied()
+        self.index.get(&self.checks, addr, spec)
     }
 
     /// Whether server `j` of service `i` is admin-drained.
@@ -320,15 +400,18 @@ impl Model {
     /// The whole table the kernel should hold: every service of the file
     /// and every service still retiring.
     pub fn desired_table(&self) -> Table {
-        let mut t: Table = (0..self.config.services.len())
+        self.desired_entries().collect()
+    }
+
+    /// [`Model::desired_table`] one service at a time.
+    pub fn desired_entries(&self) -> impl Iterator<Item = (Service, Vec<Destination>)> + '_ {
+        (0..self.config.services.len())
             .map(|i| self.service_entry(i))
-            .collect();
-        for r in &self.retiring {
-            if let Some(s) = &r.service {
-                t.push((s.clone(), r.dests.clone()));
-            }
-        }
-        t
+            .chain(
+                self.retiring
+                    .iter()
+                    .filter_map(|r| r.service.as_ref().map(|s| (s.clone(), r.dests.clone()))),
+            )
     }
 
     fn update_sorry(&mut self, i: usize, events: &mut Vec<Event>) -> bool {
@@ -363,7 +446,7 @@ impl Model {
         // Taken and put back: no allocation per result.
         let users = std::mem::take(&mut entry.users);
         let mut touched = transition.is_some();
-        for &(i, j) in &users {
+        for (i, j) in users.iter() {
             if self.servers[i][j].adopted.take().is_some() {
                 touched = true;
             }
@@ -372,7 +455,7 @@ impl Model {
             self.checks[id].users = users;
             return up;
         }
-        for &(i, j) in &users {
+        for (i, j) in users.iter() {
             if let Some(t) = &transition {
                 let svc = &self.config.services[i];
                 let d = &svc.servers[j];

@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use super::{Daemon, LOGGED_STEPS, groups};
 use crate::kernel::KernelError;
 use crate::model::Table;
-use crate::plan::plan;
+use crate::plan::plan_from;
 use crate::view::{patch, view_of};
 
 /// A full sync's read of the kernel's table, done beside the loop.
@@ -122,8 +122,7 @@ impl Daemon {
             self.skipped_since_sync = 0;
         }
         let retired = self.model.expire_retiring(&table, Instant::now());
-        let desired = self.model.desired_table();
-        let mut p = plan(&desired, &table, self.opts.prune);
+        let mut p = plan_from(self.model.desired_entries(), &table, self.opts.prune);
         p.deletions
             .extend(retired.into_iter().map(Op::DeleteService));
         let first = self.counters.syncs == 0;

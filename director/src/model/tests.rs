@@ -247,7 +247,10 @@ fn identical_checks_run_once() {
     let (mut m, _) = Model::new(cfg(&text), &[], HashSet::new(), t(0));
     // rs1 port 80 (two services), rs2 port 80, rs1 port 8080.
     assert_eq!(m.checks.len(), 3);
-    assert_eq!(m.checks[0].users, vec![(0, 0), (1, 0)]);
+    assert_eq!(
+        m.checks[0].users.iter().collect::<Vec<_>>(),
+        vec![(0, 0), (1, 0)]
+    );
     let u = up_all(&mut m, 0, 2, t(1));
     assert_eq!(u.services, vec![0, 1]);
     assert_eq!(u.events.len(), 2, "one line per server");
