@@ -197,6 +197,9 @@ memory_of() {
             echo "== $2: pid $p ($(cat "/proc/$p/comm"))"
             grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|VmData|Threads):' "/proc/$p/status"
             awk '/\[heap\]/ {heap = 1} heap && /^Rss:/ {print "heap Rss: " $2 " kB"; heap = 0}' "/proc/$p/smaps"
+            # The eight largest mappings by resident size.
+            awk '/^[0-9a-f]+-[0-9a-f]+ / {map = $1 " " $6} /^Rss:/ {print $2 " kB " map}' "/proc/$p/smaps" |
+                sort -rn | head -8 | sed 's/^/  rss /'
         } >>"$OUT/memory-$1.txt" 2>/dev/null || true
     done
 }
