@@ -243,29 +243,36 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         d.opts.sync_interval,
     );
     sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Two timers for the loop's life, moved when their time changes: made
+    // anew in every turn, each turn (one per batch of results, thousands a
+    // second) registered and removed two timers.
+    let due_timer = tokio::time::sleep(Duration::ZERO);
+    let node_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(due_timer, node_timer);
+    let (mut due_at, mut node_at): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         // No timer while every run slot is taken: a result frees one.
+        // Runs due within one tick start together: thousands of checks
+        // spread over an interval wake the loop at most 1/TICK times a
+        // second, not once per check.
         let next = if d.run_budget() > 0 {
-            d.sched.next_due()
+            d.sched.next_due().map(|t| t + TICK)
         } else {
             None
         };
-        let due = async {
-            match next {
-                // Runs due within one tick start together: thousands of
-                // checks spread over an interval wake the loop at most
-                // 1/TICK times a second, not once per check.
-                Some(t) => tokio::time::sleep_until((t + TICK).into()).await,
-                None => std::future::pending().await,
+        if next != due_at {
+            if let Some(t) = next {
+                due_timer.as_mut().reset(t.into());
             }
-        };
+            due_at = next;
+        }
         let node_due = d.node.next_deadline();
-        let node_timer = async {
-            match node_due {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
-                None => std::future::pending().await,
+        if node_due != node_at {
+            if let Some(t) = node_due {
+                node_timer.as_mut().reset(t.into());
             }
-        };
+            node_at = node_due;
+        }
         // Whether the model may have changed: the node follows it.
         // Biased, rare events first: a SIGHUP, a control request or the
         // watchdog must not wait behind a stream of results (in an
@@ -285,14 +292,14 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             }
             Some(read) = d.read_rx.recv() => { d.on_read(read).await; true }
             _ = sync.tick() => { d.start_read(); false }
-            _ = node_timer => true,
+            () = &mut node_timer, if node_at.is_some() => { node_at = None; true }
             Some(ask) = async {
                 match &mut metrics {
                     Some(m) => m.recv().await,
                     None => std::future::pending().await,
                 }
             } => { crate::daemon_metrics::answer(&d, d.kernel.clone(), ask); false }
-            _ = due => { d.start_due(); false }
+            () = &mut due_timer, if due_at.is_some() => { due_at = None; d.start_due(); false }
             Some(done) = d.rx.recv() => d.on_results(done).await,
         };
         if changed {

@@ -202,6 +202,7 @@ GUEST_ENV=(
     "BENCH_INTERVAL=${BENCH_INTERVAL:-}"
     "BENCH_WINDOW=${BENCH_WINDOW:-}"
     "BENCH_DAEMONS=${BENCH_DAEMONS:-}"
+    "BENCH_CLOCKSOURCE=${BENCH_CLOCKSOURCE:-}"
     "LVS_TEST_CACHE=$CACHE"
     "LVS_DEB_DIR=${LVS_DEB_DIR:-$ROOT/target/debian}"
 )
@@ -212,6 +213,11 @@ SHARES=()
 if [[ -d $CACHE/nspawn ]]; then
     SHARES=(--rodir "$CACHE/nspawn=$CACHE/nspawn")
 fi
+# VM_APPEND: more kernel options (the director benchmark's clock source).
+APPEND_ARGS=()
+if [[ -n ${VM_APPEND:-} ]]; then
+    APPEND_ARGS=(--append "$VM_APPEND")
+fi
 # Another guest script (the director benchmark) can run in the same VM.
 GUEST=${VM_GUEST:-$ROOT/tests/vm/guest.sh}
 start=$SECONDS
@@ -221,7 +227,7 @@ set +e
 # NS_SETUP: "--", or for a kernel not installed here a private mount
 # namespace with the bind mounts above.
 timeout -k 20 "$VM_TIMEOUT" unshare -n "${NS_SETUP[@]}" \
-    "$VNG" -r "$VNG_KERNEL" "${KVM_ARGS[@]}" --user root --rwdir "$LOG_DIR" "${SHARES[@]}" \
+    "$VNG" -r "$VNG_KERNEL" "${KVM_ARGS[@]}" "${APPEND_ARGS[@]}" --user root --rwdir "$LOG_DIR" "${SHARES[@]}" \
     -- env "${GUEST_ENV[@]}" bash "$GUEST" </dev/null
 rc=$?
 set -e

@@ -28,7 +28,7 @@
 #   recover   it accepts again: time until its weight is back
 #
 # Environment: LVS_DIRECTOR (binary), BENCH_SERVICES (2000), BENCH_DESTS (10),
-# BENCH_INTERVAL (5), BENCH_WINDOW (60), BENCH_DAEMONS ("lvs-director
+# BENCH_INTERVAL (5), BENCH_WINDOW (60), BENCH_CLOCKSOURCE (see below), BENCH_DAEMONS ("lvs-director
 # lvs-director-half-open keepalived"; the second is the same daemon with
 # `half_open = true` TCP checks), BENCH_PERF_SECS (20: a perf profile of that many seconds
 # after the CPU window, if perf exists; 0: none; not passed by run-suite.sh,
@@ -67,6 +67,20 @@ say() { printf 'health-bench: %s\n' "$*" >&2; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 modprobe -a ip_vs ip_vs_wrr
+# The guest's clock source. Under emulation the kernel settles on the HPET,
+# whose every read is an emulated device access (11-23 % of either daemon's
+# profile, the kernel's TCP timestamps included): BENCH_CLOCKSOURCE=tsc
+# reads the TSC as hardware does (boot the VM with VM_APPEND="tsc=reliable"
+# so that the kernel keeps it). Both daemons run on the same one.
+CLOCKS=/sys/devices/system/clocksource/clocksource0
+if [[ -n ${BENCH_CLOCKSOURCE:-} ]]; then
+    if grep -qw -- "$BENCH_CLOCKSOURCE" "$CLOCKS/available_clocksource"; then
+        echo "$BENCH_CLOCKSOURCE" >"$CLOCKS/current_clocksource"
+    else
+        say "clock source $BENCH_CLOCKSOURCE not available (have: $(cat "$CLOCKS/available_clocksource"))"
+    fi
+fi
+CLOCKSOURCE=$(cat "$CLOCKS/current_clocksource" 2>/dev/null || echo unknown)
 cp "${LVS_DIRECTOR:?LVS_DIRECTOR must name the lvs-director binary}" "$WORK/lvs-director"
 cp "$(command -v keepalived)" "$WORK/keepalived"
 cp "$(command -v ipvsadm)" "$WORK/ipvsadm"
@@ -247,9 +261,14 @@ for daemon in $DAEMONS; do
     # sampling costs the daemon a little, so never during it).
     if ((PERF_SECS > 0)) && command -v perf >/dev/null; then
         pids=$(daemon_pids | xargs | tr ' ' ',')
-        if perf record -q -F 499 -p "$pids" -o "$WORK/perf.data" -- sleep "$PERF_SECS" >/dev/null 2>&1; then
-            perf report -i "$WORK/perf.data" --stdio --no-children --sort comm,dso,sym 2>/dev/null |
+        if perf record -q -g -F 499 -p "$pids" -o "$WORK/perf.data" -- sleep "$PERF_SECS" >/dev/null 2>&1; then
+            perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort comm,dso,sym 2>/dev/null |
                 grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf-$daemon.txt" || true
+            # Who reads the clock (the kernel's call chains; user-space
+            # frames are unreliable without frame pointers).
+            perf report -i "$WORK/perf.data" --stdio --no-children -S read_hpet,read_tsc \
+                -g caller,2,callee,function,percent 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | head -80 >"$OUT/perf-clock-$daemon.txt" || true
             say "$daemon: profile in perf-$daemon.txt"
         fi
         rm -f "$WORK/perf.data"
@@ -351,4 +370,4 @@ row "reload, one weight changed: SIGHUP to the edit in the kernel" "<= 0.05, < 1
 row "dead server detected (weight 0)" "" detect secs
 row "recovered server back" "" recover secs
 echo
-echo "Guest: kernel $(uname -r), $(nproc) CPUs under QEMU; one run per daemon, each in fresh namespaces; lvs-director rise 1 fall 1 timeout 2 s, keepalived alpha + inhibit_on_failure, connect_timeout 2, retry 0: both fail a server on its first failed check and admit it on its first success."
+echo "Guest: kernel $(uname -r), $(nproc) CPUs under QEMU, clock source $CLOCKSOURCE; one run per daemon, each in fresh namespaces; lvs-director rise 1 fall 1 timeout 2 s, keepalived alpha + inhibit_on_failure, connect_timeout 2, retry 0: both fail a server on its first failed check and admit it on its first success."
