@@ -248,8 +248,13 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     // second) registered and removed two timers.
     let due_timer = tokio::time::sleep(Duration::ZERO);
     let node_timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(due_timer, node_timer);
+    // Results are taken at most once a tick: every check's result woke the
+    // loop (thousands of turns a second, each polling every branch below)
+    // where one turn a tick takes them all, for at most a tick's delay.
+    let results_gate = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(due_timer, node_timer, results_gate);
     let (mut due_at, mut node_at): (Option<Instant>, Option<Instant>) = (None, None);
+    let mut results_closed = false;
     loop {
         // No timer while every run slot is taken: a result frees one.
         // Runs due within one tick start together: thousands of checks
@@ -300,7 +305,13 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                 }
             } => { crate::daemon_metrics::answer(&d, d.kernel.clone(), ask); false }
             () = &mut due_timer, if due_at.is_some() => { due_at = None; d.start_due(); false }
-            Some(done) = d.rx.recv() => d.on_results(done).await,
+            () = &mut results_gate, if results_closed => { results_closed = false; false }
+            Some(done) = d.rx.recv(), if !results_closed => {
+                let changed = d.on_results(done).await;
+                results_gate.as_mut().reset((Instant::now() + TICK).into());
+                results_closed = true;
+                changed
+            }
         };
         if changed {
             d.node.update(&d.model, Instant::now()).await;

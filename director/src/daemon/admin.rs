@@ -32,11 +32,12 @@ impl Daemon {
             view.get(k)
                 .is_some_and(|(_, ds)| ds.iter().any(|d| d.addr == a && d.port == p))
         };
-        let (model, diff) = self.model.reload(config, present, Instant::now());
-        self.model = model;
+        let mut diff = self.model.reload_in_place(config, present, Instant::now());
         self.reuse = reuse;
-        self.sched.reload(&self.model, &diff.remap, Instant::now());
-        self.prev_remap = diff.remap;
+        if !diff.in_place {
+            self.sched.reload(&self.model, &diff.remap, Instant::now());
+            self.prev_remap = std::mem::take(&mut diff.remap);
+        }
         log_events(&diff.events);
         let mut entries: Table = diff
             .services

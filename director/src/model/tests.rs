@@ -336,6 +336,48 @@ fn reload_of_one_weight_touches_one_service() {
     assert!(!diff.groups_changed);
     // Only the edited destination differs... at weight 0 (unchecked), so nothing.
     assert!(plan(&m2.desired_table(), &kernel, false).is_empty());
+
+    // In place: the same diff, the same model, the checks' vector kept.
+    let mut m3 = m.clone();
+    let (mut m3_states, checks_at) = (m3.checks[1].state.clone(), m3.checks.as_ptr());
+    let up = m3.record(1, &CheckOutcome::Up, t(1));
+    assert!(up.events.is_empty());
+    m3_states.record(&CheckOutcome::Up, 2, 3, t(1));
+    let d3 = m3.reload_in_place(cfg(&edited), |_, _, _| true, t(1));
+    assert!(d3.in_place && d3.remap.is_empty());
+    assert_eq!(
+        (
+            d3.services,
+            d3.changed,
+            d3.unchanged,
+            d3.checks_kept,
+            d3.checks_new
+        ),
+        (
+            diff.services,
+            diff.changed,
+            diff.unchanged,
+            diff.checks_kept,
+            0
+        )
+    );
+    assert_eq!(m3.checks.as_ptr(), checks_at, "no second vector of checks");
+    assert_eq!(m3.checks[1].state, m3_states, "the state carries on");
+    assert_eq!(m3.desired_table(), m2.desired_table());
+    assert_eq!(m3.config, m2.config);
+
+    // A server added: not in place, as a full reload.
+    let added = edited.replacen(
+        "[[service.server]]",
+        "[[service.server]]\naddress = \"198.51.100.30\"\n\n[[service.server]]",
+        1,
+    );
+    let (m4, d4) = m2.reload(cfg(&added), |_, _, _| true, t(2));
+    let mut m5 = m2.clone();
+    let d5 = m5.reload_in_place(cfg(&added), |_, _, _| true, t(2));
+    assert!(!d5.in_place && d5.checks_new == 1);
+    assert_eq!((d5.services, d5.remap), (d4.services, d4.remap));
+    assert_eq!(m5.desired_table(), m4.desired_table());
 }
 
 #[test]
