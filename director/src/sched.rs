@@ -27,24 +27,41 @@ use std::time::{Duration, Instant};
 use crate::check::{CheckKind, CheckSpec};
 use crate::model::{CheckId, Model};
 
-/// The address and spec are the model's (by check id): not copied here,
-/// 32 bytes a check less.
-#[derive(Debug, Clone)]
+/// A time as nanoseconds since the scheduler's epoch: 8 bytes where an
+/// `Instant` takes 16, in each of 20,000 slots and heap entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct At(u64);
+
+/// A check's times. The address and spec are the model's (by check id):
+/// not copied here.
+#[derive(Debug, Clone, Copy)]
 struct Slot {
-    /// When the run in flight started. A run whose result never came (a
-    /// result of a generation the daemon no longer maps, after two quick
-    /// reloads) stops counting once it is older than any run can be.
-    running: Option<Instant>,
-    next: Instant,
+    /// When the run in flight started ([`Slot::IDLE`]: none). A run whose
+    /// result never came (a result of a generation the daemon no longer
+    /// maps, after two quick reloads) stops counting once it is older than
+    /// any run can be.
+    running: At,
+    next: At,
 }
 
 impl Slot {
-    fn busy(&self, spec: &CheckSpec, now: Instant) -> bool {
+    const IDLE: At = At(u64::MAX);
+    /// The slot of a check that never runs (`none`).
+    const UNUSED: Slot = Slot {
+        running: Slot::IDLE,
+        next: At(u64::MAX),
+    };
+
+    fn used(&self) -> bool {
+        self.next != Slot::UNUSED.next
+    }
+
+    fn busy(&self, spec: &CheckSpec, now: At) -> bool {
         // The checker waits at most an interval for a permit, then runs
         // within the timeout.
         let longest = spec.interval + spec.timeout + Duration::from_secs(1);
-        self.running
-            .is_some_and(|t| now.saturating_duration_since(t) < longest)
+        self.running != Slot::IDLE
+            && now.0.saturating_sub(self.running.0) < longest.as_nanos() as u64
     }
 }
 
@@ -57,11 +74,13 @@ pub struct Run {
     pub spec: Arc<CheckSpec>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Scheduler {
     generation: u64,
-    slots: Vec<Option<Slot>>,
-    heap: BinaryHeap<Reverse<(Instant, CheckId)>>,
+    /// What [`At`] counts from.
+    epoch: Instant,
+    slots: Vec<Slot>,
+    heap: BinaryHeap<Reverse<(At, u32)>>,
     /// The latest start behind its due time since [`Scheduler::take_lag`]:
     /// the measure of a director too busy for its checks (every second of
     /// it adds to detection and recovery times).
@@ -100,9 +119,29 @@ fn jitter(id: CheckId, interval: Duration) -> Duration {
 impl Scheduler {
     /// Every check of `model` except `none` ones, first runs spread.
     pub fn new(model: &Model, now: Instant) -> Scheduler {
-        let mut s = Scheduler::default();
+        let mut s = Scheduler {
+            generation: 0,
+            epoch: now,
+            slots: Vec::new(),
+            heap: BinaryHeap::new(),
+            lag: Duration::ZERO,
+            overrun: 0,
+            refill: 0.0,
+            tokens: 0.0,
+            filled: None,
+            paced_until: None,
+        };
         s.rebuild(model, |_| None, now);
         s
+    }
+
+    /// `t` as an [`At`] (saturated at the epoch).
+    fn at(&self, t: Instant) -> At {
+        At(t.saturating_duration_since(self.epoch).as_nanos() as u64)
+    }
+
+    fn instant(&self, at: At) -> Instant {
+        self.epoch + Duration::from_nanos(at.0)
     }
 
     pub fn generation(&self) -> u64 {
@@ -122,7 +161,7 @@ impl Scheduler {
         self.generation += 1;
         self.rebuild(
             model,
-            |new| back[new].and_then(|o| old.get(o).cloned().flatten()),
+            |new| back[new].and_then(|o| old.get(o).copied().filter(Slot::used)),
             now,
         );
     }
@@ -139,21 +178,22 @@ impl Scheduler {
         self.refill = (rate * CATCH_UP).max(MIN_RATE);
         for (id, c) in model.checks.iter().enumerate() {
             if c.spec.kind == CheckKind::None {
-                self.slots.push(None);
+                self.slots.push(Slot::UNUSED);
                 continue;
             }
             let slot = carry(id).unwrap_or_else(|| Slot {
-                running: None,
-                next: now + jitter(id, c.spec.interval),
+                running: Slot::IDLE,
+                next: self.at(now + jitter(id, c.spec.interval)),
             });
-            self.heap.push(Reverse((slot.next, id)));
-            self.slots.push(Some(slot));
+            // Check ids index vectors of the configuration, far below 2^32.
+            self.heap.push(Reverse((slot.next, id as u32)));
+            self.slots.push(slot);
         }
     }
 
     /// When the next run is due (and the pace allows it).
     pub fn next_due(&self) -> Option<Instant> {
-        let top = self.heap.peek().map(|Reverse((t, _))| *t)?;
+        let top = self.heap.peek().map(|Reverse((t, _))| self.instant(*t))?;
         Some(self.paced_until.map_or(top, |p| p.max(top)))
     }
 
@@ -175,37 +215,45 @@ impl Scheduler {
         // The epsilon: a rate summed from 20,000 fifths is 3,999.999...
         let max = max.min((self.tokens + 1e-6) as usize);
         let mut out = Vec::new();
+        let now_at = self.at(now);
         while out.len() < max {
             let Some(&Reverse((t, id))) = self.heap.peek() else {
                 break;
             };
-            if t > now {
+            if t > now_at {
                 break;
             }
             self.heap.pop();
-            let (Some(slot), Some(check)) = (
-                self.slots.get_mut(id).and_then(Option::as_mut),
-                model.checks.get(id),
-            ) else {
+            let id = id as CheckId;
+            let (Some(slot), Some(check)) = (self.slots.get_mut(id), model.checks.get(id)) else {
                 continue;
             };
-            self.lag = self.lag.max(now.saturating_duration_since(t));
-            let interval = check.spec.interval.max(Duration::from_millis(10));
+            if !slot.used() {
+                continue;
+            }
+            self.lag = self
+                .lag
+                .max(Duration::from_nanos(now_at.0.saturating_sub(t.0)));
+            let interval = check
+                .spec
+                .interval
+                .max(Duration::from_millis(10))
+                .as_nanos() as u64;
             // From the slot's time, not from now: no drift; but never in the
             // past (a late loop does not make a burst), nor sooner than half
             // an interval after this start (a director catching up does not
             // run its late checks twice).
-            let mut next = slot.next + interval;
-            if next < now + interval / 2 {
-                next = now + interval;
+            let mut next = slot.next.0 + interval;
+            if next < now_at.0 + interval / 2 {
+                next = now_at.0 + interval;
             }
-            slot.next = next;
-            self.heap.push(Reverse((next, id)));
-            if slot.busy(&check.spec, now) {
+            slot.next = At(next);
+            self.heap.push(Reverse((slot.next, id as u32)));
+            if slot.busy(&check.spec, now_at) {
                 self.overrun += 1;
                 continue;
             }
-            slot.running = Some(now);
+            slot.running = now_at;
             out.push(Run {
                 generation: self.generation,
                 id,
@@ -214,7 +262,7 @@ impl Scheduler {
             });
         }
         self.tokens -= out.len() as f64;
-        if self.tokens < 1.0 && self.heap.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+        if self.tokens < 1.0 && self.heap.peek().is_some_and(|Reverse((t, _))| *t <= now_at) {
             // Dry with runs waiting: come back when one token is in.
             let wait = (1.0 - self.tokens) / self.refill;
             self.paced_until = Some(now + Duration::from_secs_f64(wait));
@@ -233,14 +281,14 @@ impl Scheduler {
 
     /// A run of check `id` (of the current generation) ended.
     pub fn finished(&mut self, id: CheckId) {
-        if let Some(Some(slot)) = self.slots.get_mut(id) {
-            slot.running = None;
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.running = Slot::IDLE;
         }
     }
 
     /// Checks scheduled.
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_some()).count()
+        self.slots.iter().filter(|s| s.used()).count()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -153,7 +153,7 @@ pub struct Family {
     pending: Mutex<Pending>,
     /// IPv4 only: the source address the kernel picks for a destination,
     /// which the checksum covers.
-    sources: Mutex<HashMap<Ipv4Addr, (Ipv4Addr, Instant)>>,
+    sources: Mutex<HashMap<Ipv4Addr, (Ipv4Addr, Instant), FastHash>>,
     /// The UDP socket that looks sources up (see [`Family::source`]).
     router: Mutex<Option<Socket>>,
     /// A probe started while none was in flight: the receiver, idle
@@ -164,8 +164,49 @@ pub struct Family {
 
 #[derive(Debug, Default)]
 struct Pending {
-    by_server: HashMap<SocketAddr, Vec<Waiter>>,
+    by_server: HashMap<SocketAddr, Vec<Waiter>, FastHash>,
     waiters: usize,
+}
+
+/// The probe tables' hash: their keys are the configured servers (a reply
+/// only looks one up, never adds one), so SipHash's defence against chosen
+/// keys buys nothing, and its cost was paid four times per probe.
+type FastHash = std::hash::BuildHasherDefault<AddrHasher>;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // FxHash's step.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 #[derive(Debug)]
@@ -203,6 +244,11 @@ impl Family {
             set_ipv6_checksum(&raw)?;
         }
         grow_receive_buffer(&raw);
+        if !v6 {
+            // DF, as on any Linux SYN; and the kernel then gives the packet
+            // IP id 0 instead of drawing a random one per SYN.
+            set_dont_fragment(&raw)?;
+        }
         raw.set_nonblocking(true)?;
         // Packets queued between socket() and the filter are still there:
         // harmless (parsing checks the port too), but read them off.
@@ -215,7 +261,7 @@ impl Family {
             v6,
             cap,
             pending: Mutex::new(Pending::default()),
-            sources: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::default()),
             router: Mutex::new(None),
             started: tokio::sync::Notify::new(),
             next_id: AtomicU64::new(0),
@@ -553,6 +599,25 @@ fn set_ipv6_checksum(raw: &Socket) -> io::Result<()> {
             libc::IPPROTO_IPV6,
             libc::IPV6_CHECKSUM,
             (&raw const offset).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn set_dont_fragment(raw: &Socket) -> io::Result<()> {
+    let mode: libc::c_int = libc::IP_PMTUDISC_PROBE;
+    // SAFETY: a valid descriptor and a c_int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            raw.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&raw const mode).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

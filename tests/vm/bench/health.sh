@@ -192,6 +192,17 @@ cpu_ticks() {
     done
     echo "$t"
 }
+# Each thread's CPU ticks ("comm ticks" per line), to tell the check loop
+# from the thread that reads the table for the syncs.
+thread_ticks() {
+    local p t
+    for p in $(daemon_pids); do
+        for t in /proc/"$p"/task/*; do
+            [[ -r $t/stat ]] || continue
+            awk '{sub(/^[0-9]+ \(/, ""); sub(/\) /, " "); split($0, f, " "); print f[1], f[13] + f[14]}' "$t/stat"
+        done
+    done
+}
 peak_rss_kib() {
     local t=0 p
     for p in $(daemon_pids); do
@@ -254,8 +265,13 @@ for daemon in $DAEMONS; do
     echo "$(date -u +%T.%N) table complete; peak RSS so far $(peak_rss_kib) KiB" >>"$OUT/events-$daemon.txt"
     memory_of "$daemon" "table complete"
     c0=$(cpu_ticks)
+    t0=$(thread_ticks)
     sleep "$WINDOW"
     c1=$(cpu_ticks)
+    # Per thread over the window: threads-NAME.txt.
+    awk -v hz="$HZ" -v w="$WINDOW" 'NR == FNR {before[$1] += $2; next} {after[$1] += $2}
+        END {for (c in after) printf "%s %.1f%%\n", c, 100 * (after[c] - before[c]) / hz / w}' \
+        <(echo "$t0") <(thread_ticks) >"$OUT/threads-$daemon.txt" || true
     R[$daemon.cpu]=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v w="$WINDOW" 'BEGIN {printf "%.1f", 100 * t / hz / w}')
     # What dominates the CPU: a flat profile after the measured window (the
     # sampling costs the daemon a little, so never during it).
