@@ -149,6 +149,20 @@ pub struct Daemon {
     read_rx: mpsc::UnboundedReceiver<TableRead>,
 }
 
+/// Hands the pages a sync or a reload freed back to the kernel. glibc keeps
+/// free chunks inside its heap, and the transients of each sync (the table
+/// read, the view it replaces) left holes that the next one did not fill:
+/// the heap grew by half between start-up and the first reload in the VM
+/// benchmark. A trim walks the free lists (milliseconds at 20,000 servers,
+/// once per sync).
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only works on the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn groups(c: &DirectorConfig) -> Vec<PortGroup> {
     c.services.iter().filter_map(|s| s.group.clone()).collect()
 }

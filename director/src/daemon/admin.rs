@@ -74,6 +74,7 @@ impl Daemon {
             diff.checks_new
         );
         let _ = self.notifier.ready(&self.status_line());
+        super::release_freed_memory();
     }
 
     fn save_drains(&self) {

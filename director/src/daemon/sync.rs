@@ -159,6 +159,7 @@ impl Daemon {
         }
         self.counters.syncs += 1;
         self.counters.last_sync = Some(Instant::now());
+        super::release_freed_memory();
     }
 }
 
