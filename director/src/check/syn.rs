@@ -599,59 +599,48 @@ fn sock_filter(i: &Insn) -> SockFilter {
 /// offset 16 of what we send: it picks the IPv6 source address, which the
 /// checksum covers.
 fn set_ipv6_checksum(raw: &Socket) -> io::Result<()> {
-    let offset: libc::c_int = 16;
-    // SAFETY: a valid descriptor and a c_int option of the right size.
-    let r = unsafe {
-        libc::setsockopt(
-            raw.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_CHECKSUM,
-            (&raw const offset).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_int_option(raw, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, 16)
 }
 
 fn set_dont_fragment(raw: &Socket) -> io::Result<()> {
-    let mode: libc::c_int = libc::IP_PMTUDISC_PROBE;
-    // SAFETY: a valid descriptor and a c_int option of the right size.
-    let r = unsafe {
-        libc::setsockopt(
-            raw.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            (&raw const mode).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_int_option(
+        raw,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_PROBE,
+    )
 }
 
 /// SO_RCVBUFFORCE (CAP_NET_ADMIN, which the daemon has) passes
 /// net.core.rmem_max; without it, SO_RCVBUF up to that limit.
 fn grow_receive_buffer(raw: &Socket) {
     let size = RECV_BUFFER as libc::c_int;
+    if set_int_option(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+        let _ = raw.set_recv_buffer_size(RECV_BUFFER);
+    }
+}
+
+/// An integer socket option socket2 has no setter for.
+fn set_int_option(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid descriptor and a c_int option of the right size.
-    let forced = unsafe {
+    let r = unsafe {
         libc::setsockopt(
-            raw.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const size).cast(),
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if forced != 0 {
-        let _ = raw.set_recv_buffer_size(RECV_BUFFER);
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
