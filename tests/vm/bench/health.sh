@@ -36,7 +36,10 @@
 #
 # Into VM_LOG_DIR: health-bench.md (the table), daemon-NAME.log,
 # events-NAME.txt (when the server was made to refuse and accept, and when
-# the weights were seen), perf-NAME.txt (the profile).
+# the weights were seen), memory-NAME.txt (at three points, with the largest
+# mappings), threads-NAME.txt (CPU per thread over the window),
+# perf-NAME.txt (the profile), perf-clock-NAME.txt (who reads the clock),
+# net-NAME.txt (where checks were lost).
 set -euo pipefail
 
 SERVICES=${BENCH_SERVICES:-2000}
