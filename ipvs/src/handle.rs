@@ -401,10 +401,15 @@ impl Handle {
     pub fn stop_daemon(&self, state: DaemonState) -> Result<()> {
         let attrs = vec![DaemonAttr::State(state.raw())];
         let msg = IpvsMessage::new(IpvsCmd::DelDaemon, vec![IpvsAttr::Daemon(attrs)]);
-        self.exchange(&msg, false, false, OpKind::StopDaemon, || {
+        match self.exchange(&msg, false, false, OpKind::StopDaemon, || {
             format!("stop {state:?} sync daemon")
-        })
-        .map(|_| ())
+        }) {
+            // The kernel answers a stop with the exit code of the daemon's
+            // thread, or EINTR when the thread was stopped before it first
+            // ran (a stop right after the start): stopped all the same.
+            Err(e) if e.errno() == Some(libc::EINTR) => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 }
 

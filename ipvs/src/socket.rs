@@ -5,6 +5,12 @@
 //! The kernel handles every IPVS request inside the send call, so the
 //! replies are queued when the socket reads them: a call waits on nothing
 //! but the kernel's own work.
+//!
+//! Every send of requests that are not dumps ends with a sentinel, an
+//! acknowledged NLMSG_NOOP, and the receive ends at the sentinel's ack.
+//! The kernel sends no ack at all for a request whose handler returned
+//! EINTR (`netlink_rcv_skb`), which IPVS's stop of a sync daemon does when
+//! its thread had not run yet: waiting for that ack would wait forever.
 
 use std::fmt;
 use std::io;
@@ -23,6 +29,7 @@ use rustix::net::sockopt;
 use crate::codec::IpvsMessage;
 
 const NLMSG_HDRLEN: usize = 16;
+const NLMSG_NOOP: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLMSG_OVERRUN: u16 = 4;
@@ -42,6 +49,10 @@ const WANT_SNDBUF: usize = 1 << 20;
 /// every message of a batch must fit, or the kernel drops replies.
 /// Generous for a capped (NETLINK_CAP_ACK) error reply.
 const RCVBUF_PER_MESSAGE: usize = 2048;
+/// How long one read waits for the kernel. Replies are queued before the
+/// send returns and a dump's next part is built inside the read, so a read
+/// that waits this long waits for a reply that will never come.
+const RECEIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A failure of the socket or of the netlink protocol under it.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +78,9 @@ pub enum NetlinkError {
     /// A netlink message of an unexpected kind.
     #[error("unexpected netlink message type {0}")]
     Unexpected(u16),
+    /// No reply within [`RECEIVE_TIMEOUT`].
+    #[error("no netlink reply within {} s", RECEIVE_TIMEOUT.as_secs())]
+    Timeout,
 }
 
 /// The replies to one request, and the kernel's errno if it refused.
@@ -115,6 +129,16 @@ fn encode<T: NetlinkSerializable + fmt::Debug>(
     out.resize((out.len() + 3) & !3, 0);
 }
 
+/// Append the sentinel: an acknowledged no-op that the kernel answers
+/// with an ack once it has handled every message before it.
+fn encode_sentinel(out: &mut Vec<u8>, seq: u32) {
+    out.extend_from_slice(&(NLMSG_HDRLEN as u32).to_ne_bytes());
+    out.extend_from_slice(&NLMSG_NOOP.to_ne_bytes());
+    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+}
+
 fn ipvs(family: u16, msg: IpvsMessage) -> GenlMessage<IpvsMessage> {
     let mut genl = GenlMessage::from_payload(msg);
     genl.set_resolved_family_id(family);
@@ -159,6 +183,8 @@ impl Socket {
         }
         // Error replies without a copy of the request.
         let _ = sock.set_cap_ack(true);
+        sockopt::set_socket_timeout(&sock, sockopt::Timeout::Recv, Some(RECEIVE_TIMEOUT))
+            .map_err(io::Error::from)?;
         let rcvbuf = sockopt::socket_recv_buffer_size(&sock).unwrap_or(0);
         let sndbuf = sockopt::socket_send_buffer_size(&sock).unwrap_or(0);
         Ok(Socket {
@@ -204,6 +230,9 @@ impl Socket {
             let mut window = &mut self.buf[..self.read_len];
             let n = match self.sock.recv(&mut window, libc::MSG_TRUNC) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(NetlinkError::Timeout);
+                }
                 Err(e) => return Err(e.into()),
                 Ok(n) => n,
             };
@@ -273,6 +302,8 @@ impl Socket {
     }
 
     /// One request (a dump if `dump`, else acknowledged) and its replies.
+    /// A request the kernel handled without an ack reports EINTR (see the
+    /// module's header).
     pub(crate) fn call(
         &mut self,
         family: u16,
@@ -283,20 +314,27 @@ impl Socket {
         self.out.clear();
         let flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
         encode(&mut self.out, ipvs(family, msg.clone()), flags, seq);
+        let sentinel = (!dump).then(|| self.next_seq());
+        if let Some(sentinel) = sentinel {
+            encode_sentinel(&mut self.out, sentinel);
+        }
         self.send_out()?;
         let mut messages = Vec::new();
-        let mut errno = 0;
+        let mut errno = None;
         self.receive(|ty, s, msg| {
+            if Some(s) == sentinel {
+                return Ok(ty == NLMSG_ERROR);
+            }
             if s != seq {
                 return Ok(false);
             }
             match ty {
                 NLMSG_ERROR => {
-                    errno = errno_of(msg);
-                    Ok(true)
+                    errno = Some(errno_of(msg));
+                    Ok(dump)
                 }
                 NLMSG_DONE => {
-                    errno = errno_of(msg).max(0);
+                    errno = Some(errno_of(msg).max(0));
                     Ok(true)
                 }
                 t if t == family => {
@@ -307,15 +345,18 @@ impl Socket {
                 _ => Ok(false),
             }
         })?;
-        Ok(Reply {
-            messages,
-            errno: (errno != 0).then_some(errno),
-        })
+        let errno = match errno {
+            Some(0) => None,
+            Some(e) => Some(e),
+            None if dump => None,
+            None => Some(libc::EINTR),
+        };
+        Ok(Reply { messages, errno })
     }
 
     /// Send change requests (no replies but errors) in batches of many
-    /// messages per send; only the last message of a batch asks for an
-    /// acknowledgement. The kernel handles them in order, and calls
+    /// messages per send, each batch closed by the sentinel. The kernel
+    /// handles them in order, and calls
     /// `on_error(index, errno)` in index order. On a socket error, returns
     /// the index of the first request not known to be handled.
     pub(crate) fn batch(
@@ -330,30 +371,28 @@ impl Socket {
             self.out.clear();
             let first_seq = self.seq.wrapping_add(1);
             let mut count = 0usize;
-            let mut last_start = 0;
             while count < self.max_batch && self.out.len() < self.max_bytes {
                 let Some(m) = msgs.next() else { break };
-                last_start = self.out.len();
                 let seq = self.next_seq();
                 encode(&mut self.out, ipvs(family, m), NLM_F_REQUEST, seq);
                 count += 1;
             }
-            // The last message asks for an ack: its reply ends the batch.
-            let flags = u16::from_ne_bytes([self.out[last_start + 6], self.out[last_start + 7]])
-                | NLM_F_ACK;
-            self.out[last_start + 6..last_start + 8].copy_from_slice(&flags.to_ne_bytes());
-            let last_seq = self.seq;
+            let sentinel = self.next_seq();
+            encode_sentinel(&mut self.out, sentinel);
             self.send_out().map_err(|e| (base, e))?;
             self.receive(|ty, s, msg| {
-                let i = s.wrapping_sub(first_seq) as usize;
-                if ty != NLMSG_ERROR || i >= count {
+                if ty != NLMSG_ERROR {
                     return Ok(false);
                 }
+                if s == sentinel {
+                    return Ok(true);
+                }
+                let i = s.wrapping_sub(first_seq) as usize;
                 let errno = errno_of(msg);
-                if errno != 0 {
+                if i < count && errno != 0 {
                     on_error(base + i, errno);
                 }
-                Ok(s == last_seq)
+                Ok(false)
             })
             .map_err(|e| (base, e))?;
             base += count;

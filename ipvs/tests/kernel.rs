@@ -313,6 +313,37 @@ fn timeouts_info_and_daemons() {
 
 #[test]
 #[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
+fn daemon_stopped_right_after_its_start() {
+    // The kernel sends no ack for a stop whose thread had not run yet
+    // (EINTR from kthread_stop): a stop right after the start, with every
+    // CPU busy so that the new thread waits for one, must still return.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _ns = Ns::new("ipvs-t9");
+    let h = Handle::in_netns("ipvs-t9").unwrap();
+    let done = AtomicBool::new(false);
+    let spinners = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..spinners {
+            scope.spawn(|| {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !done.load(Ordering::Relaxed) && std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        for state in [DaemonState::Master, DaemonState::Backup] {
+            for _ in 0..25 {
+                h.start_daemon(&Daemon::new(state, "d0", 9)).unwrap();
+                h.stop_daemon(state).unwrap();
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert!(h.daemons().unwrap().is_empty());
+}
+
+#[test]
+#[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
 fn one_handle_shared_by_threads() {
     fn send_sync<T: Send + Sync>(_: &T) {}
     let _ns = Ns::new("ipvs-t6");

@@ -14,10 +14,10 @@ KTEST=$TEST_TMP/kernel-tests
 cp "$SRC" "$KTEST"
 modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh ip_vs_lc ip_vs_pe_sip
 log "running $KTEST"
-# The tests take seconds. One CI run saw timeouts_info_and_daemons (sync
-# daemon start/stop) hang until the scenario's limit, with nothing to say
-# where: past 120 s, show the kernel stacks of the test's threads and the
-# blocked tasks (sysrq w) before failing.
+# The tests take seconds. Past 120 s, show the kernel stacks of the test's
+# threads and the blocked tasks (sysrq w) before failing: that is how a
+# stop of a sync daemon right after its start was found waiting for an ack
+# the kernel never sends (see ipvs/src/socket.rs).
 RUST_BACKTRACE=1 "$KTEST" --ignored --test-threads=1 >"$TEST_TMP/kernel-tests.log" 2>&1 &
 kpid=$!
 BG_PIDS+=("$kpid")
