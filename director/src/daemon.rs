@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 use crate::check::{CheckOutcome, Checker};
 use crate::config::{self, ConfigError, DirectorConfig, PortGroup};
 use crate::control::{self, ControlError, Pending};
-use crate::kernel::{Kernel, KernelError, Refused};
+use crate::kernel::{Applied, Kernel, KernelError};
 use crate::model::{CheckId, Event, Model, Table};
 use crate::plan::plan;
 use crate::sched::Scheduler;
@@ -173,11 +173,12 @@ fn log_events(events: &[Event]) {
     }
 }
 
-fn log_refused(refused: &[Refused]) {
+fn log_refused(applied: &Applied) {
+    let refused = &applied.refused;
     for r in refused.iter().take(20) {
         warn!(
             "the kernel refused to {}: {} (retried at the next sync)",
-            r.op.describe(),
+            applied.op(r.at).describe(),
             r.error
         );
     }
@@ -425,7 +426,7 @@ impl Daemon {
                     self.last_skip = why.clone();
                 }
                 let up = self.model.record(id, &done.outcome, now);
-                self.model.checks[id].state.last_duration = Some(
+                self.model.checks[id].state.set_last_duration(
                     done.duration
                         .unwrap_or_else(|| now.saturating_duration_since(done.started)),
                 );
@@ -479,13 +480,13 @@ impl Daemon {
         }
         match self.kernel.apply(p).await {
             Ok(applied) => {
-                self.counters.edits += applied.done.len() as u64;
+                self.counters.edits += applied.done_count() as u64;
                 self.counters.refused += applied.refused.len() as u64;
-                for op in &applied.done {
+                for op in applied.done() {
                     patch(&mut self.view, op);
                     self.overtook(op);
                 }
-                log_refused(&applied.refused);
+                log_refused(&applied);
             }
             Err(e) => error!("{e}"),
         }

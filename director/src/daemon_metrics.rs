@@ -78,7 +78,7 @@ pub(crate) fn answer(d: &Daemon, kernel: Kernel, ask: Ask) {
                 server: server_label(dest.addr, dest.port),
                 configured_weight: dest.weight,
                 state,
-                last_check_duration: st.last_duration,
+                last_check_duration: st.last_duration(),
                 transitions_total: u64::from(st.transitions),
                 ..ServerSnapshot::default()
             });

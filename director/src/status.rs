@@ -61,8 +61,8 @@ pub(crate) fn status_json(d: &Daemon) -> Value {
                 "adopted": st.assumed && slot.adopted.is_some(),
                 "check": check_text(&check.spec),
                 "last_result": st.last.as_ref().map(|l| outcome_text(&l.outcome)),
-                "last_check": st.last.as_ref().map(|l| unix_at(l.at, now, wall)),
-                "since": unix_at(st.since, now, wall),
+                "last_check": st.last.as_ref().map(|l| unix_at(l.at.instant(), now, wall)),
+                "since": unix_at(st.since.instant(), now, wall),
             }));
         }
         services.push(json!({

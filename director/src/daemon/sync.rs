@@ -11,7 +11,7 @@ use super::{Daemon, LOGGED_STEPS, groups};
 use crate::kernel::KernelError;
 use crate::model::Table;
 use crate::plan::plan_from;
-use crate::view::{patch, view_of};
+use crate::view::{View, patch, view_of};
 
 /// A full sync's read of the kernel's table, done beside the loop.
 pub(super) struct TableRead {
@@ -121,6 +121,10 @@ impl Daemon {
             );
             self.skipped_since_sync = 0;
         }
+        // The table just read replaces the view: dropped now, the old one
+        // is not held beside the read and the new map (2 MB at 20,000
+        // servers, at the peak of every sync).
+        self.view = View::new();
         let retired = self.model.expire_retiring(&table, Instant::now());
         let mut p = plan_from(self.model.desired_entries(), &table, self.opts.prune);
         p.deletions

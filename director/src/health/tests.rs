@@ -23,7 +23,7 @@ fn new_check_needs_rise_successes() {
     assert_eq!((tr.from, tr.to), ("unchecked", "up"));
     assert_eq!(tr.reason, "2 consecutive successes");
     assert!(s.serving());
-    assert_eq!(s.since, t(2));
+    assert_eq!(s.since.instant(), t(2));
 }
 
 #[test]
@@ -134,4 +134,25 @@ fn skipped_changes_nothing() {
     );
     assert!(s.assumed, "still waiting for a real result");
     assert_eq!(s.runs, 0);
+}
+
+#[test]
+fn stamps_and_durations_round_trip() {
+    let now = Instant::now();
+    for t in [
+        now,
+        now + Duration::from_nanos(1),
+        now + Duration::from_secs(86_400 * 400),
+        now - Duration::from_millis(1500),
+    ] {
+        assert_eq!(Stamp::of(t).instant(), t);
+    }
+    let mut s = CheckState::new(now);
+    assert_eq!(s.last_duration(), None);
+    for d in [Duration::ZERO, Duration::from_micros(1500)] {
+        s.set_last_duration(d);
+        assert_eq!(s.last_duration(), Some(d));
+    }
+    s.set_last_duration(Duration::from_secs(10_000));
+    assert_eq!(s.last_duration(), Some(Duration::from_micros(u64::from(u32::MAX - 1))));
 }
