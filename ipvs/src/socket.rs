@@ -45,6 +45,8 @@ pub(crate) const SMALL_READ: usize = 4096 - 320;
 /// Receive buffer asked for (root may exceed net.core.rmem_max).
 const WANT_RCVBUF: usize = 4 << 20;
 const WANT_SNDBUF: usize = 1 << 20;
+/// Send-buffer capacity kept between requests.
+const KEPT_OUT: usize = 64 * 1024;
 /// Receive-buffer bytes reserved per message of a batch: an error reply to
 /// every message of a batch must fit, or the kernel drops replies.
 /// Generous for a capped (NETLINK_CAP_ACK) error reply.
@@ -81,12 +83,6 @@ pub enum NetlinkError {
     /// No reply within [`RECEIVE_TIMEOUT`].
     #[error("no netlink reply within {} s", RECEIVE_TIMEOUT.as_secs())]
     Timeout,
-}
-
-/// The replies to one request, and the kernel's errno if it refused.
-pub(crate) struct Reply {
-    pub messages: Vec<IpvsMessage>,
-    pub errno: Option<i32>,
 }
 
 pub(crate) struct Socket {
@@ -301,15 +297,18 @@ impl Socket {
         }
     }
 
-    /// One request (a dump if `dump`, else acknowledged) and its replies.
-    /// A request the kernel handled without an ack reports EINTR (see the
-    /// module's header).
-    pub(crate) fn call(
+    /// One request (a dump if `dump`, else acknowledged); each reply goes
+    /// to `each` as it is decoded, so that a dump of thousands is never
+    /// held whole (a service dump's attributes are 1.5 kB a service).
+    /// Returns the kernel's errno; a request the kernel handled without an
+    /// ack reports EINTR (see the module's header).
+    pub(crate) fn call_each(
         &mut self,
         family: u16,
         msg: &IpvsMessage,
         dump: bool,
-    ) -> Result<Reply, NetlinkError> {
+        each: &mut dyn FnMut(IpvsMessage),
+    ) -> Result<Option<i32>, NetlinkError> {
         let seq = self.next_seq();
         self.out.clear();
         let flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { NLM_F_ACK };
@@ -319,7 +318,6 @@ impl Socket {
             encode_sentinel(&mut self.out, sentinel);
         }
         self.send_out()?;
-        let mut messages = Vec::new();
         let mut errno = None;
         self.receive(|ty, s, msg| {
             if Some(s) == sentinel {
@@ -339,19 +337,18 @@ impl Socket {
                 }
                 t if t == family => {
                     let m: GenlMessage<IpvsMessage> = parse(msg)?;
-                    messages.push(m.payload);
+                    each(m.payload);
                     Ok(false)
                 }
                 _ => Ok(false),
             }
         })?;
-        let errno = match errno {
+        Ok(match errno {
             Some(0) => None,
             Some(e) => Some(e),
             None if dump => None,
             None => Some(libc::EINTR),
-        };
-        Ok(Reply { messages, errno })
+        })
     }
 
     /// Send change requests (no replies but errors) in batches of many
@@ -397,6 +394,15 @@ impl Socket {
             .map_err(|e| (base, e))?;
             base += count;
         }
+        self.release_big_buffer();
         Ok(())
+    }
+
+    /// A batch's send buffer grows to a megabyte (a first convergence);
+    /// kept, it stayed resident for the daemon's life.
+    fn release_big_buffer(&mut self) {
+        if self.out.capacity() > KEPT_OUT {
+            self.out = Vec::with_capacity(KEPT_OUT);
+        }
     }
 }

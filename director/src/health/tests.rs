@@ -154,5 +154,8 @@ fn stamps_and_durations_round_trip() {
         assert_eq!(s.last_duration(), Some(d));
     }
     s.set_last_duration(Duration::from_secs(10_000));
-    assert_eq!(s.last_duration(), Some(Duration::from_micros(u64::from(u32::MAX - 1))));
+    assert_eq!(
+        s.last_duration(),
+        Some(Duration::from_micros(u64::from(u32::MAX - 1)))
+    );
 }
