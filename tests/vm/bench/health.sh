@@ -33,6 +33,9 @@
 # `half_open = true` TCP checks), BENCH_PERF_SECS (20: a perf profile of that many seconds
 # after the CPU window, if perf exists; 0: none; not passed by run-suite.sh,
 # so only its default applies in the VM).
+# BENCH_HEAPTRACK=1 runs lvs-director under heaptrack's preload library (if
+# installed) and writes its raw record to ht-NAME.raw: a diagnosis run,
+# whose memory and CPU figures are heaptrack's too.
 #
 # Into VM_LOG_DIR: health-bench.md (the table), daemon-NAME.log,
 # events-NAME.txt (when the server was made to refuse and accept, and when
@@ -51,6 +54,7 @@ PERF_SECS=${BENCH_PERF_SECS:-20}
 WORK=$(mktemp -d /tmp/health-bench.XXXXXX)
 # Results, daemon logs and profiles: kept after the VM stops.
 OUT=${VM_LOG_DIR:-$WORK}
+HEAPTRACK_LIB=/usr/lib/heaptrack/libheaptrack_preload.so
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 NS=hb-dir-$$
 FARM=hb-farm-$$
@@ -235,7 +239,14 @@ memory_of() {
 start_daemon() {
     case $1 in
     lvs-director | lvs-director-half-open)
-        ip netns exec "$NS" "$WORK/lvs-director" run --config "$(config_of "$1")" \
+        # BENCH_HEAPTRACK=1: heaptrack's preload library records every
+        # allocation into ht-NAME.raw (figures then are heaptrack's, not
+        # the daemon's; see BENCHMARKS.md for reading the file).
+        local preload=()
+        if [[ ${BENCH_HEAPTRACK:-0} == 1 && -e $HEAPTRACK_LIB ]]; then
+            preload=(env "LD_PRELOAD=$HEAPTRACK_LIB" "DUMP_HEAPTRACK_OUTPUT=$OUT/ht-$1.raw")
+        fi
+        ip netns exec "$NS" "${preload[@]}" "$WORK/lvs-director" run --config "$(config_of "$1")" \
             --control "$WORK/control.sock" >"$WORK/daemon.log" 2>&1 &
         ;;
     keepalived)
