@@ -324,14 +324,23 @@ impl Handle {
         let mut bad = None;
         self.exchange_each(msg, true, big, OpKind::Query, &what, &mut |m| {
             let Some(m) = m else {
+                // Started over: what the first attempt decoded is void.
                 out.clear();
+                bad = None;
                 return;
             };
+            // After a bad reply the dump is still read to its end (the
+            // socket must stay in step), but nothing more is decoded.
+            if bad.is_some() {
+                return;
+            }
             for a in m.nlas {
                 match decode(a) {
-                    _ if bad.is_some() => {}
                     Some(Ok(item)) => out.push(item),
-                    Some(Err(e)) => bad = Some(e),
+                    Some(Err(e)) => {
+                        bad = Some(e);
+                        return;
+                    }
                     None => {}
                 }
             }

@@ -406,3 +406,28 @@ impl Socket {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sentinel_is_an_acknowledged_noop_header() {
+        let mut out = vec![0xaa; 4];
+        encode_sentinel(&mut out, 0x0102_0304);
+        let m = &out[4..];
+        assert_eq!(m.len(), NLMSG_HDRLEN);
+        assert_eq!(read_u32(m, 0) as usize, NLMSG_HDRLEN);
+        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), NLMSG_NOOP);
+        assert_eq!(u16::from_ne_bytes([m[6], m[7]]), NLM_F_REQUEST | NLM_F_ACK);
+        assert_eq!(read_u32(m, 8), 0x0102_0304);
+        assert_eq!(read_u32(m, 12), 0, "port id: the kernel's");
+        // netlink-packet-core reads the same header back.
+        use netlink_packet_core::Parseable;
+        let h = NetlinkHeader::parse(&netlink_packet_core::NetlinkBuffer::new(m)).unwrap();
+        assert_eq!(
+            (h.length, h.message_type, h.sequence_number),
+            (16, 1, 0x0102_0304)
+        );
+    }
+}
