@@ -33,9 +33,10 @@
 # `half_open = true` TCP checks), BENCH_PERF_SECS (20: a perf profile of that many seconds
 # after the CPU window, if perf exists; 0: none; not passed by run-suite.sh,
 # so only its default applies in the VM).
-# BENCH_HEAPTRACK=1 runs lvs-director under heaptrack's preload library (if
-# installed) and writes its raw record to ht-NAME.raw: a diagnosis run,
-# whose memory and CPU figures are heaptrack's too.
+# BENCH_HEAPTRACK=1 runs lvs-director under heaptrack's preload library
+# (installed by hand: apt install heaptrack; without it the run says so and
+# records nothing) and writes its raw record to ht-NAME.raw: a diagnosis
+# run, whose memory and CPU figures are heaptrack's too.
 #
 # Into VM_LOG_DIR: health-bench.md (the table), daemon-NAME.log,
 # events-NAME.txt (when the server was made to refuse and accept, and when
@@ -243,8 +244,12 @@ start_daemon() {
         # allocation into ht-NAME.raw (figures then are heaptrack's, not
         # the daemon's; see BENCHMARKS.md for reading the file).
         local preload=()
-        if [[ ${BENCH_HEAPTRACK:-0} == 1 && -e $HEAPTRACK_LIB ]]; then
-            preload=(env "LD_PRELOAD=$HEAPTRACK_LIB" "DUMP_HEAPTRACK_OUTPUT=$OUT/ht-$1.raw")
+        if [[ ${BENCH_HEAPTRACK:-0} == 1 ]]; then
+            if [[ -e $HEAPTRACK_LIB ]]; then
+                preload=(env "LD_PRELOAD=$HEAPTRACK_LIB" "DUMP_HEAPTRACK_OUTPUT=$OUT/ht-$1.raw")
+            else
+                say "BENCH_HEAPTRACK=1 but $HEAPTRACK_LIB is missing (apt install heaptrack): not recorded"
+            fi
         fi
         ip netns exec "$NS" "${preload[@]}" "$WORK/lvs-director" run --config "$(config_of "$1")" \
             --control "$WORK/control.sock" >"$WORK/daemon.log" 2>&1 &
