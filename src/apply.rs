@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use crate::error::Error;
 use crate::fou::Fou;
-use crate::model::{AddressSpec, FouPort};
+use crate::domain::{AddressSpec, FouPort};
 use crate::netlink::{AddOutcome, Netlink};
 use crate::plan::Change;
 use crate::sysctl;

@@ -13,7 +13,7 @@ use crate::apply::apply;
 use crate::config::{self, Config};
 use crate::drain::{Drain, DrainFiles};
 use crate::error::{Error, exit_code};
-use crate::model::SysctlKey;
+use crate::domain::SysctlKey;
 use crate::netlink::Netlink;
 use crate::observe::{Observed, Scope};
 use crate::plan::{Change, Plan, plan_start, plan_stop};

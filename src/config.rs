@@ -11,7 +11,7 @@ use lvs_common::config_error::{self, ConfigError, LineIndex, LoadError};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{
+use crate::domain::{
     ArpKey, Family, FouPort, SysctlKey, SysctlSetting, TunnelKind, host_prefix,
     valid_interface_name,
 };
@@ -274,9 +274,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     if let Some(director) = raw.vips_from_director {
         let director_path = resolve(path, director.get_ref());
-        let cluster = lvs_director::config::load(&director_path)
+        let cluster = lvs_director_config::load(&director_path)
             .map_err(|e| at(Some(director.span()), format!("vips_from_director: {e}")))?;
-        for address in lvs_director::config::vips(&cluster) {
+        for address in lvs_director_config::vips(&cluster) {
             // A VIP also listed here keeps its [[vip]] entry (and label).
             if seen.contains_key(&address) {
                 continue;

@@ -1,5 +1,5 @@
 //! The kernel's "fou" generic-netlink family: FOU and GUE receive ports
-//! (what `ip fou add port P gue` makes), in the types of [`crate::model`].
+//! (what `ip fou add port P gue` makes), in the types of [`crate::domain`].
 //!
 //! The codec follows `netlink_packet_generic::ctrl` (and lvs-ipvs's codec):
 //! one payload type holding a command and its attributes, with an `Other`
@@ -25,7 +25,7 @@ use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_GENERIC};
 
-use crate::model::{Family, FouEncap, FouListener, FouPort};
+use crate::domain::{Family, FouEncap, FouListener, FouPort};
 
 /// Name under which the kernel registers the family.
 pub const FOU_GENL_NAME: &str = "fou";

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::model::{Family, KernelSupport};
+use crate::domain::{Family, KernelSupport};
 
 /// Whether `module` (as /sys/module names it: `ip_gre`, not `ip-gre`) is
 /// loaded, built in, installed, or none of them.

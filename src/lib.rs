@@ -6,7 +6,7 @@
 //!
 //! The crate is split by concern, with the decisions kept free of system calls:
 //!
-//! - [`model`]: the domain types (links, addresses, address specs, sysctl
+//! - [`domain`]: the domain types (links, addresses, address specs, sysctl
 //!   keys) that everything else speaks; it depends on nothing in the crate.
 //! - [`config`]: TOML into a validated [`config::Config`], errors with file:line:column.
 //! - [`observe`]: one snapshot of the system (one link dump, one address dump,
@@ -39,7 +39,7 @@ pub mod drain;
 pub mod error;
 pub mod fou;
 pub mod kernel;
-pub mod model;
+pub mod domain;
 pub mod netlink;
 pub mod observe;
 pub mod plan;

@@ -1,5 +1,5 @@
 //! The rtnetlink adapter: one link dump and one address dump to observe, and
-//! pipelined requests to change, in the types of [`crate::model`]. Requests
+//! pipelined requests to change, in the types of [`crate::domain`]. Requests
 //! are kept in flight together (bounded, so the kernel's acknowledgements
 //! never overrun the socket buffer) instead of waiting for each
 //! acknowledgement in turn.
@@ -18,7 +18,7 @@ use netlink_packet_route::link::{
 use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec};
 
 use crate::error::Error;
-use crate::model::{Address, AddressSpec, Interface, Link, LinkKind};
+use crate::domain::{Address, AddressSpec, Interface, Link, LinkKind};
 
 /// Requests in flight at once. Each acknowledgement costs the socket's receive
 /// buffer about a kilobyte; a few hundred stay far below the default buffer.

@@ -13,7 +13,7 @@ use crate::config::Tunnel;
 use crate::error::Error;
 use crate::fou::Fou;
 use crate::kernel;
-use crate::model::{
+use crate::domain::{
     Address, ArpKey, Family, FouListener, KernelSupport, Link, SysctlKey, TunnelKind,
 };
 use crate::netlink::Netlink;

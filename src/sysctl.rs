@@ -4,7 +4,7 @@
 //! no dotted-notation escaping.
 
 use crate::error::Error;
-use crate::model::{Family, SysctlKey};
+use crate::domain::{Family, SysctlKey};
 
 pub fn read(key: &SysctlKey) -> Result<i32, Error> {
     let text = std::fs::read_to_string(key.path()).map_err(|source| Error::Sysctl {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::model::{Family, SysctlSetting};
+use crate::domain::{Family, SysctlSetting};
 
 /// Directories systemd-sysctl and `sysctl --system` read, highest priority
 /// first: a file name in an earlier directory hides the same name in later ones.
@@ -189,7 +189,7 @@ pub fn conflicts(wanted: &[SysctlSetting], settings: &[Setting]) -> Vec<String> 
 mod tests {
     use super::*;
     use crate::config::ArpPolicy;
-    use crate::model::SysctlKey;
+    use crate::domain::SysctlKey;
 
     fn config(interfaces: &[&str]) -> Vec<SysctlSetting> {
         ArpPolicy {

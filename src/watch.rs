@@ -70,179 +70,277 @@ pub const REPAIR_REFILL: Duration = Duration::from_secs(2);
 const REPAIRED: &str = "drift repaired";
 
 pub async fn watch(ctx: &Context, options: &WatchOptions) -> Result<(), Error> {
-    let mut config = config::load(&options.config_path)?;
-    if options.repair {
-        netns::require_net_admin()?;
-    }
-    let notifier = Notifier::from_env();
-    let mut watchdog = Watchdog::from_notifier(&notifier);
-    // Both before the first convergence: signals so a SIGTERM meanwhile is
-    // handled cleanly once it is done, events so no removal is missed.
-    let mut signals = Signals::new().map_err(signal_error)?;
-    let mut events = subscribe()?;
-    // Bound before anything changes: a taken port fails the run cleanly.
-    let bound = options.agent_listen.map(agent_check::bind).transpose()?;
-
-    if options.repair {
-        // The watchdog keeps pinging while a convergence waits (for the lock
-        // another run holds, at most a minute): waiting is not hanging.
-        let first = watchdog
-            .keep_alive(&notifier, commands::converge(ctx, &config, false))
-            .await?;
-        log_changes(&first, "converged");
-    }
-    let endpoint = match bound {
-        Some(bound) => {
-            let endpoint = Endpoint::start(
-                bound,
-                ctx.drain_files()?,
-                options.on_drift,
-                verdict(ctx, &config).await,
-            )?;
-            info!("agent endpoint on {}", endpoint.address);
-            Some(endpoint)
-        }
-        None => None,
-    };
-    let mut tick = tokio::time::interval_at(Instant::now() + options.interval, options.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    let mut limiter = RateLimiter::new(REPAIR_BURST, REPAIR_REFILL, std::time::Instant::now());
-    let mut pending: Option<Instant> = None;
-    let mut ticks: u32 = 0;
-    let mut repairs: u64 = 0;
-    let mut vips = vip_set(&config);
-    let mut device = config.tunnel.map(|t| t.device());
-    notify(notifier.ready(&format!(
-        "watching {} VIP(s); no repair yet",
-        config.vips.len()
-    )));
-    info!(
-        "watching {} VIP(s), sysctls every {:?}",
-        config.vips.len(),
-        options.interval
-    );
-
+    let mut w = Watcher::start(ctx, options).await?;
     loop {
+        // One timer for what is due: a convergence (with repair) or a look
+        // for the agent endpoint (without).
+        let due = w.pending;
         tokio::select! {
-            event = events.next() => match event {
-                Some((message, _)) => {
-                    if concerns_us(&message, &vips, device) && pending.is_none() {
-                        pending = Some(Instant::now() + COALESCE);
-                    }
-                }
-                None => {
-                    warn!("the netlink event socket closed (events may have been lost); resubscribing");
-                    events = subscribe()?;
-                    pending = Some(Instant::now());
-                }
-            },
-            _ = tick.tick() => {
-                ticks = ticks.wrapping_add(1);
-                if ticks.is_multiple_of(RESYNC_INTERVALS) {
-                    debug!("full check");
-                    pending.get_or_insert_with(Instant::now);
-                } else if sysctls_drifted(&config) || fou_port_missing(&config) {
-                    pending.get_or_insert_with(Instant::now);
-                } else if let Some(endpoint) = &endpoint {
-                    // Drift without repair (a sysctl, with --no-repair) shows too.
-                    endpoint.update(verdict(ctx, &config).await);
-                }
-            }
-            signal = signals.recv() => match signal {
+            event = w.events.next() => w.on_netlink(event)?,
+            _ = w.tick.tick() => w.on_tick().await,
+            signal = w.signals.recv() => match signal {
                 Signal::Stop => break,
-                Signal::Reload => {
-                    notify(notifier.reloading());
-                    reload(ctx, options, &mut config, &notifier, &mut watchdog).await;
-                    vips = vip_set(&config);
-                    device = config.tunnel.map(|t| t.device());
-                    if let Some(endpoint) = &endpoint {
-                        endpoint.update(verdict(ctx, &config).await);
-                    }
-                    notify(notifier.ready(&format!("watching {} VIP(s); {repairs} repair(s)", config.vips.len())));
-                }
+                Signal::Reload => w.on_reload().await,
             },
-            _ = watchdog.tick() => notify(notifier.watchdog()),
-            _ = sleep_until(pending.unwrap_or_else(Instant::now)), if pending.is_some() && !options.repair => {
-                pending = None;
-                if let Some(endpoint) = &endpoint {
-                    endpoint.update(verdict(ctx, &config).await);
-                }
-            }
-            _ = sleep_until(pending.unwrap_or_else(Instant::now)), if pending.is_some() && options.repair => {
-                match limiter.take(std::time::Instant::now()) {
-                    Ok(()) => {
-                        pending = None;
-                        let converged = watchdog
-                            .keep_alive(&notifier, commands::converge(ctx, &config, false))
-                            .await;
-                        match converged {
-                            Ok(summary) if summary.changes.is_empty() => {}
-                            Ok(summary) => {
-                                repairs += summary.changes.len() as u64;
-                                log_changes(&summary, REPAIRED);
-                                let last = summary.changes.last().map(ToString::to_string).unwrap_or_default();
-                                notify(notifier.status(&format!("watching {} VIP(s); {repairs} repair(s), last: {last}", config.vips.len())));
-                            }
-                            Err(e) => error!("repair failed: {e}"),
-                        }
-                        if let Some(endpoint) = &endpoint {
-                            endpoint.update(verdict(ctx, &config).await);
-                        }
-                    }
-                    Err(next) => {
-                        let next = Instant::from_std(next);
-                        warn!(
-                            "repairs rate-limited (more than {REPAIR_BURST} in a short time: is another tool undoing rs-agent?); next attempt in {:.1}s",
-                            next.saturating_duration_since(Instant::now()).as_secs_f64()
-                        );
-                        pending = Some(next);
-                    }
-                }
-            }
+            _ = w.watchdog.tick() => notify(w.notifier.watchdog()),
+            () = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => w.on_due().await,
         }
     }
-
-    notify(notifier.stopping());
-    if let Some(endpoint) = &endpoint {
-        endpoint.update(Verdict::unknown("rs-agent watch is stopping"));
-    }
-    if options.rollback_on_exit {
-        let summary = watchdog
-            .keep_alive(&notifier, commands::stop(ctx, false))
-            .await?;
-        log_changes(&summary, "rolled back on exit");
-    } else {
-        info!("exiting; the configuration stays in place (rs-agent stop undoes it)");
-    }
-    Ok(())
+    w.stop().await
 }
 
-/// SIGHUP: load the configuration again and converge to it; a broken file
-/// is reported and the running configuration kept.
-async fn reload(
-    ctx: &Context,
-    options: &WatchOptions,
-    config: &mut Config,
-    notifier: &Notifier,
-    watchdog: &mut Watchdog,
-) {
-    match config::load(&options.config_path) {
-        Ok(new) => {
-            info!(
-                "SIGHUP: configuration reloaded from {}",
-                options.config_path.display()
-            );
-            *config = new;
-            let converged = watchdog
-                .keep_alive(notifier, commands::converge(ctx, config, false))
-                .await;
-            match converged {
-                Ok(summary) => log_changes(&summary, "reloaded"),
-                Err(e) => error!("converging to the reloaded configuration failed: {e}"),
+/// The watch's state between events: what it watches for, what it
+/// answers with, and what is due.
+struct Watcher<'a> {
+    ctx: &'a Context,
+    options: &'a WatchOptions,
+    config: Config,
+    /// The configured VIPs and the tunnel device: what a netlink event must
+    /// name to concern the watch.
+    vips: HashSet<IpAddr>,
+    device: Option<&'static str>,
+    notifier: Notifier,
+    watchdog: Watchdog,
+    signals: Signals,
+    events: Events,
+    /// The sysctl (and FOU port) check, and every [`RESYNC_INTERVALS`]
+    /// ticks a full convergence.
+    tick: tokio::time::Interval,
+    ticks: u32,
+    /// The agent endpoint, if `--agent-listen`: answers on its own thread
+    /// from the verdict the watch hands it.
+    endpoint: Option<Endpoint>,
+    limiter: RateLimiter,
+    /// When the next convergence (without repair: the next look) is due.
+    pending: Option<Instant>,
+    /// Changes made by repairs since the start.
+    repairs: u64,
+}
+
+impl<'a> Watcher<'a> {
+    /// Loads the configuration, subscribes, converges once (with repair)
+    /// and starts the endpoint; then tells systemd it is ready.
+    async fn start(ctx: &'a Context, options: &'a WatchOptions) -> Result<Watcher<'a>, Error> {
+        let config = config::load(&options.config_path)?;
+        if options.repair {
+            netns::require_net_admin()?;
+        }
+        let notifier = Notifier::from_env();
+        let mut watchdog = Watchdog::from_notifier(&notifier);
+        // Both before the first convergence: signals so a SIGTERM meanwhile is
+        // handled cleanly once it is done, events so no removal is missed.
+        let signals = Signals::new().map_err(signal_error)?;
+        let events = subscribe()?;
+        // Bound before anything changes: a taken port fails the run cleanly.
+        let bound = options.agent_listen.map(agent_check::bind).transpose()?;
+
+        if options.repair {
+            // The watchdog keeps pinging while a convergence waits (for the lock
+            // another run holds, at most a minute): waiting is not hanging.
+            let first = watchdog
+                .keep_alive(&notifier, commands::converge(ctx, &config, false))
+                .await?;
+            log_changes(&first, "converged");
+        }
+        let endpoint = match bound {
+            Some(bound) => {
+                let endpoint = Endpoint::start(
+                    bound,
+                    ctx.drain_files()?,
+                    options.on_drift,
+                    verdict(ctx, &config).await,
+                )?;
+                info!("agent endpoint on {}", endpoint.address);
+                Some(endpoint)
+            }
+            None => None,
+        };
+        let mut tick =
+            tokio::time::interval_at(Instant::now() + options.interval, options.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let w = Watcher {
+            ctx,
+            options,
+            vips: vip_set(&config),
+            device: config.tunnel.map(|t| t.device()),
+            config,
+            notifier,
+            watchdog,
+            signals,
+            events,
+            tick,
+            ticks: 0,
+            endpoint,
+            limiter: RateLimiter::new(REPAIR_BURST, REPAIR_REFILL, std::time::Instant::now()),
+            pending: None,
+            repairs: 0,
+        };
+        notify(w.notifier.ready(&format!(
+            "watching {} VIP(s); no repair yet",
+            w.config.vips.len()
+        )));
+        info!(
+            "watching {} VIP(s), sysctls every {:?}",
+            w.config.vips.len(),
+            options.interval
+        );
+        Ok(w)
+    }
+
+    /// A netlink event (`None`: the socket closed). One that concerns the
+    /// watch schedules a convergence after [`COALESCE`], unless one is
+    /// already due.
+    fn on_netlink(
+        &mut self,
+        event: Option<(Message, rtnetlink::sys::SocketAddr)>,
+    ) -> Result<(), Error> {
+        match event {
+            Some((message, _)) => {
+                if concerns_us(&message, &self.vips, self.device) && self.pending.is_none() {
+                    self.pending = Some(Instant::now() + COALESCE);
+                }
+            }
+            None => {
+                warn!("the netlink event socket closed (events may have been lost); resubscribing");
+                self.events = subscribe()?;
+                self.pending = Some(Instant::now());
             }
         }
-        Err(e) => error!("SIGHUP: keeping the running configuration: {e}"),
+        Ok(())
+    }
+
+    /// The interval: a full convergence every [`RESYNC_INTERVALS`] ticks,
+    /// else the sysctls and the FOU port (which emit no event) are read.
+    async fn on_tick(&mut self) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(RESYNC_INTERVALS) {
+            debug!("full check");
+            self.pending.get_or_insert_with(Instant::now);
+        } else if sysctls_drifted(&self.config) || fou_port_missing(&self.config) {
+            self.pending.get_or_insert_with(Instant::now);
+        } else {
+            // Drift without repair (a sysctl, with --no-repair) shows too.
+            self.refresh_endpoint().await;
+        }
+    }
+
+    /// SIGHUP: the configuration loaded again and converged to (see
+    /// [`Watcher::reload`]).
+    async fn on_reload(&mut self) {
+        notify(self.notifier.reloading());
+        self.reload().await;
+        self.vips = vip_set(&self.config);
+        self.device = self.config.tunnel.map(|t| t.device());
+        self.refresh_endpoint().await;
+        notify(self.notifier.ready(&format!(
+            "watching {} VIP(s); {} repair(s)",
+            self.config.vips.len(),
+            self.repairs
+        )));
+    }
+
+    /// The pending time has come: repair (rate-limited), or without repair
+    /// only look again for the endpoint.
+    async fn on_due(&mut self) {
+        if !self.options.repair {
+            self.pending = None;
+            self.refresh_endpoint().await;
+            return;
+        }
+        match self.limiter.take(std::time::Instant::now()) {
+            Ok(()) => {
+                self.pending = None;
+                self.repair().await;
+                self.refresh_endpoint().await;
+            }
+            Err(next) => {
+                let next = Instant::from_std(next);
+                warn!(
+                    "repairs rate-limited (more than {REPAIR_BURST} in a short time: is another tool undoing rs-agent?); next attempt in {:.1}s",
+                    next.saturating_duration_since(Instant::now()).as_secs_f64()
+                );
+                self.pending = Some(next);
+            }
+        }
+    }
+
+    /// One convergence; what it changed is a repair, logged and counted.
+    async fn repair(&mut self) {
+        let converged = self
+            .watchdog
+            .keep_alive(
+                &self.notifier,
+                commands::converge(self.ctx, &self.config, false),
+            )
+            .await;
+        match converged {
+            Ok(summary) if summary.changes.is_empty() => {}
+            Ok(summary) => {
+                self.repairs += summary.changes.len() as u64;
+                log_changes(&summary, REPAIRED);
+                let last = summary
+                    .changes
+                    .last()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                notify(self.notifier.status(&format!(
+                    "watching {} VIP(s); {} repair(s), last: {last}",
+                    self.config.vips.len(),
+                    self.repairs
+                )));
+            }
+            Err(e) => error!("repair failed: {e}"),
+        }
+    }
+
+    /// SIGHUP: load the configuration again and converge to it; a broken
+    /// file is reported and the running configuration kept.
+    async fn reload(&mut self) {
+        let path = &self.options.config_path;
+        match config::load(path) {
+            Ok(new) => {
+                info!("SIGHUP: configuration reloaded from {}", path.display());
+                self.config = new;
+                let converged = self
+                    .watchdog
+                    .keep_alive(
+                        &self.notifier,
+                        commands::converge(self.ctx, &self.config, false),
+                    )
+                    .await;
+                match converged {
+                    Ok(summary) => log_changes(&summary, "reloaded"),
+                    Err(e) => error!("converging to the reloaded configuration failed: {e}"),
+                }
+            }
+            Err(e) => error!("SIGHUP: keeping the running configuration: {e}"),
+        }
+    }
+
+    /// The endpoint's verdict looked at again, if there is an endpoint.
+    async fn refresh_endpoint(&self) {
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.update(verdict(self.ctx, &self.config).await);
+        }
+    }
+
+    /// SIGTERM/SIGINT: the endpoint says so, then a rollback if asked.
+    async fn stop(mut self) -> Result<(), Error> {
+        notify(self.notifier.stopping());
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.update(Verdict::unknown("rs-agent watch is stopping"));
+        }
+        if self.options.rollback_on_exit {
+            let summary = self
+                .watchdog
+                .keep_alive(&self.notifier, commands::stop(self.ctx, false))
+                .await?;
+            log_changes(&summary, "rolled back on exit");
+        } else {
+            info!("exiting; the configuration stays in place (rs-agent stop undoes it)");
+        }
+        Ok(())
     }
 }
 
@@ -276,10 +374,8 @@ fn vip_set(config: &Config) -> HashSet<IpAddr> {
     config.vips.iter().map(|v| v.address).collect()
 }
 
-type Events = UnboundedReceiver<(
-    NetlinkMessage<RouteNetlinkMessage>,
-    rtnetlink::sys::SocketAddr,
-)>;
+type Message = NetlinkMessage<RouteNetlinkMessage>;
+type Events = UnboundedReceiver<(Message, rtnetlink::sys::SocketAddr)>;
 
 fn subscribe() -> Result<Events, Error> {
     let (connection, _handle, events) = rtnetlink::new_multicast_connection(&[

@@ -26,9 +26,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use lvs_ipvs::model::{Family, Protocol, ServiceKey};
+use lvs_ipvs::table::{Family, Protocol, ServiceKey};
 
-use crate::model::DrainKey;
+use crate::cluster::DrainKey;
 
 pub const DEFAULT_CONTROL: &str = "/run/lvs-director/control.sock";
 pub const MAX_REQUEST: u64 = 4096;
@@ -323,7 +323,7 @@ pub fn save_drains(path: &Path, drains: &HashSet<DrainKey>) -> Result<(), Contro
         .iter()
         .map(|(k, a, p)| DrainEntry {
             service: k.to_string(),
-            server: lvs_ipvs::model::fmt_addr_port(a, *p),
+            server: lvs_ipvs::table::fmt_addr_port(a, *p),
         })
         .collect();
     entries.sort_by(|a, b| (&a.service, &a.server).cmp(&(&b.service, &b.server)));

@@ -7,7 +7,7 @@
 //! [`std::error::Error::source`].
 
 #[cfg(feature = "netlink")]
-use crate::model::ModelError;
+use crate::table::ModelError;
 #[cfg(feature = "netlink")]
 use crate::socket::NetlinkError;
 

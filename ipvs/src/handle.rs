@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::codec::{DaemonAttr, IPVS_GENL_NAME, IpvsAttr, IpvsCmd, IpvsMessage};
 use crate::error::{Error, OpKind, Result};
-use crate::model::{
+use crate::table::{
     Daemon, DaemonState, Destination, Info, ModelError, Service, ServiceKey, Timeouts,
 };
 use crate::netns;

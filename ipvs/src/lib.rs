@@ -2,7 +2,7 @@
 //! ipvsadm's text formats.
 //!
 //! Layout:
-//! - [`model`]: typed services, destinations, statistics, timeouts, info
+//! - [`table`]: typed services, destinations, statistics, timeouts, info
 //!   and sync daemons.
 //! - [`op`]: [`Op`], one change to the table (what a rules line says, what
 //!   the director plans, what the handle sends).
@@ -48,7 +48,7 @@ pub mod error;
 #[cfg(feature = "netlink")]
 pub mod handle;
 pub mod listing;
-pub mod model;
+pub mod table;
 #[cfg(feature = "netlink")]
 pub mod netns;
 pub mod op;
@@ -68,7 +68,7 @@ pub use op::Op;
 #[cfg(feature = "netlink")]
 pub use socket::NetlinkError;
 
-pub use model::{
+pub use table::{
     Daemon, DaemonState, Destination, Family, Forward, Info, Protocol, Service, ServiceFlags,
     ServiceKey, Stats, Timeouts, TunnelType,
 };

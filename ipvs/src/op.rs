@@ -4,7 +4,7 @@
 //! ([`crate::Handle::apply`], [`crate::Handle::apply_many`]).
 
 use crate::error::OpKind;
-use crate::model::{Destination, Service, ServiceKey, Timeouts, fmt_addr_port};
+use crate::table::{Destination, Service, ServiceKey, Timeouts, fmt_addr_port};
 
 /// One change to the IPVS table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Op {
 mod wire {
     use super::Op;
     use crate::codec::{IpvsAttr, IpvsCmd, IpvsMessage};
-    use crate::model::ServiceKey;
+    use crate::table::ServiceKey;
 
     impl Op {
         /// The netlink message for this change.

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::process::Command;
 
-use lvs_ipvs::model::{TUN_FLAG_CSUM, TUN_FLAG_REMCSUM};
+use lvs_ipvs::table::{TUN_FLAG_CSUM, TUN_FLAG_REMCSUM};
 use lvs_ipvs::{
     Daemon, DaemonState, Destination, Error, Family, Forward, Handle, Op, OpKind, Service,
     ServiceFlags, ServiceKey, Timeouts, TunnelType,

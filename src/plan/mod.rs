@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::model::{
+use crate::domain::{
     Address, AddressSpec, FouPort, Interface, Link, LinkKind, SysctlKey, SysctlSetting,
 };
 use crate::observe::Observed;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{ArpPolicy, Vip};
-use crate::model::{Address, ArpKey, FouEncap, FouListener, Link};
+use crate::domain::{Address, ArpKey, FouEncap, FouListener, Link};
 
 const LO: u32 = 1;
 const ETH0: u32 = 2;
@@ -517,7 +517,7 @@ fn any_recorded_conf_sysctl_is_put_back() {
     // rp_filter (IPv4) and an IPv6 key, recorded by a configuration that no
     // longer manages them: stop and start both restore the originals.
     let rp = SysctlKey::ipv4("all", "rp_filter");
-    let v6 = SysctlKey::new(crate::model::Family::Ipv6, "eth0", "accept_ra");
+    let v6 = SysctlKey::new(crate::domain::Family::Ipv6, "eth0", "accept_ra");
     let mut system = system();
     system.sysctls.insert(rp.clone(), 0);
     system.sysctls.insert(v6.clone(), 0);

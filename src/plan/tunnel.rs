@@ -8,7 +8,7 @@
 
 use super::Change;
 use crate::config::{NIC_RP_FILTER, Tunnel};
-use crate::model::{
+use crate::domain::{
     FouEncap, FouPort, Interface, KernelSupport, SysctlKey, SysctlSetting, TUNNEL_DEVICES,
     TunnelKind,
 };

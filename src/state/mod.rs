@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 pub use crate::error::RecordError;
-use crate::model::{AddressSpec, FouPort, SysctlKey, valid_interface_name, valid_sysctl_name};
+use crate::domain::{AddressSpec, FouPort, SysctlKey, valid_interface_name, valid_sysctl_name};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/rs-agent";
 

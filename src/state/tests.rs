@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::ArpKey;
+use crate::domain::ArpKey;
 
 /// A record the version 1 agent (rs-agent before format version 2) wrote:
 /// `start` with interfaces ["all", "nic0.100"], arp_ignore 3 / arp_announce 1
@@ -182,9 +182,9 @@ fn tunnel_entries_make_format_3_and_only_they() {
     let text = record.to_json().unwrap();
     assert!(text.contains("\"version\": 2"), "{text}");
     assert!(!text.contains("fou_ports"), "{text}");
-    record.fou_ports.push(crate::model::FouPort {
+    record.fou_ports.push(crate::domain::FouPort {
         port: 6080,
-        family: crate::model::Family::Ipv4,
+        family: crate::domain::Family::Ipv4,
     });
     record.links_created.push("tunl0".into());
     record.links_brought_up.push("tunl0".into());

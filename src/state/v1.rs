@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::{AddressEntry, Record, SysctlEntry};
-use crate::model::{AddressSpec, SysctlKey};
+use crate::domain::{AddressSpec, SysctlKey};
 
 /// The only interface a version 1 agent added addresses to or brought up:
 /// the loopback interface, which is `lo` in every network namespace.

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::agent_check::{self, OnDrift};
 use crate::config::{Config, Tunnel};
 use crate::drain::Drain;
-use crate::model::{ArpKey, SysctlKey};
+use crate::domain::{ArpKey, SysctlKey};
 use crate::observe::Observed;
 use crate::state::Record;
 use crate::sysctl_d::Setting;

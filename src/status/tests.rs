@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{ArpPolicy, Vip};
-use crate::model::{Address, AddressSpec, Link};
+use crate::domain::{Address, AddressSpec, Link};
 use crate::state::AddressEntry;
 
 fn observed(all: (i32, i32), eth0: (i32, i32)) -> Observed {
@@ -159,7 +159,7 @@ fn tunnel_observed(tunl0_up: bool, tunl0_rp: i32, all_rp: i32) -> Observed {
     o
 }
 
-fn tunnel_config(kind: crate::model::TunnelKind, port: Option<u16>) -> Config {
+fn tunnel_config(kind: crate::domain::TunnelKind, port: Option<u16>) -> Config {
     Config {
         tunnel: Some(crate::config::Tunnel { kind, port }),
         ..config()
@@ -168,7 +168,7 @@ fn tunnel_config(kind: crate::model::TunnelKind, port: Option<u16>) -> Config {
 
 #[test]
 fn tunnel_in_sync_shows_device_and_rp_filter_in_force() {
-    use crate::model::TunnelKind;
+    use crate::domain::TunnelKind;
     let s = status(
         &tunnel_config(TunnelKind::Ipip, None),
         &tunnel_observed(true, 0, 0),
@@ -197,7 +197,7 @@ fn tunnel_in_sync_shows_device_and_rp_filter_in_force() {
 
 #[test]
 fn broken_tunnel_is_drift_and_down() {
-    use crate::model::TunnelKind;
+    use crate::domain::TunnelKind;
     // Device down, rp_filter loose in force on it, FOU port missing.
     let s = status(
         &tunnel_config(TunnelKind::Gue, Some(6080)),

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::run::{failed_to_connect, io_reason};
-use super::spec::CheckOutcome;
+use super::CheckOutcome;
+use super::reason::{failed_to_connect, io_reason};
 
 /// The longest answer read: HAProxy's words with a weight and a short
 /// description fit; anything longer is not an agent.

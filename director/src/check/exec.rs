@@ -10,8 +10,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStderr, Command};
 use tokio::time::{Instant, sleep_until};
 
-use super::run::{io_reason, out_of_local_resources, timeout_reason};
-use super::spec::CheckOutcome;
+use super::CheckOutcome;
+use super::reason::{io_reason, out_of_local_resources, timeout_reason};
 
 /// Bytes of stderr kept for the reason; the rest is read and discarded so a
 /// chatty command never blocks on a full pipe.

@@ -9,9 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::run::{failed_to_connect, io_reason};
-use super::spec::{CheckOutcome, HttpCheck};
+use super::reason::{failed_to_connect, io_reason};
 use super::tls;
+use super::{CheckOutcome, HttpCheck};
 
 /// Status line and headers, terminator included.
 pub(crate) const HEAD_CAP: usize = 16 * 1024;

@@ -1,25 +1,23 @@
-//! Health checks of real servers: what a check is ([`spec`]), and (with the
-//! `runtime` feature) running them with bounded time, memory and file
-//! descriptors ([`run_check`], [`Checker`]).
+//! Running health checks of real servers, bounded in time, memory and file
+//! descriptors ([`run_check`], [`Checker`]). What a check is comes from the
+//! file ([`CheckSpec`], in `lvs-director-config`); what a run found is
+//! [`CheckOutcome`]. Each kind has its module (`agent`, `exec`, `http` with
+//! `tls`, `syn` for half-open TCP); `run` dispatches to them, and `reason`
+//! words their failures (it imports none of them).
 
-pub mod spec;
+mod outcome;
+mod reason;
 
-#[cfg(feature = "runtime")]
 mod agent;
-#[cfg(feature = "runtime")]
 mod exec;
-#[cfg(feature = "runtime")]
 pub(crate) mod http;
-#[cfg(feature = "runtime")]
 mod run;
-#[cfg(feature = "runtime")]
 pub(crate) mod syn;
-#[cfg(feature = "runtime")]
 mod tls;
 
-#[cfg(all(test, feature = "runtime"))]
+#[cfg(test)]
 mod tests;
 
-#[cfg(feature = "runtime")]
+pub use lvs_director_config::check::{CheckKind, CheckSpec, HttpCheck};
+pub use outcome::{CheckOutcome, CheckResult};
 pub use run::{Checker, DEFAULT_MAX_IN_FLIGHT, run_check};
-pub use spec::{CheckKind, CheckOutcome, CheckResult, CheckSpec, HttpCheck};

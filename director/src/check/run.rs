@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::spec::{CheckKind, CheckOutcome, CheckResult, CheckSpec};
+use super::reason::{failed_to_connect, secs, timeout_reason};
 use super::syn::Prober;
+use super::{CheckKind, CheckOutcome, CheckResult, CheckSpec};
 use super::{agent, exec, http};
 
 /// Default cap on checks in flight. Each check holds at most one socket (or
@@ -107,29 +108,6 @@ async fn tcp_timed(target: SocketAddr, timeout: Duration) -> (CheckOutcome, Inst
         .await
         .unwrap_or_else(|_| CheckOutcome::Down(timeout_reason(timeout)));
     (outcome, started)
-}
-
-/// Whether `e` says this machine ran out of something a check needs
-/// (descriptors, socket buffers, processes) rather than anything about the
-/// server: the check never reached it.
-pub(crate) fn out_of_local_resources(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
-/// The outcome of a check whose connect (or spawn) failed with `e`:
-/// [`CheckOutcome::Skipped`] when the director itself is short of
-/// resources (counting that as the server's failure would drain healthy
-/// servers exactly when the director is busiest), otherwise
-/// [`CheckOutcome::Down`] with `prefix` and the reason.
-pub(crate) fn failed_to_connect(e: &io::Error, prefix: &str) -> CheckOutcome {
-    if out_of_local_resources(e) {
-        CheckOutcome::Skipped(format!("{prefix}not started: {}", io_reason(e)))
-    } else {
-        CheckOutcome::Down(format!("{prefix}{}", io_reason(e)))
-    }
 }
 
 /// Caps the checks in flight with a semaphore, so that a director with
@@ -261,37 +239,5 @@ impl Checker {
 
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
-    }
-}
-
-/// `timeout after 1.0s`.
-pub(crate) fn timeout_reason(timeout: Duration) -> String {
-    format!("timeout after {}", secs(timeout))
-}
-
-/// Seconds with at least one decimal and no trailing noise: `1.0s`,
-/// `0.25s`, `2.5s`.
-pub(crate) fn secs(d: Duration) -> String {
-    let ms = d.as_millis();
-    let mut s = format!("{}.{:03}", ms / 1000, ms % 1000);
-    while s.ends_with('0') && !s.ends_with(".0") {
-        s.pop();
-    }
-    s + "s"
-}
-
-/// A short lower-case reason for an I/O error: the C library's message for
-/// an errno (`connection refused`, `no route to host`), without Rust's
-/// ` (os error N)` tail; otherwise the error's own text.
-pub(crate) fn io_reason(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error ") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => format!("{:?}", e.kind()).to_lowercase(),
     }
 }

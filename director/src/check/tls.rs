@@ -21,7 +21,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::run::io_reason;
+use super::reason::io_reason;
 
 /// The largest `ca_file` read: a bundle of every public root is ~200 KiB.
 const CA_FILE_CAP: u64 = 1024 * 1024;

@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use lvs_ipvs::model::ServiceKey;
+use lvs_ipvs::table::ServiceKey;
 use serde_json::{Value, json};
 use tracing::{error, info};
 
 use super::{Daemon, groups, log_events};
+use crate::cluster::Table;
 use crate::config;
 use crate::control::{self, Request};
-use crate::model::Table;
 
 impl Daemon {
     /// SIGHUP: a bad file is reported and changes nothing.
@@ -61,7 +61,7 @@ impl Daemon {
             .await;
         self.save_drains();
         self.counters.reloads += 1;
-        self.counters.last_load = crate::daemon_metrics::now();
+        self.counters.last_load = crate::daemon::metrics::now();
         info!(
             "reloaded in {:.3}s: services {} added, {} changed, {} unchanged, {} retiring, {} deleted; checks {} kept, {} new",
             started.elapsed().as_secs_f64(),

@@ -1,7 +1,7 @@
 //! What the daemon does for the director as a whole, beyond the IPVS table:
 //! the VIPs on the announce interface ([`announce`] decides, [`addr`] does),
 //! the quorum file for keepalived ([`health_file`]), the IPVS sysctls
-//! ([`sysctl`]) and the connection-sync daemons ([`sync`]).
+//! ([`sysctl`]) and the connection-sync daemons ([`crate::kernel::conn_sync`]).
 //!
 //! Order matters at a stop: the VIPs leave first (routers withdraw the
 //! route), the quorum file says unhealthy (keepalived hands the VIP over),
@@ -12,7 +12,6 @@
 pub mod addr;
 pub mod announce;
 pub mod health_file;
-pub mod sync;
 pub mod sysctl;
 
 use std::collections::BTreeMap;
@@ -22,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use crate::cluster::Cluster;
 use crate::config::{Announce, NodeConfig};
 use crate::kernel::Kernel;
-use crate::model::Model;
 use addr::{Addrs, Iface};
 use announce::{Announcer, Direction, Transition};
 use health_file::HealthFile;
@@ -40,7 +39,7 @@ pub struct VipSnapshot {
 }
 
 /// Each VIP of the file and whether all its services have quorum.
-pub fn servable(model: &Model) -> Vec<(IpAddr, bool)> {
+pub fn servable(model: &Cluster) -> Vec<(IpAddr, bool)> {
     let mut by_vip: BTreeMap<IpAddr, bool> = BTreeMap::new();
     for (i, svc) in model.config.services.iter().enumerate() {
         let ok = model.healthy(i) >= svc.quorum as usize;
@@ -79,7 +78,7 @@ impl Node {
         netns: Option<String>,
         control: &Path,
         kernel: Kernel,
-        model: &Model,
+        model: &Cluster,
     ) -> Result<Node, String> {
         let (sysctls, note) = Sysctls::open(control.with_extension("sysctl.json"), netns.clone());
         if let Some(n) = note {
@@ -105,12 +104,12 @@ impl Node {
     }
 
     /// Brings the node to `cfg` (start and reload).
-    async fn configure(&mut self, cfg: &NodeConfig, model: &Model) -> Result<(), String> {
+    async fn configure(&mut self, cfg: &NodeConfig, model: &Cluster) -> Result<(), String> {
         for line in self.sysctls.apply(&cfg.sysctl)? {
             info!("sysctl: {line}");
         }
         if cfg.sync.is_some() || self.sync_managed {
-            let want = sync::desired(cfg.sync.as_ref());
+            let want = crate::kernel::conn_sync::desired(cfg.sync.as_ref());
             let lines = self
                 .kernel
                 .sync_daemons(want, self.sync_managed || cfg.sync.is_some())
@@ -176,7 +175,7 @@ impl Node {
     }
 
     /// A reload: a refusal is logged; what could be applied stays applied.
-    pub async fn reload(&mut self, cfg: &NodeConfig, model: &Model, now: Instant) {
+    pub async fn reload(&mut self, cfg: &NodeConfig, model: &Cluster, now: Instant) {
         if let Err(e) = self.configure(cfg, model).await {
             error!("reload: {e}");
         }
@@ -184,7 +183,7 @@ impl Node {
     }
 
     /// Follows the model's quorum: VIPs in or out, the quorum file.
-    pub async fn update(&mut self, model: &Model, now: Instant) {
+    pub async fn update(&mut self, model: &Cluster, now: Instant) {
         let servable = servable(model);
         let healthy = !self.withdrawn_by_hand && servable.iter().all(|(_, ok)| *ok);
         if let Some(a) = &mut self.announcing {

@@ -10,7 +10,7 @@
 //! big-endian 16-bit values, everything else is host order. Addresses are
 //! always 16 bytes (`union nf_inet_addr`), an IPv4 address taking the first
 //! four. The persistence netmask is a raw 32-bit field whose meaning depends
-//! on the address family (see [`crate::model::Service::netmask`]).
+//! on the address family (see [`crate::table::Service::netmask`]).
 
 use netlink_packet_core::{
     DecodeError, DefaultNla, Emitable, ErrorContext, NLA_F_NESTED, Nla, NlaBuffer, NlasIterator,

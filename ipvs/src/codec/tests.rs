@@ -3,7 +3,7 @@
 //! ipvsadm 1.31 talking to a Debian 6.1 kernel inside the test VM.
 
 use super::*;
-use crate::model::*;
+use crate::table::*;
 use netlink_packet_core::{NLA_F_NESTED, NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_generic::GenlMessage;
 use std::net::IpAddr;

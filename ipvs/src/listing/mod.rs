@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{
+use crate::table::{
     Destination, Family, Forward, Info, Protocol, Service, ServiceFlags, ServiceKey, Stats,
     TUN_FLAG_CSUM, TUN_FLAG_REMCSUM, Timeouts, TunnelType, fmt_addr_port,
 };
@@ -340,16 +340,16 @@ pub fn render_timeouts(t: &Timeouts) -> String {
 }
 
 /// `ipvsadm -L --daemon`.
-pub fn render_daemons(daemons: &[crate::model::Daemon]) -> String {
+pub fn render_daemons(daemons: &[crate::table::Daemon]) -> String {
     let mut out = String::new();
     for state in [
-        crate::model::DaemonState::Master,
-        crate::model::DaemonState::Backup,
+        crate::table::DaemonState::Master,
+        crate::table::DaemonState::Backup,
     ] {
         for d in daemons.iter().filter(|d| d.state == state) {
             let role = match state {
-                crate::model::DaemonState::Master => "master",
-                crate::model::DaemonState::Backup => "backup",
+                crate::table::DaemonState::Master => "master",
+                crate::table::DaemonState::Backup => "backup",
             };
             let _ = write!(
                 out,

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::net::IpAddr;
 
-use crate::model::{Destination, Family, Service, ServiceKey, addr_bytes};
+use crate::table::{Destination, Family, Service, ServiceKey, addr_bytes};
 
 /// C's `int` result of subtracting two `uint32_t` values.
 fn c_diff_u32(a: u32, b: u32) -> i32 {

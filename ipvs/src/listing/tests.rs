@@ -152,7 +152,7 @@ fn merge_sort_is_glibc_order_for_a_consistent_comparison() {
 
 #[test]
 fn daemons_render_like_ipvsadm() {
-    let mut d = crate::model::Daemon::new(crate::model::DaemonState::Master, "d0", 5);
+    let mut d = crate::table::Daemon::new(crate::table::DaemonState::Master, "d0", 5);
     d.sync_maxlen = Some(1472);
     d.mcast_group = Some("224.0.0.81".parse().unwrap());
     d.mcast_port = Some(8848);

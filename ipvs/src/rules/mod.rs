@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::listing::{netmask_text, sched_flag_names, table_order};
-use crate::model::{
+use crate::table::{
     Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey, TUN_FLAG_CSUM,
     TUN_FLAG_REMCSUM, Timeouts, TunnelType, fmt_addr_port,
 };

@@ -1,6 +1,6 @@
 use super::*;
 use crate::listing::sort_table;
-use crate::model::Family;
+use crate::table::Family;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

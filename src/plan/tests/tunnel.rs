@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Tunnel;
-use crate::model::{Family, FouPort, KernelSupport, TunnelKind};
+use crate::domain::{Family, FouPort, KernelSupport, TunnelKind};
 
 const TUNL0: u32 = 3;
 
@@ -306,7 +306,7 @@ fn tunnel_changes_in_json() {
     );
     let change = Change::CreateLink {
         interface: Interface::by_name("tunl0"),
-        kind: crate::model::LinkKind::Ipip,
+        kind: crate::domain::LinkKind::Ipip,
     };
     assert_eq!(
         serde_json::to_string(&change).unwrap(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::{check, closed_port, down, serve, spec};
-use crate::check::spec::{CheckKind, CheckOutcome};
+use crate::check::{CheckKind, CheckOutcome};
 
 async fn answering(answer: &'static [u8]) -> u16 {
     serve(move |mut stream| async move {

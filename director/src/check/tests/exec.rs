@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{LOCALHOST, check, down, spec};
 use crate::check::run_check;
-use crate::check::spec::{CheckKind, CheckOutcome, CheckSpec};
+use crate::check::{CheckKind, CheckOutcome, CheckSpec};
 
 fn exec(argv: &[&str], timeout: Duration) -> CheckSpec {
     let command = argv.iter().map(|s| s.to_string()).collect();

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::{LOCALHOST, check, closed_port, down, http, serve, spec};
-use crate::check::spec::{CheckKind, CheckOutcome, HttpCheck};
+use crate::check::{CheckKind, CheckOutcome, HttpCheck};
 
 const T: Duration = Duration::from_secs(5);
 

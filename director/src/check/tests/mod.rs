@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use super::spec::{CheckKind, CheckOutcome, CheckResult, CheckSpec, HttpCheck};
+use super::{CheckKind, CheckOutcome, CheckResult, CheckSpec, HttpCheck};
 use super::{Checker, run_check};
 
 pub(super) const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -188,7 +188,8 @@ async fn checker_runs_and_skips_when_every_permit_is_taken() {
 
 #[test]
 fn resources_of_the_director_and_a_finished_handshake_are_not_a_down_server() {
-    use super::run::{failed_to_connect, handshake_done};
+    use super::reason::failed_to_connect;
+    use super::run::handshake_done;
     let e = std::io::Error::from_raw_os_error;
     for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
         assert!(
@@ -259,7 +260,7 @@ async fn a_tcp_run_polled_late_is_not_timed_out() {
 
 #[test]
 fn reasons_are_short_and_lower_case() {
-    use super::run::{io_reason, secs};
+    use super::reason::{io_reason, secs};
     assert_eq!(secs(Duration::from_secs(1)), "1.0s");
     assert_eq!(secs(Duration::from_millis(250)), "0.25s");
     assert_eq!(secs(Duration::from_millis(2500)), "2.5s");

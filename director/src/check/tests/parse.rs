@@ -1,8 +1,8 @@
 //! The HTTP parsing pieces, fed byte by byte where framing matters.
 
+use crate::check::CheckOutcome;
 use crate::check::agent;
 use crate::check::http::{BODY_CAP, Chunked, Finder, Framing, Head, head_end, parse_head};
-use crate::check::spec::CheckOutcome;
 
 #[test]
 fn heads() {

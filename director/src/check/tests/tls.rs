@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::http::read_request;
 use super::{check, down, http, serve, spec};
-use crate::check::spec::{CheckKind, CheckOutcome, HttpCheck};
+use crate::check::{CheckKind, CheckOutcome, HttpCheck};
 
 struct Server {
     port: u16,

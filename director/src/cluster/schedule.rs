@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::check::{CheckKind, CheckSpec};
-use crate::model::{CheckId, Model};
+use crate::cluster::{CheckId, Cluster};
 
 /// A time as nanoseconds since the scheduler's epoch: 8 bytes where an
 /// `Instant` takes 16, in each of 20,000 slots and heap entries.
@@ -118,7 +118,7 @@ fn jitter(id: CheckId, interval: Duration) -> Duration {
 
 impl Scheduler {
     /// Every check of `model` except `none` ones, first runs spread.
-    pub fn new(model: &Model, now: Instant) -> Scheduler {
+    pub fn new(model: &Cluster, now: Instant) -> Scheduler {
         let mut s = Scheduler {
             generation: 0,
             epoch: now,
@@ -150,7 +150,7 @@ impl Scheduler {
 
     /// After a reload: checks kept (`remap` old id -> new id) keep their
     /// times and running runs; new checks start spread as at start.
-    pub fn reload(&mut self, model: &Model, remap: &[Option<CheckId>], now: Instant) {
+    pub fn reload(&mut self, model: &Cluster, remap: &[Option<CheckId>], now: Instant) {
         let old = std::mem::take(&mut self.slots);
         let mut back: Vec<Option<CheckId>> = vec![None; model.checks.len()];
         for (o, n) in remap.iter().enumerate() {
@@ -166,7 +166,7 @@ impl Scheduler {
         );
     }
 
-    fn rebuild(&mut self, model: &Model, carry: impl Fn(CheckId) -> Option<Slot>, now: Instant) {
+    fn rebuild(&mut self, model: &Cluster, carry: impl Fn(CheckId) -> Option<Slot>, now: Instant) {
         self.slots = Vec::with_capacity(model.checks.len());
         self.heap = BinaryHeap::with_capacity(model.checks.len());
         let rate: f64 = model
@@ -203,7 +203,7 @@ impl Scheduler {
 
     /// Runs due at `now`, at most `max` and at most what the pace allows;
     /// `model` is the one the scheduler was built (or reloaded) with.
-    pub fn due(&mut self, model: &Model, now: Instant, max: usize) -> Vec<Run> {
+    pub fn due(&mut self, model: &Cluster, now: Instant, max: usize) -> Vec<Run> {
         let cap = self.capacity();
         self.tokens = match self.filled {
             Some(t) => (self.tokens + self.refill * now.saturating_duration_since(t).as_secs_f64())
@@ -304,7 +304,7 @@ mod tests {
     use super::*;
     use crate::config::parse;
 
-    fn model(n: usize, interval: &str) -> Model {
+    fn model(n: usize, interval: &str) -> Cluster {
         let mut text = String::from("[[service]]\nvip = \"203.0.113.10\"\nport = 80\n");
         text.push_str(&format!(
             "[service.check]\ntype = \"tcp\"\ninterval = {interval}\n"
@@ -317,7 +317,7 @@ mod tests {
             ));
         }
         let c = parse(Path::new("d.toml"), &text).unwrap();
-        Model::new(c, &[], HashSet::new(), Instant::now()).0
+        Cluster::new(c, &[], HashSet::new(), Instant::now()).0
     }
 
     #[test]

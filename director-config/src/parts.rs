@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use lvs_ipvs::model::{Destination, Family, Forward, ServiceKey};
+use lvs_ipvs::table::{Destination, Family, Forward, ServiceKey};
 use toml::Spanned;
 
 use super::{ConfigError, OnFailure, RawServer, Validator};

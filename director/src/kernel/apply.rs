@@ -5,12 +5,12 @@ use serde::Serialize;
 
 use std::path::PathBuf;
 
-use lvs_ipvs::model::{Destination, Service};
+use lvs_ipvs::table::{Destination, Service};
 use lvs_ipvs::{Error, Handle, Op};
 
 use crate::config::{self, DirectorConfig, PortGroup};
-use crate::nft::{self, Nft, NftError};
-use crate::plan::{self, Plan, Step, plan, plan_removal, steps};
+use crate::kernel::nft::{self, Nft, NftError};
+use crate::kernel::plan::{self, Plan, Step, plan, plan_removal, steps};
 
 /// What `apply` should do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

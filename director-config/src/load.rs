@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lvs_common::config_error::LineIndex;
-use lvs_ipvs::model::{Family, Protocol, ServiceKey};
+use lvs_ipvs::table::{Family, Protocol, ServiceKey};
 use toml::Spanned;
 use toml_parser::Source;
 use toml_parser::lexer::TokenKind;
@@ -461,7 +461,7 @@ interface = "lvs0"
         );
         let group = c.services[1].group.as_ref().unwrap();
         assert_eq!(group.mark, derived_mark(group));
-        assert_eq!(c.node.health_file, super::super::HealthFile::Off);
+        assert_eq!(c.node.health_file, crate::HealthFile::Off);
         assert_eq!(c.node.sysctl, [("expire_nodest_conn", 1)]);
         assert_eq!(c.node.announce.as_ref().unwrap().interface, "lvs0");
         // The last part holds a director-wide table: parsed at every load.

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
-use lvs_ipvs::model::{Family, Protocol, ServiceKey, Stats};
+use lvs_ipvs::table::{Family, Protocol, ServiceKey, Stats};
 use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family as MetricFamily;

@@ -73,7 +73,7 @@ fn seed_cluster() {
 
 #[test]
 fn the_shipped_example_is_valid() {
-    let text = include_str!("../../../config/director.toml");
+    let text = include_str!("../../config/director.toml");
     let c = parse_str(text).unwrap();
     assert!(c.services.iter().any(|s| s.group.is_some()));
     let v: Vec<String> = vips(&c).iter().map(|a| a.to_string()).collect();

@@ -2,12 +2,12 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use lvs_ipvs::model::fmt_addr_port;
+use lvs_ipvs::table::fmt_addr_port;
 use serde_json::{Value, json};
 
 use crate::check::{CheckKind, CheckSpec};
+use crate::cluster::health::outcome_text;
 use crate::daemon::Daemon;
-use crate::health::outcome_text;
 
 /// `tcp port 80`, `http://host:80/health`, `exec /usr/bin/x`...
 pub fn check_text(spec: &CheckSpec) -> String {

@@ -1,8 +1,8 @@
 //! The daemon's picture of the cluster, pure: the configuration, the state
 //! of every unique check, the admin drains and the servers being retired;
-//! from it, the table the kernel should hold ([`Model::desired_table`], or
-//! one service at a time with [`Model::service_entry`]), diffed against the
-//! kernel by [`crate::plan::plan`]. Check results, drains and reloads
+//! from it, the table the kernel should hold ([`Cluster::desired_table`], or
+//! one service at a time with [`Cluster::service_entry`]), diffed against the
+//! kernel by [`crate::kernel::plan::plan`]. Check results, drains and reloads
 //! change the model and say which services to re-plan. No I/O, no clock.
 //!
 //! Checks are shared: servers (of any services) with the same address and
@@ -17,15 +17,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_ipvs::model::{Destination, Service, ServiceKey, fmt_addr_port};
+use lvs_ipvs::table::{Destination, Service, ServiceKey, fmt_addr_port};
 
 use crate::check::{CheckKind, CheckOutcome, CheckSpec};
+use crate::cluster::health::{CheckState, Health};
 use crate::config::{DirectorConfig, OnFailure, ServiceConfig};
-use crate::health::{CheckState, Health};
 
 pub type CheckId = usize;
 
-/// A table (what [`crate::plan::plan`] diffs).
+/// A table (what [`crate::kernel::plan::plan`] diffs).
 pub type Table = Vec<(Service, Vec<Destination>)>;
 
 /// An admin drain: (service, server address, server port).
@@ -221,7 +221,7 @@ pub struct Update {
 }
 
 #[derive(Debug, Clone)]
-pub struct Model {
+pub struct Cluster {
     pub config: DirectorConfig,
     pub checks: Vec<CheckEntry>,
     /// Per service, per server.
@@ -237,9 +237,9 @@ fn lookup(table: &[(Service, Vec<Destination>)]) -> HashMap<ServiceKey, &[Destin
     table.iter().map(|(s, d)| (s.key, d.as_slice())).collect()
 }
 
-impl Model {
+impl Cluster {
     /// The model at start: checks found serving in `kernel` are adopted
-    /// (see [`crate::health`]), the others start unchecked; `drains` are
+    /// (see [`crate::cluster::health`]), the others start unchecked; `drains` are
     /// the admin drains kept from before (those naming no server of the
     /// file are dropped).
     pub fn new(
@@ -247,9 +247,9 @@ impl Model {
         kernel: &[(Service, Vec<Destination>)],
         drains: HashSet<DrainKey>,
         now: Instant,
-    ) -> (Model, Vec<Event>) {
+    ) -> (Cluster, Vec<Event>) {
         let have = lookup(kernel);
-        let (mut m, _) = Model::build(config, drains, now, |_, _| None);
+        let (mut m, _) = Cluster::build(config, drains, now, |_, _| None);
         let mut adopt = vec![false; m.checks.len()];
         for (i, svc) in m.config.services.iter().enumerate() {
             let dests = have.get(&svc.service.key).copied().unwrap_or(&[]);
@@ -284,7 +284,7 @@ impl Model {
         drains: HashSet<DrainKey>,
         now: Instant,
         mut carry: impl FnMut(IpAddr, &Arc<CheckSpec>) -> Option<CheckState>,
-    ) -> (Model, CheckIndex) {
+    ) -> (Cluster, CheckIndex) {
         // Sized up front: grown by doubling, 20,000 checks held 32,768 slots.
         let total: usize = config.services.iter().map(|s| s.servers.len()).sum();
         let mut checks: Vec<CheckEntry> = Vec::with_capacity(total);
@@ -336,7 +336,7 @@ impl Model {
             drains.into_iter().filter(|k| known.contains(k)).collect()
         };
         let n = config.services.len();
-        let m = Model {
+        let m = Cluster {
             config,
             checks,
             servers,
@@ -412,7 +412,7 @@ impl Model {
         self.desired_entries().collect()
     }
 
-    /// [`Model::desired_table`] one service at a time.
+    /// [`Cluster::desired_table`] one service at a time.
     pub fn desired_entries(&self) -> impl Iterator<Item = (Service, Vec<Destination>)> + '_ {
         (0..self.config.services.len())
             .map(|i| self.service_entry(i))
@@ -562,7 +562,9 @@ impl Model {
     }
 }
 
+pub mod health;
 mod reload;
+pub mod schedule;
 pub use reload::ReloadDiff;
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use lvs_ipvs::Op;
-use lvs_ipvs::model::{Destination, Service, ServiceKey};
+use lvs_ipvs::table::{Destination, Service, ServiceKey};
 
-use crate::model::Table;
+use crate::cluster::Table;
 
 /// What the daemon believes the kernel holds (the last table read, with
 /// every change since that the kernel accepted).

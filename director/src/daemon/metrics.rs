@@ -69,10 +69,10 @@ pub(crate) fn answer(d: &Daemon, kernel: Kernel, ask: Ask) {
             let st = &m.checks[m.servers[i][j].check].state;
             let state = match st.health {
                 _ if m.drained(i, j) => HealthState::Drain,
-                crate::health::Health::Up if st.agent_drain => HealthState::Drain,
-                crate::health::Health::Up => HealthState::Up,
-                crate::health::Health::Down => HealthState::Down,
-                crate::health::Health::Unchecked => HealthState::Unchecked,
+                crate::cluster::health::Health::Up if st.agent_drain => HealthState::Drain,
+                crate::cluster::health::Health::Up => HealthState::Up,
+                crate::cluster::health::Health::Down => HealthState::Down,
+                crate::cluster::health::Health::Unchecked => HealthState::Unchecked,
             };
             servers.push(ServerSnapshot {
                 server: server_label(dest.addr, dest.port),

@@ -1,7 +1,6 @@
-//! What a health check is, as validated from the director file. The
-//! configuration (`crate::config`) builds these; `crate::check` runs them.
+//! What a health check is, as validated from the director file: the
+//! configuration builds these; lvs-director's `check` module runs them.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -63,32 +62,4 @@ pub struct HttpCheck {
     pub verify_tls: bool,
     /// Extra CA bundle (PEM) for verification, besides the system's roots.
     pub ca_file: Option<PathBuf>,
-}
-
-/// The outcome of one run of a check.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CheckOutcome {
-    Up,
-    /// The server asks for no new connections but is alive (agent `drain`).
-    Drain,
-    /// Failed, with the reason shown in logs and status
-    /// (`connection refused`, `HTTP 503`, `timeout after 1.0s`,
-    /// `exit status 2: <first line of stderr>`, agent `down`).
-    Down(String),
-    /// The director could not start the check: every permit of the
-    /// [`Checker`](crate::check::Checker) stayed taken for a whole interval,
-    /// or the director is out of descriptors (EMFILE, ENFILE), socket
-    /// buffers or processes. This says nothing about the server: count it
-    /// neither as a success
-    /// nor as a failure (keep the server's state), and log the reason.
-    Skipped(String),
-}
-
-/// One finished check of one address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckResult {
-    pub address: IpAddr,
-    pub outcome: CheckOutcome,
-    /// How long the check took.
-    pub duration: Duration,
 }

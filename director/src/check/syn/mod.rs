@@ -31,8 +31,8 @@ use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::run::{failed_to_connect, out_of_local_resources, timeout_reason};
-use super::spec::CheckOutcome;
+use super::CheckOutcome;
+use super::reason::{failed_to_connect, out_of_local_resources, timeout_reason};
 pub use packet::{Answer, Insn};
 
 #[cfg(test)]
@@ -118,7 +118,7 @@ impl Prober {
                 tracing::warn!(
                     "half-open checks over IPv{}: no raw socket ({}; they need CAP_NET_RAW): running them as connect checks",
                     if v6 { 6 } else { 4 },
-                    super::run::io_reason(&e)
+                    super::reason::io_reason(&e)
                 );
                 None
             }
@@ -564,7 +564,7 @@ async fn receive(family: Arc<Family>) {
                 // tick's reading.
                 Err(_) if errors < 16 => errors += 1,
                 Err(e) => {
-                    tracing::debug!("half-open checks: {}", super::run::io_reason(&e));
+                    tracing::debug!("half-open checks: {}", super::reason::io_reason(&e));
                     break;
                 }
             }

@@ -17,10 +17,10 @@ use std::time::Duration;
 use lvs_ipvs::{Error as IpvsError, Handle, LockError, Op};
 use tokio::sync::oneshot;
 
+use crate::cluster::Table;
 use crate::config::PortGroup;
-use crate::model::Table;
-use crate::nft::{self, Nft};
-use crate::plan::Plan;
+use crate::kernel::nft::{self, Nft};
+use crate::kernel::plan::Plan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -220,7 +220,7 @@ impl Kernel {
     }
 
     /// Makes the kernel run the sync daemons `want` (see
-    /// [`crate::node::sync::diff`]); returns what changed, one line each.
+    /// [`crate::kernel::conn_sync::diff`]); returns what changed, one line each.
     pub async fn sync_daemons(
         &self,
         want: Vec<lvs_ipvs::Daemon>,
@@ -228,7 +228,7 @@ impl Kernel {
     ) -> Result<Vec<String>, KernelError> {
         self.call(move |c| {
             let running = c.ipvs.daemons().map_err(KernelError::Sync)?;
-            let (stop, start) = crate::node::sync::diff(&running, &want, managed);
+            let (stop, start) = crate::kernel::conn_sync::diff(&running, &want, managed);
             let mut lines = Vec::new();
             for state in stop {
                 c.ipvs.stop_daemon(state).map_err(KernelError::Sync)?;
@@ -279,7 +279,7 @@ impl Kernel {
 
 #[cfg(test)]
 mod tests {
-    use lvs_ipvs::model::{Service, ServiceKey};
+    use lvs_ipvs::table::{Service, ServiceKey};
 
     use super::*;
 

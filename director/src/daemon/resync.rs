@@ -8,10 +8,10 @@ use lvs_ipvs::Op;
 use tracing::{error, info, warn};
 
 use super::{Daemon, LOGGED_STEPS, groups};
+use crate::cluster::Table;
 use crate::kernel::KernelError;
-use crate::model::Table;
-use crate::plan::plan_from;
-use crate::view::{View, patch, view_of};
+use crate::kernel::plan::plan_from;
+use crate::kernel::view::{View, patch, view_of};
 
 /// A full sync's read of the kernel's table, done beside the loop.
 pub(super) struct TableRead {
@@ -144,7 +144,7 @@ impl Daemon {
                 "full sync (drift or retries)"
             };
             info!("{what}: {changes} changes");
-            for step in crate::plan::first_steps(&p, &table, LOGGED_STEPS) {
+            for step in crate::kernel::plan::first_steps(&p, &table, LOGGED_STEPS) {
                 info!("  {step}");
             }
             if changes > LOGGED_STEPS {
@@ -195,14 +195,14 @@ fn overlay(table: Table, ops: &[Op]) -> Table {
 
 #[cfg(test)]
 mod tests {
-    use lvs_ipvs::model::{Destination, Service, ServiceKey};
+    use lvs_ipvs::table::{Destination, Service, ServiceKey};
 
     use super::*;
 
     #[test]
     fn changes_made_during_a_read_are_put_over_it() {
         let key = ServiceKey::Addr {
-            protocol: lvs_ipvs::model::Protocol::Tcp,
+            protocol: lvs_ipvs::table::Protocol::Tcp,
             addr: "198.51.100.1".parse().unwrap(),
             port: 80,
         };

@@ -5,7 +5,7 @@ use lvs_ipvs::Op;
 
 use super::*;
 use crate::config::parse;
-use crate::plan::plan;
+use crate::kernel::plan::plan;
 
 fn cfg(text: &str) -> DirectorConfig {
     parse(Path::new("d.toml"), text).unwrap()
@@ -61,7 +61,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn up_all(m: &mut Model, id: CheckId, n: usize, now: Instant) -> Update {
+fn up_all(m: &mut Cluster, id: CheckId, n: usize, now: Instant) -> Update {
     let mut last = Update::default();
     for _ in 0..n {
         let u = m.record(id, &CheckOutcome::Up, now);
@@ -75,7 +75,7 @@ fn up_all(m: &mut Model, id: CheckId, n: usize, now: Instant) -> Update {
 #[test]
 fn fresh_start_servers_wait_for_rise() {
     let t = clock();
-    let (mut m, events) = Model::new(cfg(&seed("")), &[], HashSet::new(), t(0));
+    let (mut m, events) = Cluster::new(cfg(&seed("")), &[], HashSet::new(), t(0));
     assert!(events.is_empty());
     assert_eq!(m.checks.len(), 2);
     assert_eq!(
@@ -103,7 +103,7 @@ fn fresh_start_servers_wait_for_rise() {
 fn failure_drains_or_removes() {
     let t = clock();
     for (extra, want) in [("", Some(0)), ("on_failure = \"remove\"", None)] {
-        let (mut m, _) = Model::new(cfg(&seed(extra)), &[], HashSet::new(), t(0));
+        let (mut m, _) = Cluster::new(cfg(&seed(extra)), &[], HashSet::new(), t(0));
         up_all(&mut m, 0, 2, t(1));
         up_all(&mut m, 1, 2, t(1));
         assert_eq!(m.server_weight(0, 1), Some(2));
@@ -137,7 +137,7 @@ fn failure_drains_or_removes() {
 #[test]
 fn quorum_and_sorry_server_in_and_out() {
     let t = clock();
-    let (mut m, events) = Model::new(
+    let (mut m, events) = Cluster::new(
         cfg(&seed("quorum = 2\nsorry_server = \"198.51.100.80\"")),
         &[],
         HashSet::new(),
@@ -150,7 +150,7 @@ fn quorum_and_sorry_server_in_and_out() {
             "service tcp {VIP}:80: quorum lost, sorry server in (198.51.100.80; 0 healthy, quorum 2)"
         )]
     );
-    let sorry = |m: &Model| {
+    let sorry = |m: &Cluster| {
         m.service_entry(0)
             .1
             .iter()
@@ -171,7 +171,7 @@ fn quorum_and_sorry_server_in_and_out() {
     }
     assert!(sorry(&m), "one down: below quorum 2");
     // An admin drain counts as not healthy too.
-    let (mut m, _) = Model::new(
+    let (mut m, _) = Cluster::new(
         cfg(&seed("sorry_server = \"198.51.100.80\"")),
         &[],
         HashSet::new(),
@@ -207,12 +207,12 @@ fn restart_adopts_the_kernel_without_a_change() {
     let t = clock();
     let c = cfg(&seed(""));
     // The table a healthy cluster has, with rs2 edited by hand to 5.
-    let (mut before, _) = Model::new(c.clone(), &[], HashSet::new(), t(0));
+    let (mut before, _) = Cluster::new(c.clone(), &[], HashSet::new(), t(0));
     up_all(&mut before, 0, 2, t(1));
     up_all(&mut before, 1, 2, t(1));
     let mut kernel = before.desired_table();
     kernel[0].1[1].weight = 5;
-    let (mut m, events) = Model::new(c, &kernel, HashSet::new(), t(10));
+    let (mut m, events) = Cluster::new(c, &kernel, HashSet::new(), t(10));
     assert!(events.is_empty());
     assert!(
         m.checks
@@ -232,7 +232,7 @@ fn restart_adopts_the_kernel_without_a_change() {
     assert_eq!(m.server_weight(0, 0), Some(1));
     // A server at weight 0 in the kernel (drained before the restart) must rise.
     kernel[0].1[1].weight = 0;
-    let (m, _) = Model::new(cfg(&seed("")), &kernel, HashSet::new(), t(20));
+    let (m, _) = Cluster::new(cfg(&seed("")), &kernel, HashSet::new(), t(20));
     assert_eq!(m.checks[1].state.health, Health::Unchecked);
     assert_eq!(m.server_weight(0, 1), Some(0));
 }
@@ -244,7 +244,7 @@ fn identical_checks_run_once() {
         seed("")
     );
     let t = clock();
-    let (mut m, _) = Model::new(cfg(&text), &[], HashSet::new(), t(0));
+    let (mut m, _) = Cluster::new(cfg(&text), &[], HashSet::new(), t(0));
     // rs1 port 80 (two services), rs2 port 80, rs1 port 8080.
     assert_eq!(m.checks.len(), 3);
     assert_eq!(
@@ -263,7 +263,7 @@ fn reload_keeps_state_adds_unchecked_retires_removed() {
         "weight = 2\n",
         "weight = 2\n\n[[service.server]]\naddress = \"198.51.100.13\"\n",
     );
-    let (mut m, _) = Model::new(cfg(&three), &[], HashSet::new(), t(0));
+    let (mut m, _) = Cluster::new(cfg(&three), &[], HashSet::new(), t(0));
     for id in 0..3 {
         up_all(&mut m, id, 2, t(1));
     }
@@ -326,7 +326,7 @@ fn reload_of_one_weight_touches_one_service() {
     for port in 1..=50 {
         text.push_str(&seed("").replace("port = 80\n", &format!("port = {port}\n")));
     }
-    let (m, _) = Model::new(cfg(&text), &[], HashSet::new(), t(0));
+    let (m, _) = Cluster::new(cfg(&text), &[], HashSet::new(), t(0));
     let kernel = m.desired_table();
     let edited = text.replacen("weight = 2\n", "weight = 3\n", 1);
     let (m2, diff) = m.reload(cfg(&edited), |_, _, _| true, t(1));
@@ -388,7 +388,7 @@ fn reload_removing_a_service_retires_it() {
         seed(""),
         seed("").replace("port = 80\n", "port = 81\n")
     );
-    let (m, _) = Model::new(cfg(&two), &[], HashSet::new(), t(0));
+    let (m, _) = Cluster::new(cfg(&two), &[], HashSet::new(), t(0));
     let kernel = m.desired_table();
     let present = |k: &ServiceKey, a: IpAddr, p: u16| {
         kernel
@@ -415,8 +415,8 @@ fn none_checks_behave_like_apply() {
         "",
     );
     let c = cfg(&text);
-    let (m, _) = Model::new(c.clone(), &[], HashSet::new(), t(0));
-    assert_eq!(m.desired_table(), crate::apply::desired_table(&c));
+    let (m, _) = Cluster::new(c.clone(), &[], HashSet::new(), t(0));
+    assert_eq!(m.desired_table(), crate::kernel::apply::desired_table(&c));
 }
 
 /// The size of the planned benchmark: 2,000 services x 10 servers with tcp
@@ -445,7 +445,7 @@ fn reload_of_one_weight_at_2000_services() {
     let start = Instant::now();
     let c = cfg(&text);
     let parsed = start.elapsed();
-    let (m, _) = Model::new(c, &[], HashSet::new(), t(0));
+    let (m, _) = Cluster::new(c, &[], HashSet::new(), t(0));
     let kernel = m.desired_table();
     let edited = text.replacen("weight = 3\n", "weight = 30\n", 1);
     let start = Instant::now();

@@ -1,5 +1,5 @@
 use super::*;
-use lvs_ipvs::model::{Family, Forward};
+use lvs_ipvs::table::{Family, Forward};
 
 fn key(port: u16) -> ServiceKey {
     ServiceKey::tcp("203.0.113.10".parse().unwrap(), port)

@@ -32,12 +32,13 @@ use lvs_common::config_error::LineIndex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use lvs_ipvs::model::{Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey};
+use lvs_ipvs::table::{Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey};
 
 use parts::{check_scheduler, check_vip};
 
 use crate::check::CheckSpec;
 
+pub mod check;
 mod checks;
 mod load;
 mod node;
@@ -477,7 +478,7 @@ impl<'a> Validator<'a> {
                     rs_start..rs_start,
                     format!(
                         "real server {} is listed twice in this service (first on line {})",
-                        lvs_ipvs::model::fmt_addr_port(&d.addr, d.port),
+                        lvs_ipvs::table::fmt_addr_port(&d.addr, d.port),
                         self.line(first)
                     ),
                 );

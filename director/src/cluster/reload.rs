@@ -11,11 +11,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lvs_ipvs::model::{Destination, ServiceKey};
+use lvs_ipvs::table::{Destination, ServiceKey};
 
-use super::{CheckId, CheckIndex, Event, Model, RETIRE_GRACE, Retiring};
+use super::{CheckId, CheckIndex, Cluster, Event, RETIRE_GRACE, Retiring};
+use crate::cluster::health::CheckState;
 use crate::config::{DirectorConfig, PortGroup, ServiceConfig};
-use crate::health::CheckState;
 
 /// What a reload changes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct ReloadDiff {
     /// Old check id -> new check id, for results still in flight.
     /// Empty when `in_place`.
     pub remap: Vec<Option<CheckId>>,
-    /// Every check kept with its id ([`Model::reload_in_place`]): nothing
+    /// Every check kept with its id ([`Cluster::reload_in_place`]): nothing
     /// to remap, the scheduler stays as it is.
     pub in_place: bool,
     pub events: Vec<Event>,
@@ -60,8 +60,8 @@ fn groups(c: &DirectorConfig) -> Vec<&PortGroup> {
     c.services.iter().filter_map(|s| s.group.as_ref()).collect()
 }
 
-impl Model {
-    /// [`Model::reload`] into this model. A reload that keeps every check
+impl Cluster {
+    /// [`Cluster::reload`] into this model. A reload that keeps every check
     /// (the same servers with the same checks, in the same order: weights,
     /// schedulers, quorums and the like changed, the most common edit)
     /// changes the model in place: the checks, their ids and states stay,
@@ -134,14 +134,14 @@ impl Model {
         config: DirectorConfig,
         present: impl Fn(&ServiceKey, IpAddr, u16) -> bool,
         now: Instant,
-    ) -> (Model, ReloadDiff) {
+    ) -> (Cluster, ReloadDiff) {
         let mut diff = ReloadDiff {
             groups_changed: groups(&self.config) != groups(&config),
             ..ReloadDiff::default()
         };
         let mut kept = 0;
         let old_index = CheckIndex::of(&self.checks);
-        let (mut m, index) = Model::build(config, self.drains.clone(), now, |addr, spec| {
+        let (mut m, index) = Cluster::build(config, self.drains.clone(), now, |addr, spec| {
             let old = old_index.get(&self.checks, addr, spec)?;
             kept += 1;
             Some(self.checks[old].state.clone())
@@ -219,7 +219,7 @@ impl Model {
                     // (as at a restart), instead of all servers of a service
                     // dropping to 0 while the new check rises.
                     let st = &mut m.checks[new_check].state;
-                    if st.health != crate::health::Health::Up {
+                    if st.health != crate::cluster::health::Health::Up {
                         *st = CheckState::adopted(now);
                     }
                     m.servers[i][j].adopted = self.server_weight(o, old_j);

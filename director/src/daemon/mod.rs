@@ -1,7 +1,7 @@
 //! `lvs-director run`: the director file converged onto the kernel, then
 //! kept there while the real servers' health changes. The loop is
 //! rs-agent's flow driven by events: observe (check results, signals,
-//! control requests, the sync timer) -> decide (the pure [`Model`]) ->
+//! control requests, the sync timer) -> decide (the pure [`Cluster`]) ->
 //! plan ([`plan`], per service) -> apply ([`Kernel`]) -> record (the
 //! kernel view, the log).
 //!
@@ -19,24 +19,25 @@ use std::time::{Duration, Instant};
 
 use lvs_common::daemon::{Notifier, Signal, Signals, Watchdog};
 use lvs_ipvs::Op;
-use lvs_ipvs::model::ServiceKey;
+use lvs_ipvs::table::ServiceKey;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::check::{CheckOutcome, Checker};
+use crate::cluster::schedule::Scheduler;
+use crate::cluster::{CheckId, Cluster, Event, Table};
 use crate::config::{self, ConfigError, DirectorConfig, PortGroup};
 use crate::control::{self, ControlError, Pending};
+use crate::kernel::plan::plan;
+use crate::kernel::view::{View, patch};
 use crate::kernel::{Applied, Kernel, KernelError};
-use crate::model::{CheckId, Event, Model, Table};
-use crate::plan::plan;
-use crate::sched::Scheduler;
-use crate::view::{View, patch};
 
 mod admin;
 mod limits;
-mod sync;
+pub(crate) mod metrics;
+mod resync;
 use limits::fd_budget;
-use sync::TableRead;
+use resync::TableRead;
 
 /// How `run` was asked to work.
 #[derive(Debug, Clone)]
@@ -120,7 +121,7 @@ pub struct Counters {
 pub struct Daemon {
     pub(crate) opts: Options,
     kernel: Kernel,
-    pub(crate) model: Model,
+    pub(crate) model: Cluster,
     pub(crate) view: View,
     sched: Scheduler,
     prev_remap: Vec<Option<CheckId>>,
@@ -194,7 +195,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let listener = control::bind(&opts.control).await?;
     // Bound before anything changes: a taken port fails the start.
     let mut metrics = match opts.metrics {
-        Some(addr) => Some(crate::daemon_metrics::start(addr).await?),
+        Some(addr) => Some(crate::daemon::metrics::start(addr).await?),
         None => None,
     };
     let drains_file = control::drains_path(&opts.control);
@@ -205,7 +206,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let kernel = Kernel::open(opts.netns.clone()).await?;
     let table = kernel.table_to_plan().await?;
     let now = Instant::now();
-    let (model, events) = Model::new(config, &table, drains, now);
+    let (model, events) = Cluster::new(config, &table, drains, now);
     log_events(&events);
     let node = crate::node::Node::start(
         &model.config.node,
@@ -242,7 +243,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         read_rx,
     };
     d.full_sync(Some(table)).await;
-    d.counters.last_load = crate::daemon_metrics::now();
+    d.counters.last_load = crate::daemon::metrics::now();
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<Pending>(control::MAX_CLIENTS);
     let control_task = tokio::spawn(control::serve(listener, ctl_tx));
     info!(
@@ -318,7 +319,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                     Some(m) => m.recv().await,
                     None => std::future::pending().await,
                 }
-            } => { crate::daemon_metrics::answer(&d, d.kernel.clone(), ask); false }
+            } => { crate::daemon::metrics::answer(&d, d.kernel.clone(), ask); false }
             () = &mut due_timer, if due_at.is_some() => { due_at = None; d.start_due(); false }
             () = &mut results_gate, if results_closed => { results_closed = false; false }
             Some(done) = d.rx.recv(), if !results_closed => {
@@ -345,9 +346,9 @@ impl Daemon {
         let (mut up, mut down, mut unchecked) = (0, 0, 0);
         for c in &self.model.checks {
             match c.state.health {
-                crate::health::Health::Up => up += 1,
-                crate::health::Health::Down => down += 1,
-                crate::health::Health::Unchecked => unchecked += 1,
+                crate::cluster::health::Health::Up => up += 1,
+                crate::cluster::health::Health::Down => down += 1,
+                crate::cluster::health::Health::Unchecked => unchecked += 1,
             }
         }
         format!(
@@ -474,7 +475,7 @@ impl Daemon {
         self.apply_plan(p).await;
     }
 
-    async fn apply_plan(&mut self, p: crate::plan::Plan) {
+    async fn apply_plan(&mut self, p: crate::kernel::plan::Plan) {
         if p.is_empty() {
             return;
         }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use lvs_ipvs::Op;
-use lvs_ipvs::model::{Destination, Service, ServiceFlags, ServiceKey, fmt_addr_port};
+use lvs_ipvs::table::{Destination, Service, ServiceFlags, ServiceKey, fmt_addr_port};
 
 /// A table: services with their destinations.
 pub type Table = [(Service, Vec<Destination>)];
@@ -232,18 +232,18 @@ fn service_detail(s: &Service) -> String {
 
 fn netmask_text(s: &Service) -> String {
     match s.key.family() {
-        lvs_ipvs::model::Family::Inet => format!("/{}", s.netmask.count_ones()),
-        lvs_ipvs::model::Family::Inet6 => format!("/{}", s.netmask),
+        lvs_ipvs::table::Family::Inet => format!("/{}", s.netmask.count_ones()),
+        lvs_ipvs::table::Family::Inet6 => format!("/{}", s.netmask),
     }
 }
 
 fn destination_detail(d: &Destination) -> String {
     let fwd = match d.forward {
-        lvs_ipvs::model::Forward::Route => "dr",
-        lvs_ipvs::model::Forward::Tunnel => "tun",
-        lvs_ipvs::model::Forward::Masquerade => "nat",
-        lvs_ipvs::model::Forward::Local => "local",
-        lvs_ipvs::model::Forward::Bypass => "bypass",
+        lvs_ipvs::table::Forward::Route => "dr",
+        lvs_ipvs::table::Forward::Tunnel => "tun",
+        lvs_ipvs::table::Forward::Masquerade => "nat",
+        lvs_ipvs::table::Forward::Local => "local",
+        lvs_ipvs::table::Forward::Bypass => "bypass",
     };
     let mut s = format!("{fwd}, weight {}", d.weight);
     if d.upper_threshold != 0 || d.lower_threshold != 0 {

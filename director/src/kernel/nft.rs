@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use lvs_common::netns;
 use serde_json::{Value, json};
 
-use super::config::{PortGroup, protocol_name};
+use crate::config::{PortGroup, protocol_name};
 
 pub const TABLE_FAMILY: &str = "inet";
 pub const TABLE_NAME: &str = "ipvsctl";
@@ -207,7 +207,7 @@ impl Nft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lvs_ipvs::model::Protocol;
+    use lvs_ipvs::table::Protocol;
 
     fn group(vip: &str, ports: &[u16], mark: u32) -> PortGroup {
         PortGroup {

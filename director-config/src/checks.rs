@@ -21,8 +21,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Validator;
+use crate::ConfigError;
 use crate::check::{CheckKind, CheckSpec, HttpCheck};
-use crate::config::ConfigError;
 
 pub const DEFAULT_INTERVAL: f64 = 5.0;
 pub const DEFAULT_TIMEOUT: f64 = 2.0;
