@@ -4,9 +4,9 @@
 
 use tracing::{info, warn};
 
+use crate::domain::{AddressSpec, FouPort};
 use crate::error::Error;
 use crate::fou::Fou;
-use crate::domain::{AddressSpec, FouPort};
 use crate::netlink::{AddOutcome, Netlink};
 use crate::plan::Change;
 use crate::sysctl;

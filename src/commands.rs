@@ -11,9 +11,9 @@ use lvs_common::netns;
 
 use crate::apply::apply;
 use crate::config::{self, Config};
+use crate::domain::SysctlKey;
 use crate::drain::{Drain, DrainFiles};
 use crate::error::{Error, exit_code};
-use crate::domain::SysctlKey;
 use crate::netlink::Netlink;
 use crate::observe::{Observed, Scope};
 use crate::plan::{Change, Plan, plan_start, plan_stop};

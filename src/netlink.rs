@@ -17,8 +17,8 @@ use netlink_packet_route::link::{
 };
 use rtnetlink::{AddressMessageBuilder, Handle, LinkUnspec};
 
-use crate::error::Error;
 use crate::domain::{Address, AddressSpec, Interface, Link, LinkKind};
+use crate::error::Error;
 
 /// Requests in flight at once. Each acknowledgement costs the socket's receive
 /// buffer about a kilobyte; a few hundred stay far below the default buffer.

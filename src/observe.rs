@@ -10,12 +10,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::config::Tunnel;
-use crate::error::Error;
-use crate::fou::Fou;
-use crate::kernel;
 use crate::domain::{
     Address, ArpKey, Family, FouListener, KernelSupport, Link, SysctlKey, TunnelKind,
 };
+use crate::error::Error;
+use crate::fou::Fou;
+use crate::kernel;
 use crate::netlink::Netlink;
 use crate::sysctl;
 

@@ -3,8 +3,8 @@
 //! Paths come from [`SysctlKey::path`], so names with dots (eth0.100) need
 //! no dotted-notation escaping.
 
-use crate::error::Error;
 use crate::domain::{Family, SysctlKey};
+use crate::error::Error;
 
 pub fn read(key: &SysctlKey) -> Result<i32, Error> {
     let text = std::fs::read_to_string(key.path()).map_err(|source| Error::Sysctl {

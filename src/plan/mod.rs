@@ -12,10 +12,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::error::Error;
 use crate::domain::{
     Address, AddressSpec, FouPort, Interface, Link, LinkKind, SysctlKey, SysctlSetting,
 };
+use crate::error::Error;
 use crate::observe::Observed;
 use crate::state::{AddressEntry, Record, SysctlEntry};
 

@@ -24,9 +24,9 @@ use std::time::Duration;
 use lvs_common::lock::{self, LockGuard};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{AddressSpec, FouPort, SysctlKey, valid_interface_name, valid_sysctl_name};
 use crate::error::Error;
 pub use crate::error::RecordError;
-use crate::domain::{AddressSpec, FouPort, SysctlKey, valid_interface_name, valid_sysctl_name};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/rs-agent";
 

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::agent_check::{self, OnDrift};
 use crate::config::{Config, Tunnel};
-use crate::drain::Drain;
 use crate::domain::{ArpKey, SysctlKey};
+use crate::drain::Drain;
 use crate::observe::Observed;
 use crate::state::Record;
 use crate::sysctl_d::Setting;

@@ -248,7 +248,7 @@ fn udp_socket_in(ns: &Netns, port: u16) -> std::net::UdpSocket {
 /// loaded, built in, or installed. The machines' own kernel has none of
 /// them (no module support at all), the VM's kernel has them all.
 fn kernel_has(module: &str) -> bool {
-    rs_agent::kernel::support(module) != rs_agent::model::KernelSupport::Absent
+    rs_agent::kernel::support(module) != rs_agent::domain::KernelSupport::Absent
 }
 
 #[test]
