@@ -12,12 +12,11 @@
 //! check starts `Unchecked`.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lvs_ipvs::table::{Destination, Service, ServiceKey, fmt_addr_port};
+use lvs_ipvs::table::{Destination, Service, ServiceKey};
 
 use crate::check::{CheckKind, CheckOutcome, CheckSpec};
 use crate::cluster::health::{CheckState, Health};
@@ -34,111 +33,6 @@ pub type DrainKey = (ServiceKey, IpAddr, u16);
 /// How long a server removed by a reload stays at weight 0 at most before
 /// it is deleted, when it still has active connections.
 pub const RETIRE_GRACE: Duration = Duration::from_secs(300);
-
-/// One unique check and the servers using it.
-#[derive(Debug, Clone)]
-pub struct CheckEntry {
-    pub address: IpAddr,
-    pub spec: Arc<CheckSpec>,
-    pub state: CheckState,
-    /// (service index, server index) of every server using it.
-    pub users: Users,
-}
-
-/// The servers using one check: (service index, server index). Almost
-/// every check has one user, held inline: a vector per check was a heap
-/// block each (20,000 of them at 20,000 servers).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Users {
-    first: Option<(u32, u32)>,
-    // Boxed: one word in the common case (no second user), not three.
-    #[allow(clippy::box_collection)]
-    rest: Option<Box<Vec<(u32, u32)>>>,
-}
-
-impl Users {
-    fn push(&mut self, (i, j): (usize, usize)) {
-        // Indices come from vectors of the configuration, far below 2^32.
-        let user = (i as u32, j as u32);
-        if self.first.is_none() {
-            self.first = Some(user);
-        } else {
-            self.rest.get_or_insert_default().push(user);
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.first
-            .iter()
-            .chain(self.rest.iter().flat_map(|r| r.iter()))
-            .map(|&(i, j)| (i as usize, j as usize))
-    }
-
-    pub fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.as_ref().map_or(0, |r| r.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-}
-
-/// Finds a check by (address, spec) through a 64-bit digest of both: a
-/// map from digests to ids is a third the size of one keyed by the pair
-/// (an address and a shared spec per entry). Ids whose digest was already
-/// taken by another pair (a collision, about never) go to `collided`.
-/// Built where checks are looked up (a model's construction, a reload that
-/// changes checks), not kept: 0.5 MB at 20,000 checks.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CheckIndex {
-    by_digest: HashMap<u64, CheckId>,
-    collided: Vec<CheckId>,
-}
-
-impl CheckIndex {
-    fn with_capacity(n: usize) -> CheckIndex {
-        CheckIndex {
-            by_digest: HashMap::with_capacity(n),
-            collided: Vec::new(),
-        }
-    }
-
-    pub(crate) fn of(checks: &[CheckEntry]) -> CheckIndex {
-        let mut index = CheckIndex::with_capacity(checks.len());
-        for (id, c) in checks.iter().enumerate() {
-            index.insert(c.address, &c.spec, id);
-        }
-        index
-    }
-
-    fn digest(addr: IpAddr, spec: &CheckSpec) -> u64 {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        BuildHasherDefault::<DefaultHasher>::default().hash_one((addr, spec))
-    }
-
-    pub(crate) fn get(
-        &self,
-        checks: &[CheckEntry],
-        addr: IpAddr,
-        spec: &CheckSpec,
-    ) -> Option<CheckId> {
-        let is = |id: &CheckId| checks[*id].address == addr && *checks[*id].spec == *spec;
-        match self.by_digest.get(&Self::digest(addr, spec)) {
-            Some(id) if is(id) => Some(*id),
-            Some(_) => self.collided.iter().copied().find(is),
-            None => None,
-        }
-    }
-
-    fn insert(&mut self, addr: IpAddr, spec: &CheckSpec, id: CheckId) {
-        match self.by_digest.entry(Self::digest(addr, spec)) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(id);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => self.collided.push(id),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerSlot {
@@ -157,60 +51,6 @@ pub struct Retiring {
     pub service: Option<Service>,
     pub dests: Vec<Destination>,
     pub deadline: Instant,
-}
-
-/// Something worth one log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Server {
-        service: ServiceKey,
-        server: (IpAddr, u16),
-        from: &'static str,
-        to: &'static str,
-        reason: String,
-    },
-    Sorry {
-        service: ServiceKey,
-        sorry: IpAddr,
-        active: bool,
-        healthy: usize,
-        quorum: u32,
-    },
-}
-
-impl fmt::Display for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Event::Server {
-                service,
-                server,
-                from,
-                to,
-                reason,
-            } => write!(
-                f,
-                "service {service} server {}: {from} -> {to} ({reason})",
-                fmt_addr_port(&server.0, server.1)
-            ),
-            Event::Sorry {
-                service,
-                sorry,
-                active,
-                healthy,
-                quorum,
-            } => {
-                let what = if *active {
-                    "quorum lost, sorry server in"
-                } else {
-                    "quorum back, sorry server out"
-                };
-                write!(
-                    f,
-                    "service {service}: {what} ({sorry}; {healthy} healthy, quorum {quorum})"
-                )
-            }
-        }
-    }
 }
 
 /// What a change did: lines to log, services to re-plan (indices).
@@ -562,9 +402,14 @@ impl Cluster {
     }
 }
 
+mod checks;
+mod event;
 pub mod health;
 mod reload;
 pub mod schedule;
+pub(crate) use checks::CheckIndex;
+pub use checks::{CheckEntry, Users};
+pub use event::Event;
 pub use reload::ReloadDiff;
 
 #[cfg(test)]

@@ -160,9 +160,57 @@ impl Cluster {
             kept_ids[*id] = true;
         }
 
-        // Retiring entries from before, unless their key or destination is
-        // back in the file.
-        let mut retiring: Vec<Retiring> = Vec::new();
+        let mut retiring = self.retiring_still_gone(&m);
+        let deadline = now + RETIRE_GRACE;
+        let mut seen_old: HashSet<usize> = HashSet::with_capacity(self.config.services.len());
+        for i in 0..m.config.services.len() {
+            let key = m.config.services[i].service.key;
+            let Some(o) = self.service_index(&key) else {
+                diff.added += 1;
+                diff.services.push(i);
+                m.sorry[i] = false;
+                continue;
+            };
+            seen_old.insert(o);
+            m.sorry[i] = self.sorry[o];
+            self.carry_adoption(&mut m, i, o, &diff.remap, &kept_ids, now);
+            let (old, svc) = (&self.config.services[o], &m.config.services[i]);
+            if same_service(old, svc) {
+                diff.unchanged += 1;
+                continue;
+            }
+            diff.changed += 1;
+            diff.services.push(i);
+            let gone = servers_gone(old, svc, &present);
+            if !gone.is_empty() {
+                match retiring
+                    .iter_mut()
+                    .find(|r| r.key == key && r.service.is_none())
+                {
+                    Some(r) => r.dests.extend(gone),
+                    None => retiring.push(Retiring {
+                        key,
+                        service: None,
+                        dests: gone,
+                        deadline,
+                    }),
+                }
+            }
+        }
+        self.retire_services_gone(&seen_old, &present, deadline, &mut retiring, &mut diff);
+        m.retiring = retiring;
+        for i in 0..m.config.services.len() {
+            if m.update_sorry(i, &mut diff.events) && !diff.services.contains(&i) {
+                diff.services.push(i);
+            }
+        }
+        (m, diff)
+    }
+
+    /// The retiring entries from before whose key or destination is not
+    /// back in `m`'s file.
+    fn retiring_still_gone(&self, m: &Cluster) -> Vec<Retiring> {
+        let mut retiring = Vec::new();
         for r in &self.retiring {
             match m.service_index(&r.key) {
                 // The service is in the file (again): what it does not
@@ -183,80 +231,63 @@ impl Cluster {
                 None => retiring.push(r.clone()),
             }
         }
+        retiring
+    }
 
-        let deadline = now + RETIRE_GRACE;
-        let mut seen_old: HashSet<usize> = HashSet::with_capacity(self.config.services.len());
-        for (i, svc) in m.config.services.iter().enumerate() {
-            let key = svc.service.key;
-            let Some(o) = self.service_index(&key) else {
-                diff.added += 1;
-                diff.services.push(i);
-                m.sorry[i] = false;
+    /// Adoption (the kernel's weight kept until a check's first result)
+    /// carries over to service `i` of `m` from service `o` of `self` for
+    /// servers whose check was kept, or whose check changed while serving.
+    fn carry_adoption(
+        &self,
+        m: &mut Cluster,
+        i: usize,
+        o: usize,
+        remap: &[Option<CheckId>],
+        kept_ids: &[bool],
+        now: Instant,
+    ) {
+        let old = &self.config.services[o];
+        let old_slots: HashMap<(IpAddr, u16), (CheckId, usize, Option<u32>)> = old
+            .servers
+            .iter()
+            .zip(&self.servers[o])
+            .enumerate()
+            .map(|(j, (d, s))| ((d.addr, d.port), (s.check, j, s.adopted)))
+            .collect();
+        for j in 0..m.config.services[i].servers.len() {
+            let d = &m.config.services[i].servers[j];
+            let Some(&(old_check, old_j, adopted)) = old_slots.get(&(d.addr, d.port)) else {
                 continue;
             };
-            seen_old.insert(o);
-            m.sorry[i] = self.sorry[o];
-            let old = &self.config.services[o];
-            // Adoption carries over for servers whose check was kept.
-            let old_slots: HashMap<(IpAddr, u16), (CheckId, usize, Option<u32>)> = old
-                .servers
-                .iter()
-                .zip(&self.servers[o])
-                .enumerate()
-                .map(|(j, (d, s))| ((d.addr, d.port), (s.check, j, s.adopted)))
-                .collect();
-            for (j, d) in svc.servers.iter().enumerate() {
-                let Some(&(old_check, old_j, adopted)) = old_slots.get(&(d.addr, d.port)) else {
-                    continue;
-                };
-                let new_check = m.servers[i][j].check;
-                if diff.remap[old_check] == Some(new_check) {
-                    // Same check: its state is kept, adoption too.
-                    m.servers[i][j].adopted = adopted;
-                } else if !kept_ids[new_check] && self.checks[old_check].state.serving() {
-                    // Its check changed: the server was serving, so it keeps
-                    // the weight it has until the new check's first result
-                    // (as at a restart), instead of all servers of a service
-                    // dropping to 0 while the new check rises.
-                    let st = &mut m.checks[new_check].state;
-                    if st.health != crate::cluster::health::Health::Up {
-                        *st = CheckState::adopted(now);
-                    }
-                    m.servers[i][j].adopted = self.server_weight(o, old_j);
+            let new_check = m.servers[i][j].check;
+            if remap[old_check] == Some(new_check) {
+                // Same check: its state is kept, adoption too.
+                m.servers[i][j].adopted = adopted;
+            } else if !kept_ids[new_check] && self.checks[old_check].state.serving() {
+                // Its check changed: the server was serving, so it keeps
+                // the weight it has until the new check's first result
+                // (as at a restart), instead of all servers of a service
+                // dropping to 0 while the new check rises.
+                let st = &mut m.checks[new_check].state;
+                if st.health != crate::cluster::health::Health::Up {
+                    *st = CheckState::adopted(now);
                 }
-            }
-            if same_service(old, svc) {
-                diff.unchanged += 1;
-                continue;
-            }
-            diff.changed += 1;
-            diff.services.push(i);
-            let listed: HashSet<(IpAddr, u16)> =
-                svc.servers.iter().map(|d| (d.addr, d.port)).collect();
-            let gone: Vec<Destination> = old
-                .servers
-                .iter()
-                .filter(|d| !listed.contains(&(d.addr, d.port)) && present(&key, d.addr, d.port))
-                .map(|d| Destination {
-                    weight: 0,
-                    ..d.clone()
-                })
-                .collect();
-            if !gone.is_empty() {
-                match retiring
-                    .iter_mut()
-                    .find(|r| r.key == key && r.service.is_none())
-                {
-                    Some(r) => r.dests.extend(gone),
-                    None => retiring.push(Retiring {
-                        key,
-                        service: None,
-                        dests: gone,
-                        deadline,
-                    }),
-                }
+                m.servers[i][j].adopted = self.server_weight(o, old_j);
             }
         }
+    }
+
+    /// Services of `self` not in the new file (`seen_old` lists those that
+    /// are): deleted now when the kernel holds none of their destinations,
+    /// retired otherwise.
+    fn retire_services_gone(
+        &self,
+        seen_old: &HashSet<usize>,
+        present: &impl Fn(&ServiceKey, IpAddr, u16) -> bool,
+        deadline: Instant,
+        retiring: &mut Vec<Retiring>,
+        diff: &mut ReloadDiff,
+    ) {
         for (o, old) in self.config.services.iter().enumerate() {
             if seen_old.contains(&o) {
                 continue;
@@ -289,12 +320,24 @@ impl Cluster {
                 });
             }
         }
-        m.retiring = retiring;
-        for i in 0..m.config.services.len() {
-            if m.update_sorry(i, &mut diff.events) && !diff.services.contains(&i) {
-                diff.services.push(i);
-            }
-        }
-        (m, diff)
     }
+}
+
+/// The servers `old` lists and `svc` does not, that the kernel holds: they
+/// retire at weight 0.
+fn servers_gone(
+    old: &ServiceConfig,
+    svc: &ServiceConfig,
+    present: &impl Fn(&ServiceKey, IpAddr, u16) -> bool,
+) -> Vec<Destination> {
+    let key = old.service.key;
+    let listed: HashSet<(IpAddr, u16)> = svc.servers.iter().map(|d| (d.addr, d.port)).collect();
+    old.servers
+        .iter()
+        .filter(|d| !listed.contains(&(d.addr, d.port)) && present(&key, d.addr, d.port))
+        .map(|d| Destination {
+            weight: 0,
+            ..d.clone()
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lvs_ipvs::Op;
+use lvs_ipvs::table::fmt_addr_port;
 
 use super::*;
 use crate::config::parse;
