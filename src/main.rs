@@ -1,12 +1,11 @@
 //! The `rs-agent` command line. Errors are mapped to the exit codes listed in
 //! README.md (see `rs_agent::exit_code`); logs go to stderr, results to stdout.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use lvs_common::netns;
+use lvs_common::{logging, netns};
 use rs_agent::cli::{Cli, Command};
 use rs_agent::commands::{self, Context, Output};
 use rs_agent::watch::{WatchOptions, watch};
@@ -43,6 +42,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Warnings and errors by default (a command's output is its result), more
+/// with -v; RS_AGENT_LOG (or RUST_LOG) overrides. No timestamps: journald
+/// stamps the watch's lines, and a command's need none.
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
@@ -50,15 +52,12 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RS_AGENT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .init();
+    let options = logging::Options {
+        env_var: Some("RS_AGENT_LOG"),
+        timestamps: false,
+    };
+    // Only fails if a subscriber is set already: none is, this early.
+    let _ = logging::init(level, options);
 }
 
 fn run(cli: &Cli) -> Result<u8, Error> {

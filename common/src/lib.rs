@@ -10,6 +10,8 @@
 //!   stream, and a token-bucket rate limiter.
 //! - [`lock`]: an advisory file lock (flock) per network namespace, taken
 //!   from async code without blocking the runtime.
+//! - [`logging`] (feature `logging`): the binaries' one logging setup,
+//!   tracing to stderr filtered by an environment variable.
 
 // Unsafe code is confined to `netns`, where every block carries a
 // `// SAFETY:` comment; the rest of the crate cannot use it.
@@ -20,5 +22,7 @@ pub mod config_error;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod lock;
+#[cfg(feature = "logging")]
+pub mod logging;
 #[allow(unsafe_code)]
 pub mod netns;
