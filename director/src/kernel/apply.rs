@@ -3,8 +3,6 @@
 
 use serde::Serialize;
 
-use std::path::PathBuf;
-
 use lvs_ipvs::table::{Destination, Service};
 use lvs_ipvs::{Error, Handle, Op};
 
@@ -118,12 +116,9 @@ pub enum ReadError {
     /// The kernel's IPVS table.
     #[error(transparent)]
     Ipvs(Error),
-    /// The nftables table.
+    /// The nftables table, or nft missing while the file has port groups.
     #[error(transparent)]
     Nft(NftError),
-    /// The file has port groups, and `nft` cannot be run.
-    #[error("port groups need nftables, but {} cannot be run", program.display())]
-    NftMissing { program: PathBuf },
 }
 
 /// The change that failed.
@@ -189,13 +184,7 @@ pub fn apply(
             .filter_map(|s| s.group.clone())
             .collect()
     };
-    let have_nft = nft.available();
-    if !groups.is_empty() && !have_nft {
-        return Err(ReadError::NftMissing {
-            program: nft.program.clone(),
-        }
-        .into());
-    }
+    let have_nft = nft.usable(!groups.is_empty()).map_err(ReadError::Nft)?;
     let listed = if have_nft {
         nft.list_table().map_err(ReadError::Nft)?
     } else {

@@ -170,6 +170,22 @@ impl Nft {
         self.run(&["--version"], None).is_ok_and(|(ok, _, _)| ok)
     }
 
+    /// Whether nft can be run, and an error when it cannot while the file
+    /// has port groups (`groups`): they are nothing without their marks.
+    pub fn usable(&self, groups: bool) -> Result<bool, NftError> {
+        let available = self.available();
+        if groups && !available {
+            return Err(NftError {
+                what: "--version".into(),
+                message: format!(
+                    "{} cannot be run, and port groups need nftables",
+                    self.program.display()
+                ),
+            });
+        }
+        Ok(available)
+    }
+
     /// `nft -j list table inet ipvsctl` (JSON), or `None` if the table
     /// does not exist.
     pub fn list_table(&self) -> Result<Option<String>, NftError> {

@@ -30,8 +30,6 @@ pub enum KernelError {
     Read(#[source] IpvsError),
     #[error("nftables: {0}")]
     Nft(#[source] nft::NftError),
-    #[error("port groups need nftables, but {0} cannot be run")]
-    NoNft(String),
     #[error("the kernel thread cannot start: {0}")]
     Thread(#[source] std::io::Error),
     #[error("the kernel thread is gone")]
@@ -255,12 +253,8 @@ impl Kernel {
             if groups.is_empty() && c.nft_absent.get() {
                 return Ok(false);
             }
-            let have_nft = c.nft.available();
-            if !have_nft {
-                if groups.is_empty() {
-                    return Ok(false);
-                }
-                return Err(KernelError::NoNft(c.nft.program.display().to_string()));
+            if !c.nft.usable(!groups.is_empty()).map_err(KernelError::Nft)? {
+                return Ok(false);
             }
             let listed = c.nft.list_table().map_err(KernelError::Nft)?;
             let write = match &listed {

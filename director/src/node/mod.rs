@@ -27,7 +27,28 @@ use crate::kernel::Kernel;
 use addr::{Addrs, Iface};
 use announce::{Announcer, Direction, Transition};
 use health_file::HealthFile;
-use sysctl::Sysctls;
+use sysctl::{SysctlError, Sysctls};
+
+/// Why the node could not be brought to its configuration (at start: the
+/// daemon does not start; at reload: logged, the rest stays applied).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    #[error("sync daemons: {0}")]
+    SyncDaemons(#[source] crate::kernel::KernelError),
+    #[error("announce: {what}: {source}")]
+    Announce {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn announce_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
+    let what = what.into();
+    move |source| NodeError::Announce { what, source }
+}
 
 /// Per VIP, for status and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,7 +100,7 @@ impl Node {
         control: &Path,
         kernel: Kernel,
         model: &Cluster,
-    ) -> Result<Node, String> {
+    ) -> Result<Node, NodeError> {
         let (sysctls, note) = Sysctls::open(control.with_extension("sysctl.json"), netns.clone());
         if let Some(n) = note {
             warn!("{n}");
@@ -104,7 +125,7 @@ impl Node {
     }
 
     /// Brings the node to `cfg` (start and reload).
-    async fn configure(&mut self, cfg: &NodeConfig, model: &Cluster) -> Result<(), String> {
+    async fn configure(&mut self, cfg: &NodeConfig, model: &Cluster) -> Result<(), NodeError> {
         for line in self.sysctls.apply(&cfg.sysctl)? {
             info!("sysctl: {line}");
         }
@@ -114,7 +135,7 @@ impl Node {
                 .kernel
                 .sync_daemons(want, self.sync_managed || cfg.sync.is_some())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(NodeError::SyncDaemons)?;
             for line in lines {
                 info!("sync: {line}");
             }
@@ -134,11 +155,11 @@ impl Node {
             }
             (None, Some(new)) => {
                 let addrs = Addrs::connect(self.netns.as_deref())
-                    .map_err(|e| format!("announce: route netlink: {e}"))?;
+                    .map_err(announce_error("route netlink"))?;
                 let iface = addrs
                     .ensure(&new.interface)
                     .await
-                    .map_err(|e| format!("announce: interface {}: {e}", new.interface))?;
+                    .map_err(announce_error(format!("interface {}", new.interface)))?;
                 if iface.created {
                     info!("announce: created the dummy interface {}", iface.name);
                 }
@@ -147,7 +168,7 @@ impl Node {
                 let present = addrs
                     .list(&iface)
                     .await
-                    .map_err(|e| format!("announce: addresses of {}: {e}", iface.name))?;
+                    .map_err(announce_error(format!("addresses of {}", iface.name)))?;
                 for vip in present.into_iter().filter(|v| file_vips.contains(v)) {
                     info!("announce: VIP {vip} already on {}: adopted", iface.name);
                     announcer.adopt(vip);

@@ -13,6 +13,24 @@ use super::addr::in_netns;
 use super::health_file::write_atomic;
 
 /// Original values by sysctl name (net.ipv4.vs.NAME), as read.
+
+/// Why the IPVS sysctls could not be set or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SysctlError {
+    #[error("reading net.ipv4.vs: {0}")]
+    Read(#[source] std::io::Error),
+    /// The message names the sysctl (see `write`).
+    #[error("{0}")]
+    Write(#[source] std::io::Error),
+    /// The record of the values found before the daemon changed them.
+    #[error("{}: {source}", path.display())]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub originals: BTreeMap<String, String>,
@@ -114,7 +132,7 @@ impl Sysctls {
     /// Makes the namespace hold `wanted`; returns one log line per change.
     /// Stops at the first error (the record is saved before any write, so
     /// what was set can still be restored).
-    pub fn apply(&mut self, wanted: &[(&'static str, u32)]) -> Result<Vec<String>, String> {
+    pub fn apply(&mut self, wanted: &[(&'static str, u32)]) -> Result<Vec<String>, SysctlError> {
         let c = changes(&self.record, wanted);
         if c.set.is_empty() && c.restore.is_empty() {
             return Ok(Vec::new());
@@ -128,11 +146,10 @@ impl Sysctls {
                 .collect::<std::io::Result<Vec<_>>>()
         })
         .and_then(|r| r)
-        .map_err(|e| format!("reading net.ipv4.vs: {e}"))?;
+        .map_err(SysctlError::Read)?;
         if !originals.is_empty() {
             self.record.originals.extend(originals);
-            self.save()
-                .map_err(|e| format!("{}: {e}", self.record_path.display()))?;
+            self.save().map_err(|e| self.record_error(e))?;
         }
         let set = c.set.clone();
         let restore = c.restore.clone();
@@ -153,19 +170,25 @@ impl Sysctls {
             Ok::<_, std::io::Error>(lines)
         })
         .and_then(|r| r)
-        .map_err(|e| e.to_string())?;
+        .map_err(SysctlError::Write)?;
         for (n, _) in &c.restore {
             self.record.originals.remove(n);
         }
         if !c.restore.is_empty() {
-            self.save()
-                .map_err(|e| format!("{}: {e}", self.record_path.display()))?;
+            self.save().map_err(|e| self.record_error(e))?;
         }
         Ok(lines)
     }
 
+    fn record_error(&self, source: std::io::Error) -> SysctlError {
+        SysctlError::Record {
+            path: self.record_path.clone(),
+            source,
+        }
+    }
+
     /// Puts every recorded original back and removes the record.
-    pub fn restore(&mut self) -> Result<Vec<String>, String> {
+    pub fn restore(&mut self) -> Result<Vec<String>, SysctlError> {
         let all: Vec<(String, String)> = std::mem::take(&mut self.record.originals)
             .into_iter()
             .collect();
@@ -181,14 +204,13 @@ impl Sysctls {
         .and_then(|r| r);
         match result {
             Ok(lines) => {
-                self.save()
-                    .map_err(|e| format!("{}: {e}", self.record_path.display()))?;
+                self.save().map_err(|e| self.record_error(e))?;
                 Ok(lines)
             }
             Err(e) => {
                 // Kept for the next run to restore.
                 self.record.originals = all.into_iter().collect();
-                Err(e.to_string())
+                Err(SysctlError::Write(e))
             }
         }
     }
