@@ -62,8 +62,8 @@ pub enum DaemonError {
     Control(#[from] ControlError),
     #[error("signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-    #[error("{0}")]
-    Node(String),
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
     #[error("metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,

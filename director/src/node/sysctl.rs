@@ -12,8 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::addr::in_netns;
 use super::health_file::write_atomic;
 
-/// Original values by sysctl name (net.ipv4.vs.NAME), as read.
-
 /// Why the IPVS sysctls could not be set or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum SysctlError {
@@ -31,6 +29,7 @@ pub enum SysctlError {
     },
 }
 
+/// Original values by sysctl name (net.ipv4.vs.NAME), as read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub originals: BTreeMap<String, String>,
