@@ -7,9 +7,9 @@
 //! [`std::error::Error::source`].
 
 #[cfg(feature = "netlink")]
-use crate::table::ModelError;
-#[cfg(feature = "netlink")]
 use crate::socket::NetlinkError;
+#[cfg(feature = "netlink")]
+use crate::table::ModelError;
 
 /// What an IPVS operation can fail with. `what` describes the operation
 /// (`add service tcp 203.0.113.10:80`) for messages; decisions use `op`

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::codec::{DaemonAttr, IPVS_GENL_NAME, IpvsAttr, IpvsCmd, IpvsMessage};
 use crate::error::{Error, OpKind, Result};
-use crate::table::{
-    Daemon, DaemonState, Destination, Info, ModelError, Service, ServiceKey, Timeouts,
-};
 use crate::netns;
 use crate::op::Op;
 use crate::socket::{BIG_READ, NetlinkError, SMALL_READ, Socket};
+use crate::table::{
+    Daemon, DaemonState, Destination, Info, ModelError, Service, ServiceKey, Timeouts,
+};
 
 /// A connection to the kernel's IPVS table of one network namespace.
 ///
@@ -146,31 +146,31 @@ impl Handle {
         what: impl Into<String>,
     ) -> Result<Vec<IpvsMessage>> {
         let what = what.into();
-        self.exchange(&msg, dump, false, kind, || what)
+        self.exchange(&msg, dump, kind, || what)
     }
 
-    /// One request on the small-read socket (or on the big-read one for
-    /// `big`); a reply too large for the small reads retries the request
-    /// on the big-read socket, which then serves everything.
+    /// [`Handle::exchange_each`] on the small-read socket, its replies
+    /// collected.
     fn exchange(
         &self,
         msg: &IpvsMessage,
         dump: bool,
-        big: bool,
         kind: OpKind,
         what: impl FnOnce() -> String,
     ) -> Result<Vec<IpvsMessage>> {
         let mut messages = Vec::new();
-        self.exchange_each(msg, dump, big, kind, what, &mut |m| match m {
+        self.exchange_each(msg, dump, false, kind, what, &mut |m| match m {
             Some(m) => messages.push(m),
             None => messages.clear(),
         })?;
         Ok(messages)
     }
 
-    /// [`Handle::exchange`] that hands each reply to `each` as it comes;
-    /// `None` means the request starts over (on the big-read socket):
-    /// forget what came before.
+    /// One request on the small-read socket (or on the big-read one for
+    /// `big`); a reply too large for the small reads retries the request
+    /// on the big-read socket, which then serves everything. Each reply
+    /// goes to `each` as it comes; `None` means the request starts over
+    /// (on the big-read socket): forget what came before.
     fn exchange_each(
         &self,
         msg: &IpvsMessage,
@@ -207,7 +207,7 @@ impl Handle {
 
     /// Apply one change.
     pub fn apply(&self, op: &Op) -> Result<()> {
-        self.exchange(&op.to_message(), false, false, op.kind(), || op.describe())
+        self.exchange(&op.to_message(), false, op.kind(), || op.describe())
             .map(|_| ())
     }
 
@@ -358,7 +358,7 @@ impl Handle {
     pub fn service(&self, key: &ServiceKey) -> Result<Service> {
         let what = || format!("get service {key}");
         let msg = IpvsMessage::new(IpvsCmd::GetService, vec![IpvsAttr::Service(key.to_attrs())]);
-        let replies = self.exchange(&msg, false, false, OpKind::Query, what)?;
+        let replies = self.exchange(&msg, false, OpKind::Query, what)?;
         for a in replies.into_iter().flat_map(|m| m.nlas) {
             if let IpvsAttr::Service(attrs) = a {
                 return Service::from_attrs(&attrs).map_err(|source| Error::Model {
@@ -421,7 +421,7 @@ impl Handle {
     /// The attributes of every reply to a request that carries none.
     fn query(&self, cmd: IpvsCmd, dump: bool, what: &str) -> Result<Vec<IpvsAttr>> {
         let msg = IpvsMessage::new(cmd, vec![]);
-        let replies = self.exchange(&msg, dump, false, OpKind::Query, || what.into())?;
+        let replies = self.exchange(&msg, dump, OpKind::Query, || what.into())?;
         Ok(replies.into_iter().flat_map(|m| m.nlas).collect())
     }
 
@@ -466,7 +466,7 @@ impl Handle {
 
     pub fn start_daemon(&self, d: &Daemon) -> Result<()> {
         let msg = IpvsMessage::new(IpvsCmd::NewDaemon, vec![IpvsAttr::Daemon(d.to_attrs())]);
-        self.exchange(&msg, false, false, OpKind::StartDaemon, || {
+        self.exchange(&msg, false, OpKind::StartDaemon, || {
             format!("start {:?} sync daemon", d.state)
         })
         .map(|_| ())
@@ -475,7 +475,7 @@ impl Handle {
     pub fn stop_daemon(&self, state: DaemonState) -> Result<()> {
         let attrs = vec![DaemonAttr::State(state.raw())];
         let msg = IpvsMessage::new(IpvsCmd::DelDaemon, vec![IpvsAttr::Daemon(attrs)]);
-        match self.exchange(&msg, false, false, OpKind::StopDaemon, || {
+        match self.exchange(&msg, false, OpKind::StopDaemon, || {
             format!("stop {state:?} sync daemon")
         }) {
             // The kernel answers a stop with the exit code of the daemon's

@@ -3,12 +3,14 @@
 //!
 //! Layout:
 //! - [`table`]: typed services, destinations, statistics, timeouts, info
-//!   and sync daemons.
+//!   and sync daemons; a service's name in each text ([`table::KeyStyle`]).
 //! - [`op`]: [`Op`], one change to the table (what a rules line says, what
 //!   the director plans, what the handle sends).
 //! - [`rules`]: ipvsadm's rules text: parse every command line `ipvsadm -R`
 //!   reads (-A -E -D -a -e -d -C -Z --set) into [`Op`]s and print what
-//!   `ipvsadm -S -n` prints.
+//!   `ipvsadm -S -n` prints; with ipvsadm's option table
+//!   ([`rules::options`]) and its popt splitting of argv ([`rules::argv`]),
+//!   which ipvsctl's ipvsadm mode shares.
 //! - [`listing`]: what `ipvsadm -L -n` prints (--stats, --rate, --exact,
 //!   --thresholds, --persistent-conn, --tun-info, --timeout, --daemon), in
 //!   ipvsadm's own (quirky) order.
@@ -48,13 +50,13 @@ pub mod error;
 #[cfg(feature = "netlink")]
 pub mod handle;
 pub mod listing;
-pub mod table;
 #[cfg(feature = "netlink")]
 pub mod netns;
 pub mod op;
 pub mod rules;
 #[cfg(feature = "netlink")]
 mod socket;
+pub mod table;
 
 pub use error::{Error, OpKind, Result};
 #[cfg(feature = "netlink")]

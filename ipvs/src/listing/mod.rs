@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 
 use crate::table::{
-    Destination, Family, Forward, Info, Protocol, Service, ServiceFlags, ServiceKey, Stats,
-    TUN_FLAG_CSUM, TUN_FLAG_REMCSUM, Timeouts, TunnelType, fmt_addr_port,
+    Destination, Family, Forward, Info, KeyStyle, Service, ServiceFlags, Stats, TUN_FLAG_CSUM,
+    TUN_FLAG_REMCSUM, Timeouts, TunnelType, fmt_addr_port,
 };
 
 mod order;
@@ -47,42 +47,6 @@ pub struct ListFormat {
     pub exact: bool,
     /// `--nosort`: kernel order.
     pub nosort: bool,
-}
-
-fn proto_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "TCP",
-        Protocol::Udp => "UDP",
-        Protocol::Sctp => "SCTP",
-    }
-}
-
-/// The service column of a listing ("TCP  1.2.3.4:80", "FWM  11 IPv6").
-pub fn list_service_name(key: &ServiceKey) -> String {
-    match key {
-        ServiceKey::Addr {
-            protocol,
-            addr,
-            port,
-        } => {
-            format!(
-                "{:<4} {}",
-                proto_name(*protocol),
-                fmt_addr_port(addr, *port)
-            )
-        }
-        // ipvsadm prints the mark with %d.
-        ServiceKey::Fwmark {
-            family: Family::Inet,
-            mark,
-        } => format!("FWM  {}", *mark as i32),
-        ServiceKey::Fwmark {
-            family: Family::Inet6,
-            mark,
-        } => {
-            format!("FWM  {} IPv6", *mark as i32)
-        }
-    }
 }
 
 /// Scheduler flags as ipvsadm names them for this scheduler.
@@ -206,7 +170,7 @@ fn stats_cols(s: &Stats, rate: bool, exact: bool) -> String {
 
 /// The service line (without newline) for these columns.
 pub fn service_line(svc: &Service, fmt: &ListFormat) -> String {
-    let name = list_service_name(&svc.key);
+    let name = svc.key.name(KeyStyle::Listing);
     match fmt.columns {
         Columns::Stats | Columns::Rate => {
             let stats = svc.stats.as_deref().copied().unwrap_or_default();

@@ -14,19 +14,19 @@
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::listing::{netmask_text, sched_flag_names, table_order};
-use crate::table::{
-    Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey, TUN_FLAG_CSUM,
-    TUN_FLAG_REMCSUM, Timeouts, TunnelType, fmt_addr_port,
-};
 use crate::op::Op;
+use crate::table::{
+    Destination, Forward, KeyStyle, Service, ServiceFlags, ServiceKey, TUN_FLAG_CSUM,
+    TUN_FLAG_REMCSUM, TunnelType, fmt_addr_port,
+};
 
-mod options;
+pub mod argv;
+pub mod options;
 mod parse;
 
-pub use options::{Arg as OptionArg, OPTIONS as IPVSADM_OPTIONS, parse_sched_flags};
+pub use options::parse_sched_flags;
 use parse::parse_args;
 
 /// ipvsadm's default scheduler.
@@ -124,33 +124,6 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// The service part of a rules line (`-t 1.2.3.4:80`, `-f 11 -6`). Marks
-/// print as C's signed `%d`, like ipvsadm.
-pub fn rule_service_name(key: &ServiceKey) -> String {
-    match key {
-        ServiceKey::Addr {
-            protocol,
-            addr,
-            port,
-        } => {
-            let flag = match protocol {
-                Protocol::Tcp => "-t",
-                Protocol::Udp => "-u",
-                Protocol::Sctp => "--sctp-service",
-            };
-            format!("{flag} {}", fmt_addr_port(addr, *port))
-        }
-        ServiceKey::Fwmark {
-            family: Family::Inet,
-            mark,
-        } => format!("-f {}", *mark as i32),
-        ServiceKey::Fwmark {
-            family: Family::Inet6,
-            mark,
-        } => format!("-f {} -6", *mark as i32),
-    }
-}
-
 /// The options of a service line after the service (` -s rr -p 30 ...`),
 /// in ipvsadm's order.
 fn service_options(svc: &Service) -> String {
@@ -206,7 +179,7 @@ fn tunnel_options(d: &Destination) -> String {
 pub fn save_dest_line(key: &ServiceKey, d: &Destination) -> String {
     format!(
         "-a {} -r {} {} -w {}{}",
-        rule_service_name(key),
+        key.name(KeyStyle::Rules),
         fmt_addr_port(&d.addr, d.port),
         forward_switch(d.forward),
         d.weight as i32,
@@ -223,7 +196,7 @@ pub fn render_save(table: &[(Service, Vec<Destination>)]) -> String {
         let _ = writeln!(
             out,
             "-A {}{}",
-            rule_service_name(&svc.key),
+            svc.key.name(KeyStyle::Rules),
             service_options(svc)
         );
         for &j in &dests[i] {
@@ -240,12 +213,22 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::AddService(s) => {
-                write!(f, "-A {}{}", rule_service_name(&s.key), service_options(s))
+                write!(
+                    f,
+                    "-A {}{}",
+                    s.key.name(KeyStyle::Rules),
+                    service_options(s)
+                )
             }
             Op::EditService(s) => {
-                write!(f, "-E {}{}", rule_service_name(&s.key), service_options(s))
+                write!(
+                    f,
+                    "-E {}{}",
+                    s.key.name(KeyStyle::Rules),
+                    service_options(s)
+                )
             }
-            Op::DeleteService(k) => write!(f, "-D {}", rule_service_name(k)),
+            Op::DeleteService(k) => write!(f, "-D {}", k.name(KeyStyle::Rules)),
             Op::AddDestination(k, d) | Op::EditDestination(k, d) => {
                 let flag = if matches!(self, Op::AddDestination(..)) {
                     "-a"
@@ -255,7 +238,7 @@ impl fmt::Display for Op {
                 write!(
                     f,
                     "{flag} {} -r {} {} -w {}",
-                    rule_service_name(k),
+                    k.name(KeyStyle::Rules),
                     fmt_addr_port(&d.addr, d.port),
                     forward_switch(d.forward),
                     d.weight
@@ -271,12 +254,12 @@ impl fmt::Display for Op {
             Op::DeleteDestination(k, d) => write!(
                 f,
                 "-d {} -r {}",
-                rule_service_name(k),
+                k.name(KeyStyle::Rules),
                 fmt_addr_port(&d.addr, d.port)
             ),
             Op::Flush => f.write_str("-C"),
             Op::Zero(None) => f.write_str("-Z"),
-            Op::Zero(Some(k)) => write!(f, "-Z {}", rule_service_name(k)),
+            Op::Zero(Some(k)) => write!(f, "-Z {}", k.name(KeyStyle::Rules)),
             Op::SetTimeouts(t) => write!(f, "--set {} {} {}", t.tcp, t.tcp_fin, t.udp),
         }
     }

@@ -1,7 +1,9 @@
-//! ipvsadm's options: the table popt reads, which command allows which
-//! option group, and the checks on tunnel options and scheduler flags.
+//! ipvsadm's options, the one table of them: what popt reads
+//! ([`OPTIONS`]), the names ipvsadm's messages give them ([`option_name`],
+//! [`command_name`]), which command takes which ([`column_use`]); and the
+//! checks on tunnel options and scheduler flags.
 
-use super::*;
+use crate::table::{ServiceFlags, TunnelType};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Cmd {
@@ -17,6 +19,7 @@ pub(super) enum Cmd {
 }
 
 impl Cmd {
+    /// ipvsadm's name of the command ([`command_name`]).
     pub(super) fn name(self) -> &'static str {
         match self {
             Cmd::Add => "add-service",
@@ -41,7 +44,8 @@ pub enum Arg {
 }
 
 /// ipvsadm 1.31's option table: (long name, short name, argument, option
-/// id). The one copy: rules files and ipvsctl's ipvsadm mode both read it.
+/// id). The id is the short name, or the long name of an option without
+/// one; the functions below take ids.
 pub const OPTIONS: &[(&str, Option<char>, Arg, &str)] = &[
     ("add-service", Some('A'), Arg::No, "A"),
     ("edit-service", Some('E'), Arg::No, "E"),
@@ -99,9 +103,49 @@ pub const OPTIONS: &[(&str, Option<char>, Arg, &str)] = &[
     ("syncid", None, Arg::Required, "syncid"),
 ];
 
-/// Option names as ipvsadm reports them in errors.
-pub(super) fn opt_name(id: &str) -> &'static str {
-    match id {
+/// ipvsadm's option columns (`optnames[]` in ipvsadm.c), in its order:
+/// the names its messages give options, and the columns of its table of
+/// which command takes which option ([`column_use`]).
+pub const COLUMNS: &[&str] = &[
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+    "tun-type",
+    "tun-port",
+    "tun-nocsum",
+    "tun-csum",
+    "tun-remcsum",
+    "sched-flags",
+    "tun-info",
+];
+
+/// The column of an option, by its id in [`OPTIONS`]. `None` for the
+/// options ipvsadm does not check against its table: the commands, `-6`
+/// and `--sort`.
+pub fn option_column(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "n" => "numeric",
+        "c" => "connection",
         "t" | "u" | "sctp" | "f" => "service-address",
         "s" => "scheduler",
         "p" => "persistent",
@@ -111,56 +155,123 @@ pub(super) fn opt_name(id: &str) -> &'static str {
         "w" => "weight",
         "x" => "u-threshold",
         "y" => "l-threshold",
-        "n" => "numeric",
+        "X" => "exact",
         "o" => "ops",
-        "pe" => "pe",
         "b" => "sched-flags",
-        "6" => "ipv6",
-        "tun-type" => "tun-type",
-        "tun-port" => "tun-port",
-        "tun-nocsum" => "tun-nocsum",
-        "tun-csum" => "tun-csum",
-        "tun-remcsum" => "tun-remcsum",
-        _ => "option",
+        "6" | "sort" => return None,
+        other => COLUMNS.iter().find(|c| **c == other)?,
+    })
+}
+
+/// An option's name in messages ("Illegal 'weight' option ..."): its
+/// column, else its long name (`-6` is "ipv6").
+pub fn option_name(id: &str) -> &'static str {
+    option_column(id)
+        .or_else(|| OPTIONS.iter().find(|o| o.3 == id).map(|o| o.0))
+        .unwrap_or("option")
+}
+
+/// The command a command option names, as ipvsadm's messages name it
+/// (`A` is "add-service"); `None` for an option that is not a command.
+pub fn command_name(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "A" => "add-service",
+        "E" => "edit-service",
+        "D" => "delete-service",
+        "C" => "flush",
+        "L" => "list",
+        "a" => "add-server",
+        "d" => "delete-server",
+        "e" => "edit-server",
+        "set" => "set",
+        "start-daemon" => "start-daemon",
+        "stop-daemon" => "stop-daemon",
+        "R" => "restore",
+        "S" => "save",
+        "Z" => "zero",
+        "h" => "help",
+        "v" => "version",
+        _ => return None,
+    })
+}
+
+/// What a command makes of an option column: one letter of ipvsadm's
+/// `commands_v_options` table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ColumnUse {
+    /// ' ': may be given.
+    Optional,
+    /// '+': must be given.
+    Required,
+    /// 'x': must not be given.
+    Illegal,
+    /// '1': at most one of the columns so marked.
+    OneOf,
+}
+
+/// ipvsadm's table of which command (by [`command_name`]) takes which
+/// column (one of [`COLUMNS`]).
+pub fn column_use(command: &str, column: &str) -> ColumnUse {
+    use ColumnUse::*;
+    let tun = matches!(
+        column,
+        "tun-type" | "tun-port" | "tun-nocsum" | "tun-csum" | "tun-remcsum"
+    );
+    match command {
+        "add-service" | "edit-service" => match column {
+            "service-address" => Required,
+            "scheduler" | "persistent" | "netmask" | "ops" | "pe" | "sched-flags" => Optional,
+            _ => Illegal,
+        },
+        "delete-service" => match column {
+            "service-address" => Required,
+            _ => Illegal,
+        },
+        "list" => match column {
+            "connection" | "service-address" | "timeout" | "daemon" => OneOf,
+            "numeric" | "stats" | "rate" | "thresholds" | "persistent-conn" | "nosort"
+            | "exact" | "tun-info" => Optional,
+            _ => Illegal,
+        },
+        "add-server" | "edit-server" => match column {
+            "service-address" | "real-server" => Required,
+            "forwarding-method" | "weight" | "u-threshold" | "l-threshold" => Optional,
+            _ if tun => Optional,
+            _ => Illegal,
+        },
+        "delete-server" => match column {
+            "service-address" | "real-server" => Required,
+            _ => Illegal,
+        },
+        "start-daemon" => match column {
+            "mcast-interface" | "syncid" => Optional,
+            _ => Illegal,
+        },
+        "stop-daemon" => match column {
+            "syncid" => Optional,
+            _ => Illegal,
+        },
+        "save" => match column {
+            "numeric" => Optional,
+            _ => Illegal,
+        },
+        "zero" => match column {
+            "service-address" => Optional,
+            _ => Illegal,
+        },
+        _ => Illegal,
     }
 }
 
-/// Which option groups a command allows (besides the service address).
-pub(super) fn allowed(cmd: Cmd, group: &str) -> bool {
-    match cmd {
-        Cmd::Add | Cmd::Edit => {
-            matches!(
-                group,
-                "service-address"
-                    | "scheduler"
-                    | "persistent"
-                    | "netmask"
-                    | "ops"
-                    | "pe"
-                    | "sched-flags"
-                    | "ipv6"
-            )
-        }
-        Cmd::Del => matches!(group, "service-address" | "ipv6"),
-        Cmd::AddDest | Cmd::EditDest => matches!(
-            group,
-            "service-address"
-                | "ipv6"
-                | "real-server"
-                | "forwarding-method"
-                | "weight"
-                | "u-threshold"
-                | "l-threshold"
-                | "tun-type"
-                | "tun-port"
-                | "tun-nocsum"
-                | "tun-csum"
-                | "tun-remcsum"
-        ),
-        Cmd::DelDest => matches!(group, "service-address" | "ipv6" | "real-server"),
-        Cmd::Zero => matches!(group, "service-address" | "ipv6"),
-        Cmd::Flush | Cmd::Timeout => false,
-    }
+/// Whether a rules command takes an option. `-6` has no column: it goes
+/// wherever a service address may, since it only qualifies `-f`.
+pub(super) fn allowed(cmd: Cmd, id: &str) -> bool {
+    let column = if id == "6" {
+        Some("service-address")
+    } else {
+        option_column(id)
+    };
+    column.is_some_and(|c| column_use(cmd.name(), c) != ColumnUse::Illegal)
 }
 
 pub(super) fn opt_flag(id: &str) -> String {

@@ -1,8 +1,16 @@
 //! One ipvsadm command line into an [`Op`], option by option as
 //! ipvsadm 1.31 does.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::argv::{self, BadOpt, BadOptKind};
 use super::options::*;
-use super::*;
+use super::{DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER, MAX_TIMEOUT};
+use crate::op::Op;
+use crate::table::{
+    Destination, Family, Forward, Protocol, Service, ServiceFlags, ServiceKey, TUN_FLAG_CSUM,
+    TUN_FLAG_REMCSUM, Timeouts, TunnelType,
+};
 
 /// The command being assembled, like ipvsadm's `struct ipvs_command_entry`.
 struct Entry {
@@ -56,83 +64,29 @@ fn parse_addr_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
     }
 }
 
-pub(super) fn parse_args(words: &[String]) -> Result<Op, String> {
-    // Expand into (option id, value) in order, plus positional arguments.
-    let mut opts: Vec<(&'static str, Option<String>)> = Vec::new();
-    let mut positional: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        let w = &words[i];
-        i += 1;
-        if let Some(long) = w.strip_prefix("--") {
-            if long.is_empty() {
-                positional.extend(words[i..].iter().cloned());
-                break;
-            }
-            let (name, inline) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (long, None),
+/// popt's complaint in the rules' own words.
+fn popt_error(e: &BadOpt) -> String {
+    match e.kind {
+        BadOptKind::Unknown => {
+            let name = match e.given.split_once('=') {
+                Some((name, _)) if e.given.starts_with("--") => name,
+                _ => &e.given,
             };
-            let Some(&(_, _, arg, id)) = OPTIONS.iter().find(|o| o.0 == name) else {
-                return Err(format!("invalid option `--{name}'"));
-            };
-            let value = match (arg, inline) {
-                (Arg::No, Some(_)) => return Err(format!("option `--{name}' takes no argument")),
-                (Arg::No, None) => None,
-                (_, Some(v)) => Some(v),
-                (Arg::Required, None) => {
-                    let v = words
-                        .get(i)
-                        .ok_or_else(|| format!("option `--{name}' requires an argument"))?;
-                    i += 1;
-                    Some(v.clone())
-                }
-                (Arg::Optional, None) => match words.get(i) {
-                    Some(v) if !v.starts_with('-') => {
-                        i += 1;
-                        Some(v.clone())
-                    }
-                    _ => None,
-                },
-            };
-            opts.push((id, value));
-        } else if w.len() > 1 && w.starts_with('-') {
-            let chars: Vec<char> = w[1..].chars().collect();
-            let mut j = 0;
-            while j < chars.len() {
-                let c = chars[j];
-                j += 1;
-                let Some(&(_, _, arg, id)) = OPTIONS.iter().find(|o| o.1 == Some(c)) else {
-                    return Err(format!("invalid option `-{c}'"));
-                };
-                let rest: String = chars[j..].iter().collect();
-                let value = match arg {
-                    Arg::No => None,
-                    _ if !rest.is_empty() => {
-                        j = chars.len();
-                        Some(rest)
-                    }
-                    Arg::Required => {
-                        let v = words
-                            .get(i)
-                            .ok_or_else(|| format!("option `-{c}' requires an argument"))?;
-                        i += 1;
-                        Some(v.clone())
-                    }
-                    Arg::Optional => match words.get(i) {
-                        Some(v) if !v.starts_with('-') => {
-                            i += 1;
-                            Some(v.clone())
-                        }
-                        _ => None,
-                    },
-                };
-                opts.push((id, value));
-            }
-        } else {
-            positional.push(w.clone());
+            format!("invalid option `{name}'")
         }
+        BadOptKind::NoArgument => format!("option `{}' takes no argument", e.given),
+        BadOptKind::MissingArgument => format!("option `{}' requires an argument", e.given),
     }
+}
+
+pub(super) fn parse_args(words: &[String]) -> Result<Op, String> {
+    let argv = argv::parse(words);
+    if let Some(e) = &argv.error {
+        return Err(popt_error(e));
+    }
+    let opts: Vec<(&'static str, Option<String>)> =
+        argv.opts.into_iter().map(|o| (o.id, o.value)).collect();
+    let positional = argv.args;
 
     let Some((first, _)) = opts.first() else {
         return Err("no command given".into());
@@ -187,14 +141,14 @@ pub(super) fn parse_args(words: &[String]) -> Result<Op, String> {
 
     for (id, value) in &opts[1..] {
         let v = value.clone().unwrap_or_default();
-        let group = opt_name(id);
+        let group = option_name(id);
         if matches!(
             *id,
             "A" | "E" | "D" | "C" | "a" | "e" | "d" | "Z" | "set" | "L" | "S" | "R"
         ) {
             return Err("multiple commands specified".into());
         }
-        if !allowed(cmd, group) {
+        if !allowed(cmd, id) {
             return Err(format!(
                 "Illegal '{group}' option with the '{}' command",
                 cmd.name()

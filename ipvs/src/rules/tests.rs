@@ -1,6 +1,8 @@
+use std::net::IpAddr;
+
 use super::*;
 use crate::listing::sort_table;
-use crate::table::Family;
+use crate::table::{Family, Protocol, Timeouts};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -172,6 +174,11 @@ fn ipvsadm_errors() {
         "multiple 'scheduler' options specified"
     );
     assert_eq!(err("-A -A -t 1.2.3.4:80"), "multiple commands specified");
+    // ipvsadm's name for an option no rules command takes.
+    assert_eq!(
+        err("-A -t 1.2.3.4:80 -c"),
+        "Illegal 'connection' option with the 'add-service' command"
+    );
     assert_eq!(
         err("-A -t 1.2.3.4:99999"),
         "illegal virtual server address[:port] specified"

@@ -3,13 +3,14 @@
 //! netlink attributes of [`crate::codec`] are in `wire` (feature
 //! `netlink`).
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
+mod name;
 #[cfg(feature = "netlink")]
 mod wire;
+pub use name::KeyStyle;
 #[cfg(feature = "netlink")]
 pub use wire::ModelError;
 
@@ -124,33 +125,6 @@ impl ServiceKey {
         match self {
             ServiceKey::Addr { port, .. } => *port,
             ServiceKey::Fwmark { .. } => 0,
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            } => {
-                let p = match protocol {
-                    Protocol::Tcp => "tcp",
-                    Protocol::Udp => "udp",
-                    Protocol::Sctp => "sctp",
-                };
-                write!(f, "{p} {}", fmt_addr_port(addr, *port))
-            }
-            ServiceKey::Fwmark {
-                family: Family::Inet,
-                mark,
-            } => write!(f, "fwmark {mark}"),
-            ServiceKey::Fwmark {
-                family: Family::Inet6,
-                mark,
-            } => write!(f, "fwmark {mark} (IPv6)"),
         }
     }
 }

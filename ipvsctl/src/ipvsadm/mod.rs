@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static EXIT: AtomicBool = AtomicBool::new(false);
 
 use lvs_ipvs::listing::{self, Columns, ListFormat};
-use lvs_ipvs::{Daemon, DaemonState, Error, Handle, LockError, LockGuard, Op, rules};
+use lvs_ipvs::rules::options::{self, option_name};
+use lvs_ipvs::rules::{self, argv};
+use lvs_ipvs::{Daemon, DaemonState, Error, Handle, LockError, LockGuard, Op};
 
 /// The namespace's table lock, taken before the first change and held to
 /// the end of the process (-R's lines run under one hold).
@@ -45,7 +47,6 @@ fn hold_table_lock(prog: &str) -> Result<(), u8> {
     }
 }
 
-pub mod argv;
 mod check;
 mod conn;
 
@@ -145,11 +146,11 @@ fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
         }
         _ => {}
     }
-    let Some(cmd) = check::command_name(first.id) else {
+    let Some(cmd) = options::command_name(first.id) else {
         return Err(tryhelp(prog));
     };
     for o in &p.opts[1..] {
-        if check::command_name(o.id).is_some() {
+        if options::command_name(o.id).is_some() {
             return Err(fail(2, format!("invalid option `{}'", o.given)));
         }
         // ipvsadm takes marks 1..2^32-1 only (its -S prints the upper
@@ -162,7 +163,7 @@ fn process(prog: &str, args: &[String], in_restore: bool) -> Result<(), u8> {
         }
     }
     if let Some(e) = &p.error {
-        return Err(fail(255, format!("{}: {}", e.given, e.reason)));
+        return Err(fail(255, format!("{}: {}", e.given, e.kind.popt_text())));
     }
     check::check(cmd, &p.opts[1..]).map_err(|m| fail(2, m))?;
     match first.id {
@@ -205,7 +206,7 @@ fn check_only(p: &argv::Parsed, allowed: &[&str], cmd: &str) -> Result<(), u8> {
                 2,
                 format!(
                     "Illegal '{}' option with the '{cmd}' command",
-                    opt_name(o.id)
+                    option_name(o.id)
                 ),
             ));
         }
@@ -214,27 +215,6 @@ fn check_only(p: &argv::Parsed, allowed: &[&str], cmd: &str) -> Result<(), u8> {
         return Err(fail(2, format!("unexpected argument {a}")));
     }
     Ok(())
-}
-
-fn opt_name(id: &str) -> &str {
-    match id {
-        "t" | "u" | "sctp" | "f" => "service-address",
-        "s" => "scheduler",
-        "p" => "persistent",
-        "M" => "netmask",
-        "r" => "real-server",
-        "m" | "i" | "g" => "forwarding-method",
-        "w" => "weight",
-        "x" => "u-threshold",
-        "y" => "l-threshold",
-        "n" => "numeric",
-        "c" => "connection",
-        "o" => "ops",
-        "b" => "sched-flags",
-        "6" => "ipv6",
-        "X" => "exact",
-        other => other,
-    }
 }
 
 fn connect() -> Result<Handle, u8> {
@@ -273,7 +253,7 @@ fn daemon(p: &argv::Parsed) -> Result<(), u8> {
                     2,
                     format!(
                         "Illegal '{}' option with the '{}' command",
-                        opt_name(other),
+                        option_name(other),
                         first.id
                     ),
                 ));
@@ -318,7 +298,7 @@ fn list(opts: &[argv::Opt], args: Option<&Vec<String>>) -> Result<(), u8> {
                     2,
                     format!(
                         "Illegal '{}' option with the 'list' command",
-                        opt_name(other)
+                        option_name(other)
                     ),
                 ));
             }
