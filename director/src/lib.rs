@@ -23,6 +23,7 @@
 //! - [`control`]: the control socket and its protocol.
 //! - [`metrics`]: the Prometheus text and its HTTP endpoint.
 //! - [`cli`]: the command line (also read by the man-page generator).
+//! - [`sys`]: the few C library calls behind safe functions.
 
 pub mod check;
 pub mod cli;
@@ -33,6 +34,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod node;
 pub mod status;
+pub mod sys;
 
 pub use lvs_director_config as config;
 

@@ -78,13 +78,7 @@ fn main() -> ExitCode {
 /// raises that threshold to the largest block freed so far, and the next
 /// model or table read then grows the heap around the live one.
 fn one_malloc_arena() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets tunables; called before any other thread
-    // exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
-    }
+    lvs_director::sys::malloc_tunables(256 << 10);
 }
 
 /// The daemon and its control commands run on a single-threaded tokio

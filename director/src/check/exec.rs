@@ -113,11 +113,7 @@ struct GroupKill(Option<libc::pid_t>);
 impl GroupKill {
     fn kill(&mut self) {
         if let Some(pgid) = self.0.take() {
-            // SAFETY: killpg takes plain integers and touches no memory of
-            // ours. ESRCH (the group is already gone) is fine.
-            unsafe {
-                libc::killpg(pgid, libc::SIGKILL);
-            }
+            crate::sys::kill_group(pgid);
         }
     }
 }

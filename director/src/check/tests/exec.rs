@@ -113,6 +113,20 @@ fn read_pids(path: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The `n` PIDs a test script writes to `path`, waited for (a loaded
+/// machine may take seconds to start a shell); fails after 30 s.
+async fn wait_for_pids(path: &Path, n: usize) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = read_pids(path);
+        if found.len() == n {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "pids {found:?}, expected {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The child sleeps and has started a grandchild: at the timeout both die,
 /// the child is reaped by us (no zombie left), and the check returns in
 /// time.
@@ -121,18 +135,20 @@ async fn timeout_kills_the_group_and_reaps() {
     let dir = tempfile::tempdir().unwrap();
     let pids = dir.path().join("pids");
     let script = "sleep 60 & echo $$ $! > \"$0\"; sleep 60";
-    let timeout = Duration::from_millis(800);
+    // Long enough for a loaded machine to start the shell and write its
+    // file before the timeout (0.8 s was not, on two busy cores); the file
+    // is then waited for, not assumed.
+    let timeout = Duration::from_secs(4);
     let result = check(&exec(
         &["sh", "-c", script, pids.to_str().unwrap()],
         timeout,
     ))
     .await;
-    assert_eq!(result.outcome, down("timeout after 0.8s"));
+    assert_eq!(result.outcome, down("timeout after 4.0s"));
     assert!(result.duration >= timeout);
 
-    let found = read_pids(&pids);
-    let [child, grandchild] = found[..] else {
-        panic!("pids {found:?}")
+    let [child, grandchild] = wait_for_pids(&pids, 2).await[..] else {
+        unreachable!()
     };
     // The child was ours: reaped means no /proc entry at all.
     assert!(!exists(child), "child {child} not reaped");
@@ -181,13 +197,13 @@ async fn dropped_check_kills_the_group() {
         &["sh", "-c", script, pids.to_str().unwrap()],
         Duration::from_secs(60),
     );
-    let cancelled =
-        tokio::time::timeout(Duration::from_millis(800), run_check(&spec, LOCALHOST)).await;
-    assert!(cancelled.is_err());
-    let found = read_pids(&pids);
-    let [child, grandchild] = found[..] else {
-        panic!("pids {found:?}")
+    // Dropped once both processes exist (waited for, not assumed).
+    let running = tokio::spawn(async move { run_check(&spec, LOCALHOST).await });
+    let [child, grandchild] = wait_for_pids(&pids, 2).await[..] else {
+        unreachable!()
     };
+    running.abort();
+    assert!(running.await.unwrap_err().is_cancelled());
     let deadline = Instant::now() + Duration::from_secs(3);
     while (alive(child) || alive(grandchild)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
