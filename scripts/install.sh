@@ -109,16 +109,22 @@ else
     cargo build --release --locked --workspace --bins --manifest-path "$ROOT/Cargo.toml"
 fi
 
+# install_example SOURCE PATH WHAT: the checkout's SOURCE as the
+# configuration PATH (under DESTDIR), unless one is there already.
+install_example() {
+    if [[ -e $DESTDIR$2 ]]; then
+        say "keeping existing $2"
+    else
+        install -D -m 0644 "$ROOT/$1" "$DESTDIR$2"
+        say "installed the example $2: edit $3"
+    fi
+}
+
 install -D -m 0755 "$BIN/rs-agent" "$DESTDIR/usr/local/sbin/rs-agent"
 install -D -m 0644 "$ROOT/systemd/rs-agent.service" "$DESTDIR/etc/systemd/system/rs-agent.service"
 install -D -m 0644 "$ROOT/systemd/rs-agent-watch.service" "$DESTDIR/etc/systemd/system/rs-agent-watch.service"
 install -D -m 0644 "$ROOT/README.md" "$DESTDIR/usr/local/share/doc/rs-agent/README.md"
-if [[ -e $DESTDIR/etc/rs-agent/config.toml ]]; then
-    say "keeping existing /etc/rs-agent/config.toml"
-else
-    install -D -m 0644 "$ROOT/config/config.toml" "$DESTDIR/etc/rs-agent/config.toml"
-    say "installed the example /etc/rs-agent/config.toml: edit the VIPs"
-fi
+install_example config/config.toml /etc/rs-agent/config.toml "the VIPs"
 say "installed rs-agent $("$DESTDIR/usr/local/sbin/rs-agent" --version | cut -d' ' -f2)"
 
 if [[ $director == yes ]]; then
@@ -129,12 +135,7 @@ if [[ $director == yes ]]; then
     install -D -m 0644 "$ROOT/systemd/lvs-director.service" "$DESTDIR/etc/systemd/system/lvs-director.service"
     install -D -m 0644 "$ROOT/ipvsctl/README.md" "$DESTDIR/usr/local/share/doc/ipvsctl/README.md"
     install -D -m 0644 "$ROOT/director/README.md" "$DESTDIR/usr/local/share/doc/lvs-director/README.md"
-    if [[ -e $DESTDIR/etc/lvs-director/director.toml ]]; then
-        say "keeping existing /etc/lvs-director/director.toml"
-    else
-        install -D -m 0644 "$ROOT/config/director.toml" "$DESTDIR/etc/lvs-director/director.toml"
-        say "installed the example /etc/lvs-director/director.toml: edit the services"
-    fi
+    install_example config/director.toml /etc/lvs-director/director.toml "the services"
     say "installed ipvsctl $("$DESTDIR/usr/local/sbin/ipvsctl" --version | cut -d' ' -f2) and lvs-director"
 fi
 

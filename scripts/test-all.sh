@@ -72,10 +72,12 @@ build_packages() {
 
 step setup bash scripts/setup.sh || { echo "setup failed: nothing else can run" >&2; exit 1; }
 step fmt cargo fmt --all -- --check
-# The shell scripts of the test beds and the installer (the VM scenarios and
-# benchmarks are not covered yet).
+# The shell scripts of the test beds (VM suite, its scenarios and benchmarks,
+# nspawn) and the installer. -x follows what they source (tests/vm/.shellcheckrc:
+# relative to the sourcing file).
 check_shell() {
-    shellcheck -x scripts/*.sh scripts/lib/*.sh tests/vm/run-suite.sh tests/vm/guest.sh tests/nspawn/*.sh .ci/run || return
+    shellcheck -x scripts/*.sh scripts/lib/*.sh tests/vm/*.sh tests/vm/scenarios/*.sh tests/vm/bench/*.sh \
+        tests/nspawn/*.sh .ci/run || return
     # The packages' maintainer scripts run under dpkg's /bin/sh.
     shellcheck -s sh packaging/deb/*/postinst packaging/deb/*/postrm packaging/deb/*/prerm
 }

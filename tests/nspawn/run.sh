@@ -34,6 +34,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR # (lib.sh beside this file)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 say() { printf 'nspawn: %s\n' "$*"; }
 die() { printf 'nspawn: error: %s\n' "$*" >&2; exit 2; }
 
@@ -83,25 +85,10 @@ HAD_NSPAWN_RUNDIR=0
 NSPAWN_PID=""
 LEADER=""
 
-stop_container() {
-    [[ -n $NSPAWN_PID ]] || return 0
-    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
-        # SIGTERM: nspawn asks the container's systemd for a clean poweroff.
-        kill -TERM "$NSPAWN_PID" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 60; i++)); do
-            kill -0 "$NSPAWN_PID" 2>/dev/null || break
-            sleep 1
-        done
-        kill -KILL "$NSPAWN_PID" 2>/dev/null || true
-    fi
-    wait "$NSPAWN_PID" 2>/dev/null || true
-    NSPAWN_PID="" LEADER=""
-}
 cleanup() {
     local rc=$?
     set +e
-    stop_container
+    nspawn_stop 60
     local cg
     for cg in "${CGROUPS[@]}"; do
         [[ -d $cg ]] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
@@ -182,10 +169,8 @@ EOF
 ENABLED_AT_INSTALL=$(systemctl --root="$ROOTFS" is-enabled rs-agent.service rs-agent-watch.service 2>/dev/null | tr '\n' ' ' || true)
 
 # --- boot, drive -----------------------------------------------------------------
-in_ct() { nsenter --target "$LEADER" --all -- "$@"; }
 sysctl_of() { in_ct cat "/proc/sys/net/ipv4/conf/all/$1"; }
 lo_addrs() { in_ct ip -o addr show dev lo; }
-unit_prop() { in_ct systemctl show -P "$2" "$1"; }
 wait_until() { # SECONDS CMD...: poll every 0.5 s
     local deadline=$((SECONDS + $1))
     shift
@@ -196,26 +181,13 @@ wait_until() { # SECONDS CMD...: poll every 0.5 s
 }
 
 boot() {
-    local t0=$SECONDS
-    printf '\n--- boot at %s\n' "$(date +%T)" >>"$CONSOLE"
-    (
-        for cg in "${CGROUPS[@]}"; do echo "$BASHPID" >"$cg/cgroup.procs"; done
-        exec systemd-nspawn --quiet --directory="$ROOTFS" --machine="$MACHINE" \
-            --private-network --register=no --keep-unit --boot
-    ) >>"$CONSOLE" 2>&1 </dev/null &
-    NSPAWN_PID=$!
-    LEADER=""
+    local t0=$SECONDS deadline=$((SECONDS + BOOT_TIMEOUT))
     BOOT_STATE="not booted"
-    local deadline=$((SECONDS + BOOT_TIMEOUT))
-    until LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd); do
-        if ! kill -0 "$NSPAWN_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-            say "no systemd in the container (nspawn exited, or ${BOOT_TIMEOUT}s passed); console:"
-            tail -n 20 "$CONSOLE" | sed 's/^/    /'
-            LEADER=""
-            return 1
-        fi
-        sleep 0.5
-    done
+    if ! nspawn_start "$MACHINE" "$deadline" "${CGROUPS[@]}"; then
+        say "no systemd in the container (nspawn exited, or ${BOOT_TIMEOUT}s passed); console:"
+        tail -n 20 "$CONSOLE" | sed 's/^/    /'
+        return 1
+    fi
     # systemd runs before its private socket exists: until then systemctl
     # prints no state ("Failed to connect to bus"), and --wait would not wait.
     local state=""
@@ -499,20 +471,7 @@ c_hardening_check_bites() {
 }
 c_reboot() {
     dump_journal boot1
-    in_ct systemctl reboot || true
-    local i rc=0
-    for ((i = 0; i < 120; i++)); do
-        kill -0 "$NSPAWN_PID" 2>/dev/null || break
-        sleep 0.5
-    done
-    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
-        why="container still up 60s after systemctl reboot"
-        return 1
-    fi
-    wait "$NSPAWN_PID" || rc=$?
-    NSPAWN_PID=""
-    # 133: the container asked for a reboot (nspawn leaves restarting to its caller)
-    ((rc == 133)) || { why="systemd-nspawn exited $rc, want 133 (reboot)"; return 1; }
+    nspawn_reboot || { why=$NSPAWN_WHY; return 1; }
     boot || { why="after reboot systemd says '$BOOT_STATE'"; return 1; }
 }
 c_after_reboot() {
@@ -553,7 +512,7 @@ if [[ -n $LEADER ]]; then
     check upgrade-keeps-a-disabled-unit-disabled c_upgrade_keeps_disabled
     dump_journal boot2
 fi
-stop_container
+nspawn_stop 60
 say "container stopped; $((SECONDS - T0))s in all"
 if ((failed)); then
     echo "failed: ${failed_names[*]}"

@@ -323,7 +323,7 @@ assert_none_broken() {
     fi
 }
 
-# active_active_up: the active-active set-up of scenarios 91 and 92: the
+# active_active_up: the active-active set-up of scenarios 90, 91 and 92: the
 # topology, both real servers, lvs-director on both directors with the VIP
 # announced on lvs0, BIRD on the router and both directors, and the router's
 # ECMP route through both.
@@ -339,4 +339,19 @@ active_active_up() {
     done
     for ns in router dir1 dir2; do bird_up "$ns"; done
     wait_until 40 "the router's ECMP route to $VIP via dir1 and dir2" router_has_paths 2
+}
+
+# hold_over_both: MULTI_CONNS connections held through the VIP of
+# active_active_up (the holder watches the router's route events for the
+# withdrawal of a path, R_withdrawn), spread by ECMP over both directors:
+# ON1 and ON2 (the ESTABLISHED entries in dir1 and dir2) must both be
+# non-zero. Then a first probe, and 1 s before the failure.
+hold_over_both() {
+    monitor_start route router route
+    holder_start --watch "withdrawn=$TEST_TMP/mon-route.log=^(Deleted $VIP |$VIP via )"
+    ON1=$(dir_conns dir1) ON2=$(dir_conns dir2)
+    log "held connections per director: dir1 $ON1, dir2 $ON2"
+    ((ON1 > 0 && ON2 > 0)) || fail "ECMP did not spread the connections over both directors (dir1 $ON1, dir2 $ON2)"
+    holder_probe
+    sleep 1
 }

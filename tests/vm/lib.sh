@@ -85,10 +85,10 @@ ns_destroy() {
     [[ -e /run/netns/$ns ]] || return 0
     pids=$(ip netns pids "$ns" 2>/dev/null || true)
     if [[ -n $pids ]]; then
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2086 # one PID a word: split on purpose
         kill $pids 2>/dev/null || true
         sleep 0.2
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2086 # (as above)
         kill -9 $pids 2>/dev/null || true
     fi
     ip netns del "$ns" 2>/dev/null || true
@@ -125,18 +125,25 @@ load_ipvs_modules() {
     modprobe -a ip_vs ip_vs_wrr ip_vs_rr ip_vs_sh
 }
 
-# topo_up: fresh namespaces lan, client, director, rs1, rs2 on bridge br0.
-topo_up() {
-    local ns host
-    for ns in "${LAB_NAMESPACES[@]}"; do
+# ns_fresh NS...: each NS made anew (one left by an earlier run destroyed
+# first) and removed at exit, with lo up and IPv4 only: no DAD, router
+# solicitations or link-local noise in snapshots.
+ns_fresh() {
+    local ns
+    for ns in "$@"; do
         ns_destroy "$ns"
         ip netns add "$ns"
         CREATED_NS+=("$ns")
         ip -n "$ns" link set lo up
-        # IPv4 only: no DAD, router solicitations or link-local noise in snapshots.
         in_ns "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 &&
                            echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'
     done
+}
+
+# topo_up: fresh namespaces lan, client, director, rs1, rs2 on bridge br0.
+topo_up() {
+    local host
+    ns_fresh "${LAB_NAMESPACES[@]}"
     ip -n lan link add br0 type bridge
     ip -n lan link set br0 up
     for host in client director rs1 rs2; do
@@ -317,6 +324,19 @@ rs_has_vip_on_lo() {
     in_ns "$1" ip -o -4 addr show dev lo | grep -qF " $VIP/32 "
 }
 
+# seed_lab_by_hand: the seed's lab, no service on the director yet: the IPVS
+# modules, topo_up, the VIP on the director, rs1 and rs2 prepared by hand
+# (rs_prepare_by_hand) and serving HTTP on port 80.
+seed_lab_by_hand() {
+    local rs
+    load_ipvs_modules
+    topo_up
+    director_vip_up
+    for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
+    rs_serve rs1 80
+    rs_serve rs2 80
+}
+
 # --- rs-agent ----------------------------------------------------------------
 
 # agent_config: write the agent's config for the VIP; prints its path.
@@ -334,6 +354,23 @@ agent() {
 }
 
 # --- ipvsctl ------------------------------------------------------------------
+
+# dummy_ns NS: a fresh namespace NS (removed at exit) where IPVS accepts
+# destinations: a dummy d0 with 198.51.100.1/24 and 2001:db8::1/64, default
+# routes (IPv4 and IPv6) through it.
+dummy_ns() {
+    local ns=$1
+    ns_destroy "$ns"
+    ip netns add "$ns"
+    on_exit "ns_destroy $ns"
+    in_ns "$ns" ip link set lo up
+    in_ns "$ns" ip link add d0 type dummy
+    in_ns "$ns" ip link set d0 up
+    in_ns "$ns" ip addr add 198.51.100.1/24 dev d0
+    in_ns "$ns" ip addr add 2001:db8::1/64 dev d0 nodad
+    in_ns "$ns" ip route add default dev d0
+    in_ns "$ns" ip -6 route add default dev d0
+}
 
 # use_ipvsctl: IPVSCTL becomes a tmpfs copy of the host's build (the IPVSCTL
 # variable, if set, names the build): over 9p every exec re-reads the binary.
@@ -425,6 +462,19 @@ check_only_director_answers_arp() {
     [[ $who == director ]]
 }
 
+# arp_check_catches_real_servers WHY: check_only_director_answers_arp must
+# fail (the scenario fails with WHY if it passes), and rs1 and rs2 must be
+# among the hosts answering ARP for the VIP.
+arp_check_catches_real_servers() {
+    local who
+    if check_only_director_answers_arp; then
+        fail "$1"
+    fi
+    who=$(arp_responders "$VIP")
+    grep -qx rs1 <<<"$who" || fail "rs1 did not answer ARP for the VIP (answers: ${who//$'\n'/ })"
+    grep -qx rs2 <<<"$who" || fail "rs2 did not answer ARP for the VIP (answers: ${who//$'\n'/ })"
+}
+
 # check_wrr_ratio: 9 requests, answered by rs2 and rs1 in the ratio 6:3.
 check_wrr_ratio() {
     local out n1 n2 n
@@ -439,12 +489,12 @@ check_wrr_ratio() {
 # check_sticky [PORT...]: 9 requests (cycling over PORTs, default 80) all
 # answered by one real server. Prints that server.
 check_sticky() {
-    local ports=("$@") seq=() i out answers=() uniq
+    local ports=("$@") sent=() i out answers=() uniq
     ((${#ports[@]})) || ports=(80)
-    for i in 0 1 2 3 4 5 6 7 8; do seq+=("${ports[i % ${#ports[@]}]}"); done
-    out=$(client_get_many "${seq[@]}") || true
+    for i in 0 1 2 3 4 5 6 7 8; do sent+=("${ports[i % ${#ports[@]}]}"); done
+    out=$(client_get_many "${sent[@]}") || true
     mapfile -t answers <<<"$out"
-    log "answers (port:server): $(for i in "${!seq[@]}"; do printf '%s:%s ' "${seq[i]}" "${answers[i]:-none}"; done)" >&2
+    log "answers (port:server): $(for i in "${!sent[@]}"; do printf '%s:%s ' "${sent[i]}" "${answers[i]:-none}"; done)" >&2
     uniq=$(printf '%s\n' "${answers[@]}" | sort -u)
     if ((${#answers[@]} != 9)) || [[ $uniq != rs1 && $uniq != rs2 ]]; then
         return 1
@@ -533,15 +583,9 @@ declare -A ROUTED_GW=([client]=198.51.100.254 [director]=198.18.1.254
                       [rs1]=198.18.0.254 [rs2]=198.18.0.254)
 
 topo_routed_up() {
-    local ns host
-    for ns in "${ROUTED_NAMESPACES[@]}"; do
-        ns_destroy "$ns"
-        ip netns add "$ns"
-        CREATED_NS+=("$ns")
-        ip -n "$ns" link set lo up
-        in_ns "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 &&
-                           echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'
-    done
+    local host
+    ns_fresh "${ROUTED_NAMESPACES[@]}"
+    # shellcheck disable=SC2016 # $f is the inner shell's
     in_ns router sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward &&
                         for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > "$f"; done &&
                         echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter'
@@ -663,6 +707,27 @@ tunnel_scenario() {
     pass "$kind: rs-agent stop restored rs1 and rs2 exactly"
 }
 
+# newest PATH...: the most recently modified PATH that exists (what
+# `ls -t PATH... | head -1` prints; ties: the first in the list); nothing
+# when none exists.
+newest() {
+    local f n=""
+    for f in "$@"; do
+        if [[ -e $f ]] && [[ -z $n || $f -nt $n ]]; then n=$f; fi
+    done
+    [[ -z $n ]] || echo "$n"
+}
+
+# newest_test_binary DIR NAME: the newest test executable DIR/NAME-HASH
+# cargo built (not its NAME-HASH.d); nothing when there is none.
+newest_test_binary() {
+    local f bins=()
+    for f in "$1/$2"-*; do
+        [[ $f == *.d ]] || bins+=("$f")
+    done
+    newest "${bins[@]}"
+}
+
 # run_tunnel_root_tests COUNT FILTER...: rs-agent's tunnel-mode root tests
 # (tests/tunnel.rs, built on the host by `cargo test -p rs-agent --no-run`;
 # ignored there, the host kernel has no ipip, fou or ip_gre) whose names
@@ -673,8 +738,7 @@ run_tunnel_root_tests() {
     shift
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     deps=${RS_AGENT_DEPS_DIR:-$root/target/debug/deps}
-    # shellcheck disable=SC2010
-    src=$(ls -t "$deps"/tunnel-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+    src=$(newest_test_binary "$deps" tunnel)
     [[ -n $src && -x $src ]] || fail "no tunnel test binary in $deps (cargo test -p rs-agent --no-run)"
     cp "$src" "$TEST_TMP/tunnel-tests"
     log "running $src: $*"
@@ -692,6 +756,7 @@ run_tunnel_root_tests() {
 hold_connection() {
     local dir=$1
     mkdir -p "$dir"
+    # shellcheck disable=SC2016 # $1, $2 and $_ are the inner bash's
     in_ns client bash -c '
         exec 3<>"/dev/tcp/$1/80" || exit 1
         : >"$2/open"
@@ -708,6 +773,37 @@ hold_connection() {
 # connections to VIP:80 in the director's table.
 held_connection() {
     ipvsadm_d -Lnc | awk -v v="$VIP:80" -v c="$CLIENT_IP" '$3 == "ESTABLISHED" && $5 == v && index($4, c ":") == 1 { print $4, $6 }'
+}
+
+# hold_connection_entry DIR: hold_connection DIR, then wait for its entry in
+# the director's table. Sets HELD_CLIENT and HELD_RS (CLIENT:PORT and
+# RS:PORT of the ESTABLISHED entry) and HELD_BY (rs1 or rs2, the real
+# server it went to).
+hold_connection_entry() {
+    hold_connection "$1"
+    wait_until 10 "the connection entry" bash -c "ip netns exec director ipvsadm -Lnc | grep -q ESTABLISHED"
+    HELD_CLIENT="" HELD_RS=""
+    read -r HELD_CLIENT HELD_RS < <(held_connection) || true
+    [[ -n $HELD_RS ]] || fail "no ESTABLISHED entry: $(ipvsadm_d -Lnc)"
+    HELD_BY=rs1
+    if [[ $HELD_RS == "$RS2_IP:80" ]]; then HELD_BY=rs2; fi
+}
+
+# held_entry_unchanged: 0 if the entry of hold_connection_entry is still
+# ESTABLISHED in the director's table, between the same ends.
+held_entry_unchanged() {
+    local client="" rs=""
+    read -r client rs < <(held_connection) || true
+    [[ $client == "$HELD_CLIENT" && $rs == "$HELD_RS" ]]
+}
+
+# held_connection_answered DIR: the held connection sends its request now
+# (DIR/go); fails the scenario unless HELD_BY answered it.
+held_connection_answered() {
+    : >"$1/go"
+    wait "$HOLDER_PID" || true
+    grep -q "^$HELD_BY\$" "$1/long.out" 2>/dev/null ||
+        fail "the held connection got no answer from $HELD_BY: $(cat "$1/long.out" 2>/dev/null)"
 }
 
 # --- lvs-director run (the health-checking daemon) ------------------------------

@@ -1,5 +1,28 @@
+# shellcheck shell=bash
 # Shared set-up of the director benchmark scripts (sourced, inside the VM).
-# Expects WORK (a scratch directory) and IPVSCTL (the host's build).
+# Expects IPVSCTL (the host's build); sets PATH.
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# bench_setup NAME SERVICES DESTS NAMESPACE...: WORK becomes a fresh scratch
+# directory /tmp/NAME.XXXXXX; bench_tools; a bench_ns for each NAMESPACE;
+# $WORK/rules from bench_rules SERVICES DESTS. At exit the namespaces and
+# WORK are removed.
+bench_setup() {
+    local n
+    WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+    BENCH_NAMESPACES=("${@:4}")
+    trap bench_cleanup EXIT
+    bench_tools
+    for n in "${BENCH_NAMESPACES[@]}"; do bench_ns "$n"; done
+    bench_rules "$2" "$3" >"$WORK/rules"
+}
+
+bench_cleanup() {
+    local n
+    for n in "${BENCH_NAMESPACES[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
 
 # bench_tools: IPVSCTL and IPVSADM become tmpfs copies. The host's files
 # reach the guest over 9p, so time copies of both, not the 9p originals.
@@ -8,6 +31,7 @@ bench_tools() {
     cp "${IPVSCTL:?IPVSCTL must name the ipvsctl binary}" "$WORK/ipvsctl"
     IPVSCTL=$WORK/ipvsctl
     cp "$(command -v ipvsadm)" "$WORK/ipvsadm"
+    # shellcheck disable=SC2034 # used by the scripts that source this file
     IPVSADM=$WORK/ipvsadm
 }
 

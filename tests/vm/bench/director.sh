@@ -13,21 +13,14 @@ SERVICES=${BENCH_SERVICES:-10000}
 DESTS=${BENCH_DESTS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 NS=ipvs-bench-$$
-WORK=$(mktemp -d /tmp/ipvs-bench.XXXXXX)
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-
-cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-bench_tools
+bench_setup ipvs-bench "$SERVICES" "$DESTS" "$NS"
 TOOLS="ipvsadm ipvsctl"
 if [[ -n ${IPVSCTL_BASELINE:-} ]]; then
     cp "$IPVSCTL_BASELINE" "$WORK/ipvsctl-baseline"
     TOOLS="$TOOLS baseline"
 fi
-bench_ns "$NS"
-bench_rules "$SERVICES" "$DESTS" >"$WORK/rules"
 lines=$(wc -l <"$WORK/rules")
 
 now() { date +%s%N; }

@@ -8,15 +8,9 @@ set -uo pipefail
 SERVICES=${BENCH_SERVICES:-1000}
 DESTS=${BENCH_DESTS:-5}
 NS=ipvs-perf-$$
-WORK=$(mktemp -d /tmp/ipvs-perf.XXXXXX)
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-cleanup() { for n in "$NS" "$NS-a" "$NS-c"; do ip netns del "$n" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-bench_tools
+bench_setup ipvs-perf "$SERVICES" "$DESTS" "$NS" "$NS-a" "$NS-c"
 C=$IPVSCTL A=$IPVSADM
-for n in "$NS" "$NS-a" "$NS-c"; do bench_ns "$n"; done
-bench_rules "$SERVICES" "$DESTS" >"$WORK/rules"
 IN=(ip netns exec "$NS")
 TIMEFORMAT='   real %3R user %3U sys %3S'
 t() { echo "== $*"; { time "$@" >/dev/null 2>"$WORK/err"; } 2>&1; head -c 300 "$WORK/err"; }
@@ -45,7 +39,7 @@ sc "${IN[@]}" "$A" -Sn
 if perf --version >/dev/null 2>&1; then
   for what in save list; do
     echo "== perf $what"
-    "${IN[@]}" perf record -q -e cpu-clock -F 4000 -o "$WORK/perf.data" -- "$C" $what >/dev/null 2>"$WORK/err" || head -c 300 "$WORK/err"
+    "${IN[@]}" perf record -q -e cpu-clock -F 4000 -o "$WORK/perf.data" -- "$C" "$what" >/dev/null 2>"$WORK/err" || head -c 300 "$WORK/err"
     perf report -i "$WORK/perf.data" --stdio --sort dso,sym 2>/dev/null | grep -v '^#' | grep -v "^$" | head -45 || true
   done
 fi

@@ -6,15 +6,9 @@ set -euo pipefail
 SERVICES=${BENCH_SERVICES:-10000}
 DESTS=${BENCH_DESTS:-5}
 NS=ipvs-fresh-$$
-WORK=$(mktemp -d /tmp/ipvs-fresh.XXXXXX)
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-cleanup() { for n in "$NS-a" "$NS-c"; do ip netns del "$n" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-bench_tools
+bench_setup ipvs-fresh "$SERVICES" "$DESTS" "$NS-a" "$NS-c"
 C=$IPVSCTL A=$IPVSADM
-for n in "$NS-a" "$NS-c"; do bench_ns "$n"; done
-bench_rules "$SERVICES" "$DESTS" >"$WORK/rules"
 TIMEFORMAT='   real %3R user %3U sys %3S'
 echo "== ipvsctl restore ($SERVICES services, fresh namespace)"
 { time ip netns exec "$NS-c" "$C" restore "$WORK/rules"; } 2>&1

@@ -14,10 +14,5 @@ for rs in rs1 rs2; do
     rs_serve "$rs" 80
 done
 
-if check_only_director_answers_arp; then
-    fail "only the director answered ARP although the real servers hold the VIP with arp_ignore=0"
-fi
-who=$(arp_responders "$VIP")
-grep -qx rs1 <<<"$who" || fail "rs1 did not answer ARP for the VIP (answers: ${who//$'\n'/ })"
-grep -qx rs2 <<<"$who" || fail "rs2 did not answer ARP for the VIP (answers: ${who//$'\n'/ })"
+arp_check_catches_real_servers "only the director answered ARP although the real servers hold the VIP with arp_ignore=0"
 pass "the ARP check fails as it should: rs1 and rs2 answer ARP for $VIP"

@@ -38,6 +38,7 @@ for rs in rs1 rs2; do
 done
 # agent_says RS: the endpoint's one line, as the director sees it.
 agent_says() {
+    # shellcheck disable=SC2016 # $1 is the inner bash's
     in_ns director timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/7000" && head -n 1 <&3' _ "${LAB_IP[$1]}"
 }
 for rs in rs1 rs2; do

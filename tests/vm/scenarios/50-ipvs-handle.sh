@@ -8,7 +8,7 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 DEPS=${LVS_IPVS_DEPS_DIR:-$ROOT/target/debug/deps}
 # The newest test executable of ipvs/tests/kernel.rs, run from a tmpfs copy.
-SRC=$(ls -t "$DEPS"/kernel-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
+SRC=$(newest_test_binary "$DEPS" kernel)
 [[ -n $SRC && -x $SRC ]] || fail "no kernel test binary in $DEPS (cargo test -p lvs-ipvs --no-run)"
 KTEST=$TEST_TMP/kernel-tests
 cp "$SRC" "$KTEST"

@@ -10,19 +10,6 @@
 use_ipvsctl
 modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_mh ip_vs_pe_sip
 
-mkns() {
-    local ns=$1
-    ns_destroy "$ns"
-    ip netns add "$ns"
-    in_ns "$ns" ip link set lo up
-    in_ns "$ns" ip link add d0 type dummy
-    in_ns "$ns" ip link set d0 up
-    in_ns "$ns" ip addr add 198.51.100.1/24 dev d0
-    in_ns "$ns" ip addr add 2001:db8::1/64 dev d0 nodad
-    in_ns "$ns" ip route add default dev d0
-    in_ns "$ns" ip -6 route add default dev d0
-    on_exit "ns_destroy $ns"
-}
 ctl() { local ns=$1; shift; "$IPVSCTL" --netns "$ns" "$@"; }
 adm() { local ns=$1; shift; in_ns "$ns" ipvsadm "$@"; }
 same() { # same WHAT FILE_A FILE_B
@@ -64,22 +51,19 @@ cat >"$RULES" <<'R'
 R
 
 # 1. State built by ipvsadm (one command per line) in "adm".
-mkns adm
-while read -r line; do
-    # shellcheck disable=SC2086
-    adm adm $line || fail "ipvsadm $line"
+dummy_ns adm
+while read -r -a words; do
+    adm adm "${words[@]}" || fail "ipvsadm ${words[*]}"
 done <"$RULES"
 
 # 2. The same state built by ipvsctl's single commands in "ctl".
-mkns ctl
-while read -r line; do
-    set -- $line
-    case $1 in
+dummy_ns ctl
+while read -r -a words; do
+    case ${words[0]} in
         -A) sub=add-service ;; -a) sub=add-server ;;
-        *) fail "unexpected $1" ;;
+        *) fail "unexpected ${words[0]}" ;;
     esac
-    shift
-    ctl ctl "$sub" "$@" || fail "ipvsctl $sub $*"
+    ctl ctl "$sub" "${words[@]:1}" || fail "ipvsctl $sub ${words[*]:1}"
 done <"$RULES"
 
 for ns in adm ctl; do
@@ -87,10 +71,9 @@ for ns in adm ctl; do
     ctl $ns save >"$TEST_TMP/ctl-save-$ns"
     same "save ($ns-built state)" "$TEST_TMP/adm-save-$ns" "$TEST_TMP/ctl-save-$ns"
     for opts in "" "--stats" "--rate" "--stats --exact" "--thresholds" "--persistent-conn" "--tun-info" "--nosort" "--timeout"; do
-        # shellcheck disable=SC2086
-        adm $ns -Ln $opts >"$TEST_TMP/adm-list" || fail "ipvsadm -Ln $opts"
-        # shellcheck disable=SC2086
-        ctl $ns list $opts >"$TEST_TMP/ctl-list" || fail "ipvsctl list $opts"
+        read -r -a o <<<"$opts"
+        adm $ns -Ln "${o[@]}" >"$TEST_TMP/adm-list" || fail "ipvsadm -Ln $opts"
+        ctl $ns list "${o[@]}" >"$TEST_TMP/ctl-list" || fail "ipvsctl list $opts"
         same "list $opts ($ns-built state)" "$TEST_TMP/adm-list" "$TEST_TMP/ctl-list"
     done
     adm $ns -Ln -t 203.0.113.12:443 >"$TEST_TMP/adm-one"
@@ -108,7 +91,7 @@ same "ipvsadm-built == ipvsctl-built" <(sort "$TEST_TMP/adm-save-adm") <(sort "$
 set +e
 ctl adm list -t 203.0.113.99:80 >/dev/null 2>"$TEST_TMP/err"; rc=$?
 set -e
-[[ $rc -eq 1 ]] && grep -q 'No such service' "$TEST_TMP/err" || fail "missing service: rc=$rc $(cat "$TEST_TMP/err")"
+{ [[ $rc -eq 1 ]] && grep -q 'No such service' "$TEST_TMP/err"; } || fail "missing service: rc=$rc $(cat "$TEST_TMP/err")"
 pass "missing service exits 1"
 
 # JSON output parses and has every service.
@@ -119,7 +102,7 @@ pass "json output ($n services)"
 
 # 3. Restore of what ipvsadm -Sn printed reproduces the state (fwmark 4294967295
 # prints as -1, which ipvsadm -R itself refuses; ipvsctl accepts it).
-mkns rst
+dummy_ns rst
 ctl rst restore "$TEST_TMP/adm-save-adm" || fail "ipvsctl restore"
 adm rst -Sn >"$TEST_TMP/rst-save"
 same "restore of ipvsadm -Sn" <(sort "$TEST_TMP/adm-save-adm") <(sort "$TEST_TMP/rst-save")
@@ -133,7 +116,7 @@ printf -- '-A -t 203.0.113.50:80 -s rr\n-A -t 203.0.113.51:0 -s rr\n' >"$TEST_TM
 set +e
 ctl rst restore "$TEST_TMP/bad" 2>"$TEST_TMP/err"; rc=$?
 set -e
-[[ $rc -eq 2 ]] && grep -q '^line 2: Zero port' "$TEST_TMP/err" || fail "syntax error: rc=$rc $(cat "$TEST_TMP/err")"
+{ [[ $rc -eq 2 ]] && grep -q '^line 2: Zero port' "$TEST_TMP/err"; } || fail "syntax error: rc=$rc $(cat "$TEST_TMP/err")"
 adm rst -Sn >"$TEST_TMP/after"
 same "syntax error applied nothing" <(sort "$TEST_TMP/adm-save-adm") <(sort "$TEST_TMP/after")
 
@@ -148,8 +131,8 @@ set +e
 ctl rst restore "$TEST_TMP/midway" 2>"$TEST_TMP/err"; rc=$?
 set -e
 cat "$TEST_TMP/err"
-[[ $rc -eq 255 ]] && grep -q '^line 5: Scheduler or persistence engine not found' "$TEST_TMP/err" \
-    || fail "midway error: rc=$rc $(cat "$TEST_TMP/err")"
+{ [[ $rc -eq 255 ]] && grep -q '^line 5: Scheduler or persistence engine not found' "$TEST_TMP/err"; } ||
+    fail "midway error: rc=$rc $(cat "$TEST_TMP/err")"
 adm rst -Sn >"$TEST_TMP/after"
 same "rollback restored the services" <(sort "$TEST_TMP/adm-save-adm") <(sort "$TEST_TMP/after")
 adm rst -Ln --timeout >"$TEST_TMP/timeouts-after"
@@ -166,7 +149,7 @@ check_err() { # WANT_TEXT CMD...
     set +e
     "$@" >/dev/null 2>"$TEST_TMP/err"; local rc=$?
     set -e
-    [[ $rc -eq 255 ]] && grep -q "$want" "$TEST_TMP/err" || fail "$*: rc=$rc $(cat "$TEST_TMP/err")"
+    { [[ $rc -eq 255 ]] && grep -q "$want" "$TEST_TMP/err"; } || fail "$*: rc=$rc $(cat "$TEST_TMP/err")"
     pass "$want: $*"
 }
 check_err 'Service already exists' ctl rst add-service -t 203.0.113.10:80 -s rr
@@ -178,11 +161,11 @@ check_err 'Scheduler or persistence engine not found' ctl rst add-service -t 203
 set +e
 ctl rst add-service -t 203.0.113.72:0 -s rr 2>"$TEST_TMP/err"; rc=$?
 set -e
-[[ $rc -eq 2 ]] && grep -q 'Zero port specified for non-persistent service' "$TEST_TMP/err" || fail "port 0: rc=$rc"
+{ [[ $rc -eq 2 ]] && grep -q 'Zero port specified for non-persistent service' "$TEST_TMP/err"; } || fail "port 0: rc=$rc"
 set +e
 ctl rst add-service -t 203.0.113.72:80 -s rr -o 2>"$TEST_TMP/err"; rc=$?
 set -e
-[[ $rc -eq 2 ]] && grep -q 'One-Packet Scheduling is only for UDP' "$TEST_TMP/err" || fail "ops on tcp: rc=$rc"
+{ [[ $rc -eq 2 ]] && grep -q 'One-Packet Scheduling is only for UDP' "$TEST_TMP/err"; } || fail "ops on tcp: rc=$rc"
 pass "command-line errors exit 2"
 
 # 7. Edit, delete, zero, timeouts through ipvsctl, compared with ipvsadm.
@@ -193,8 +176,8 @@ ctl rst zero
 ctl rst zero -t 203.0.113.10:80
 ctl rst set-timeouts 901 121 301
 adm rst -Ln -t 203.0.113.10:80 >"$TEST_TMP/one"
-grep -q 'TCP  203.0.113.10:80 rr persistent 20' "$TEST_TMP/one" && grep -q '198.51.100.11:80 *Route *7 ' "$TEST_TMP/one" \
-    && ! grep -q 198.51.100.12 "$TEST_TMP/one" || fail "edit/delete: $(cat "$TEST_TMP/one")"
+{ grep -q 'TCP  203.0.113.10:80 rr persistent 20' "$TEST_TMP/one" && grep -q '198.51.100.11:80 *Route *7 ' "$TEST_TMP/one" &&
+    ! grep -q 198.51.100.12 "$TEST_TMP/one"; } || fail "edit/delete: $(cat "$TEST_TMP/one")"
 [[ $(adm rst -Ln --timeout) == 'Timeout (tcp tcpfin udp): 901 121 301' ]] || fail "timeouts"
 ctl rst delete-service -t 203.0.113.10:80
 ! adm rst -Ln -t 203.0.113.10:80 >/dev/null 2>&1 || fail "service not deleted"

@@ -9,16 +9,11 @@
 use_ipvsctl
 ctl() { "$IPVSCTL" --netns director "$@"; }
 
-load_ipvs_modules
-topo_up
-director_vip_up
+seed_lab_by_hand
 ctl add-service -t "$VIP:80" -s wrr
 ctl add-server -t "$VIP:80" -r "$RS1_IP:80" -g -w 1
 ctl add-server -t "$VIP:80" -r "$RS2_IP:80" -g -w 2
 log "director: $(ctl save | tr '\n' ';')"
-for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
-rs_serve rs1 80
-rs_serve rs2 80
 
 check_wrr_ratio || fail "wrr ratio is not rs2:rs1 = 6:3"
 pass "wrr via ipvsctl: rs2 and rs1 answer 6:3"
@@ -28,8 +23,8 @@ pass "wrr via ipvsctl: rs2 and rs1 answer 6:3"
 wait_until 20 "stable counters" bash -c \
     "a=\$(ip netns exec director ipvsadm -Ln --stats); sleep 3; [[ \$a == \$(ip netns exec director ipvsadm -Ln --stats) ]]"
 for opts in "--stats" "--stats --exact"; do
-    # shellcheck disable=SC2086
-    a=$(in_ns director ipvsadm -Ln $opts); c=$(ctl list $opts)
+    read -r -a o <<<"$opts"
+    a=$(in_ns director ipvsadm -Ln "${o[@]}"); c=$(ctl list "${o[@]}")
     [[ $a == "$c" ]] || { diff <(echo "$a") <(echo "$c"); fail "list $opts differs after traffic"; }
 done
 grep -q ' [1-9]' <<<"$c" || fail "no counters after traffic: $c"

@@ -14,12 +14,7 @@
 use_ipvsctl
 ctl() { "$IPVSCTL" --netns director "$@"; }
 
-load_ipvs_modules
-topo_up
-director_vip_up
-for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
-rs_serve rs1 80
-rs_serve rs2 80
+seed_lab_by_hand
 # As operators run it (REFERENCE.md 10): connections of a removed
 # destination go at their next packet instead of blackholing.
 in_ns director sysctl -qw net.ipv4.vs.expire_nodest_conn=1
@@ -31,14 +26,7 @@ ipvsadm_d -a -t "$VIP:8080" -r "$RS2_IP:8080" -g -w 2 -x 50 -y 5
 
 # The long connection, as in 62: opened now, the request goes once
 # $TEST_TMP/go exists (busybox httpd waits 60 s for a request).
-hold_connection "$TEST_TMP"
-holder_pid=$HOLDER_PID
-conn() { held_connection; }
-wait_until 10 "the connection entry" bash -c "ip netns exec director ipvsadm -Lnc | grep -q ESTABLISHED"
-read -r client_end rs_end < <(conn)
-[[ -n ${rs_end:-} ]] || fail "no ESTABLISHED entry: $(ipvsadm_d -Lnc)"
-holder=rs1
-[[ $rs_end == "$RS2_IP:80" ]] && holder=rs2
+hold_connection_entry "$TEST_TMP"
 conns() { ipvsadm_d -Ln --stats --exact -t "$VIP:80" | awk '$1 == "TCP" { print $3 }'; }
 # The kernel folds its per-CPU counters in every 2 s: wait until the held
 # connection is counted, so a service re-created by the restore shows.
@@ -47,7 +35,7 @@ wait_until 10 "VIP:80 to count the held connection" counted
 conns_before=$(conns)
 ipvsadm_d -Sn >"$TEST_TMP/save-before"
 ipvsadm_d -Ln --thresholds >"$TEST_TMP/thr-before"
-log "long connection $client_end -> $rs_end ($holder); VIP:80 has counted $conns_before connections"
+log "long connection $HELD_CLIENT -> $HELD_RS ($HELD_BY); VIP:80 has counted $conns_before connections"
 
 cat >"$TEST_TMP/rules" <<R
 -A -t $VIP:443 -s rr
@@ -63,7 +51,7 @@ ctl restore "$TEST_TMP/rules" 2>"$TEST_TMP/err"
 rc=$?
 set -e
 log "restore: exit $rc: $(cat "$TEST_TMP/err")"
-[[ $rc -eq 255 ]] && grep -q '^line 6: Scheduler or persistence engine not found' "$TEST_TMP/err" ||
+{ [[ $rc -eq 255 ]] && grep -q '^line 6: Scheduler or persistence engine not found' "$TEST_TMP/err"; } ||
     fail "the failing restore: exit $rc, $(cat "$TEST_TMP/err")"
 
 ipvsadm_d -Sn >"$TEST_TMP/save-after"
@@ -74,24 +62,19 @@ diff -u <(sort "$TEST_TMP/thr-before") <(sort "$TEST_TMP/thr-after") ||
     fail "thresholds differ after the failed restore (diff above)"
 pass "the table after the failed restore equals the table before (ipvsadm -Sn, thresholds)"
 
-read -r client_after rs_after < <(conn) || true
-[[ ${client_after:-} == "$client_end" && ${rs_after:-} == "$rs_end" ]] ||
-    fail "the held connection's entry is gone or changed: $(ipvsadm_d -Lnc)"
+held_entry_unchanged || fail "the held connection's entry is gone or changed: $(ipvsadm_d -Lnc)"
 conns_after=$(conns)
 ((conns_after >= conns_before)) ||
     fail "VIP:80's counters restarted ($conns_before connections before, $conns_after after): the service was re-created"
-pass "VIP:80 untouched: $client_end -> $rs_end still ESTABLISHED, counters carried on ($conns_after connections)"
+pass "VIP:80 untouched: $HELD_CLIENT -> $HELD_RS still ESTABLISHED, counters carried on ($conns_after connections)"
 
-: >"$TEST_TMP/go"
-wait "$holder_pid" || true
-grep -q "^$holder\$" "$TEST_TMP/long.out" 2>/dev/null ||
-    fail "the held connection got no answer from $holder: $(cat "$TEST_TMP/long.out" 2>/dev/null)"
-pass "the connection held across the failed restore was answered by $holder"
+held_connection_answered "$TEST_TMP"
+pass "the connection held across the failed restore was answered by $HELD_BY"
 
 # Two runs on one table go one after the other: while another process holds
 # the namespace's table lock (the file the restore above locked), a change
 # waits, and goes in once the lock is released.
-lockf=$(ls -t /run/lvs-ipvs/ipvs-*.lock 2>/dev/null | head -1)
+lockf=$(newest /run/lvs-ipvs/ipvs-*.lock)
 [[ -n $lockf ]] || fail "no table lock file under /run/lvs-ipvs after the restore"
 exec 9>"$lockf"
 flock -x 9

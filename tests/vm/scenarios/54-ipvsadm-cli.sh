@@ -23,21 +23,8 @@ modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_wlc ip_vs_lc ip_vs_sh ip_vs_mh ip_vs_
 CORPUS=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/ipvsadm-corpus.txt
 [[ -r $CORPUS ]] || fail "no corpus $CORPUS"
 
-mkns() {
-    local ns=$1
-    ns_destroy "$ns"
-    ip netns add "$ns"
-    on_exit "ns_destroy $ns"
-    in_ns "$ns" ip link set lo up
-    in_ns "$ns" ip link add d0 type dummy
-    in_ns "$ns" ip link set d0 up
-    in_ns "$ns" ip addr add 198.51.100.1/24 dev d0
-    in_ns "$ns" ip addr add 2001:db8::1/64 dev d0 nodad
-    in_ns "$ns" ip route add default dev d0
-    in_ns "$ns" ip -6 route add default dev d0
-}
-mkns adm
-mkns ctl
+dummy_ns adm
+dummy_ns ctl
 
 # ipvsctl under ipvsadm's names.
 BIN=$TEST_TMP/bin

@@ -19,12 +19,7 @@ CFG=$TEST_TMP/director.toml
 seed_config() { seed_director_config "$CFG" 1 2 "${1:-}"; }
 snapshot() { ipvsadm_d -Sn; echo "# nft"; in_ns director nft list ruleset; }
 
-load_ipvs_modules
-topo_up
-director_vip_up
-for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
-rs_serve rs1 80
-rs_serve rs2 80
+seed_lab_by_hand
 
 # a) wrr from the file
 seed_config ""

@@ -66,8 +66,8 @@ for i in "${!ports[@]}"; do
 done
 pass "port group 80+3306 is one service (mark 11 in table inet ipvsctl); rr alternates:$seq"
 out=$(ctl apply "$CFG") || fail "second apply failed: $out"
-grep -qx "nftables table inet ipvsctl already as configured" <<<"$out" &&
-    grep -qx "IPVS table already as configured" <<<"$out" || fail "a second apply plans changes: $out"
+{ grep -qx "nftables table inet ipvsctl already as configured" <<<"$out" &&
+    grep -qx "IPVS table already as configured" <<<"$out"; } || fail "a second apply plans changes: $out"
 pass "a second apply leaves IPVS and the marking table alone"
 
 # e) nft fails after the IPVS changes were made: all is put back
@@ -126,7 +126,7 @@ in_ns director nft list table inet ipvsctl >/dev/null || fail "no marking table"
 out=$(ctl apply --remove "$CFG") || fail "apply --remove failed: $out"
 log "remove plan: ${out//$'\n'/; }"
 rules=$(ipvsadm_d -Sn)
-grep -qxF -- "-A -t $VIP:443 -s rr" <<<"$rules" && grep -qxF -- "-A -t $VIP:0 -s rr -p 60" <<<"$rules" ||
+{ grep -qxF -- "-A -t $VIP:443 -s rr" <<<"$rules" && grep -qxF -- "-A -t $VIP:0 -s rr -p 60" <<<"$rules"; } ||
     fail "--remove touched services not in the file: $rules"
 grep -q -- "-f 11" <<<"$rules" && fail "--remove left fwmark 11: $rules"
 ! in_ns director nft list table inet ipvsctl >/dev/null 2>&1 || fail "--remove left table inet ipvsctl"

@@ -14,26 +14,16 @@ CFG=$TEST_TMP/director.toml
 # config W1 W2: the seed's wrr service with these weights.
 config() { seed_director_config "$CFG" "$1" "$2"; }
 
-load_ipvs_modules
-topo_up
-director_vip_up
-for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
-rs_serve rs1 80
-rs_serve rs2 80
+seed_lab_by_hand
 config 1 2
 ctl apply "$CFG" >/dev/null || fail "apply failed"
 
 # The long connection: opened now, the request is sent only once $TEST_TMP/go
 # exists (busybox httpd waits 60 s for a request).
-hold_connection "$TEST_TMP"
-holder_pid=$HOLDER_PID
-conn() { held_connection; }
-wait_until 10 "the connection entry" bash -c "ip netns exec director ipvsadm -Lnc | grep -q ESTABLISHED"
-read -r client_end rs_end < <(conn)
-[[ -n ${rs_end:-} ]] || fail "no ESTABLISHED entry: $(ipvsadm_d -Lnc)"
-holder=rs1 w1=0 w2=5
-[[ $rs_end == "$RS2_IP:80" ]] && holder=rs2 w1=5 w2=0
-log "long connection $client_end -> $rs_end ($holder); new weights rs1=$w1 rs2=$w2"
+hold_connection_entry "$TEST_TMP"
+holder=$HELD_BY w1=0 w2=5
+[[ $holder == rs2 ]] && w1=5 w2=0
+log "long connection $HELD_CLIENT -> $HELD_RS ($holder); new weights rs1=$w1 rs2=$w2"
 
 config "$w1" "$w2"
 out=$(ctl apply "$CFG") || fail "apply failed: $out"
@@ -41,10 +31,8 @@ log "plan: ${out//$'\n'/; }"
 grep -q "^edit destination ${LAB_IP[$holder]}:80 of tcp $VIP:80 (dr, weight [12] -> dr, weight 0)" <<<"$out" ||
     fail "the weight change is not an in-place edit: $out"
 grep -qE "^(add|delete) " <<<"$out" && fail "the plan deletes or adds: $out"
-read -r client_after rs_after < <(conn)
-[[ $client_after == "$client_end" && $rs_after == "$rs_end" ]] ||
-    fail "the connection entry changed: $(ipvsadm_d -Lnc)"
-pass "weights edited in place; the connection entry $client_end -> $rs_end is still ESTABLISHED"
+held_entry_unchanged || fail "the connection entry changed: $(ipvsadm_d -Lnc)"
+pass "weights edited in place; the connection entry $HELD_CLIENT -> $HELD_RS is still ESTABLISHED"
 
 # New connections follow the new weights: none to the holder (weight 0).
 out=$(client_get_many 80 80 80) || true
@@ -52,8 +40,5 @@ out=$(client_get_many 80 80 80) || true
     fail "new connections after the edit: ${out//$'\n'/ } (none should reach $holder)"
 
 # The held connection still works, served by the same real server.
-: >"$TEST_TMP/go"
-wait "$holder_pid" || true
-grep -q "^$holder\$" "$TEST_TMP/long.out" 2>/dev/null ||
-    fail "the held connection got no answer from $holder: $(cat "$TEST_TMP/long.out" 2>/dev/null)"
+held_connection_answered "$TEST_TMP"
 pass "the connection opened before the edit was answered by $holder (weight now 0); new ones go elsewhere"

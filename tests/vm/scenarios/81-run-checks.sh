@@ -33,6 +33,14 @@ reload() {
 }
 # both_serving: rs1 1 and rs2 2 right now (sampled during a reload).
 both_serving() { [[ $(weight_of "$RS1_IP") == 1 && $(weight_of "$RS2_IP") == 2 ]]; }
+# db_up WHAT: rs2's server on 3306 (db_pid), started by hand so that it can
+# be killed; waits until the client reaches it (WHAT: the wait's description).
+db_up() {
+    ip netns exec rs2 busybox httpd -f -p 3306 -h "$TEST_TMP/www-rs2-3306" &
+    db_pid=$!
+    BG_PIDS+=("$db_pid")
+    wait_until 20 "$1" in_ns client curl -sf --max-time 1 "http://$RS2_IP:3306/"
+}
 
 load_ipvs_modules
 topo_up
@@ -96,10 +104,7 @@ pass "exec: rs2 drained after ${t}s when its command failed; back when it succee
 
 # c) tcp on 3306: rs2's 3306 server by hand, to kill it.
 mkdir -p "$TEST_TMP/www-rs2-3306" && echo rs2 >"$TEST_TMP/www-rs2-3306/index.html"
-ip netns exec rs2 busybox httpd -f -p 3306 -h "$TEST_TMP/www-rs2-3306" &
-db_pid=$!
-BG_PIDS+=("$db_pid")
-wait_until 20 "rs2 serving 3306" in_ns client curl -sf --max-time 1 "http://$RS2_IP:3306/"
+db_up "rs2 serving 3306"
 config "[service.check]
 type = \"tcp\"
 port = 3306
@@ -122,10 +127,7 @@ wait_weight 10 "$RS2_IP" none >/dev/null
 pass "on_failure = \"remove\": the failed rs2 is deleted from the service"
 
 # d) half-open tcp on 3306: rs2's server back, checked with SYNs only.
-ip netns exec rs2 busybox httpd -f -p 3306 -h "$TEST_TMP/www-rs2-3306" &
-db_pid=$!
-BG_PIDS+=("$db_pid")
-wait_until 20 "rs2 serving 3306 again" in_ns client curl -sf --max-time 1 "http://$RS2_IP:3306/"
+db_up "rs2 serving 3306 again"
 config "[service.check]
 type = \"tcp\"
 port = 3306

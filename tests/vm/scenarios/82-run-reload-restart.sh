@@ -28,38 +28,24 @@ reload() {
     wait_until 15 "reload $((n + 1))" bash -c "(( \$(grep -c 'reloaded in\|reload refused' '$DIRECTOR_LOG') > $n ))"
 }
 
-load_ipvs_modules
-topo_up
-director_vip_up
-for rs in rs1 rs2; do rs_prepare_by_hand "$rs"; done
-rs_serve rs1 80
-rs_serve rs2 80
+seed_lab_by_hand
 config 1 2
 director_run "$CFG" --sync-interval 2
 wait_weight 30 "$RS1_IP" 1 >/dev/null
 wait_weight 20 "$RS2_IP" 2 >/dev/null
 
 # a) the held connection (as in 62-apply-live-edit)
-hold_connection "$TEST_TMP"
-holder_pid=$HOLDER_PID
-conn() { held_connection; }
-wait_until 10 "the connection entry" bash -c "ip netns exec director ipvsadm -Lnc | grep -q ESTABLISHED"
-read -r client_end rs_end < <(conn)
-[[ -n ${rs_end:-} ]] || fail "no ESTABLISHED entry: $(ipvsadm_d -Lnc)"
-holder=rs1 w1=3 w2=2
-[[ $rs_end == "$RS2_IP:80" ]] && holder=rs2 w1=1 w2=3
-log "long connection $client_end -> $rs_end ($holder); reload to rs1=$w1 rs2=$w2"
+hold_connection_entry "$TEST_TMP"
+holder=$HELD_BY w1=3 w2=2
+[[ $holder == rs2 ]] && w1=1 w2=3
+log "long connection $HELD_CLIENT -> $HELD_RS ($holder); reload to rs1=$w1 rs2=$w2"
 config "$w1" "$w2"
 reload
 grep -q "reloaded in .*services 0 added, 1 changed, 0 unchanged, 0 retiring, 0 deleted; checks 2 kept, 0 new" "$DIRECTOR_LOG" ||
     fail "the reload summary is not as expected: $(grep 'reloaded in' "$DIRECTOR_LOG")"
 [[ $(weight_of "$RS1_IP") == "$w1" && $(weight_of "$RS2_IP") == "$w2" ]] || fail "weights not edited: $(ipvsadm_d -Sn)"
-read -r client_after rs_after < <(conn)
-[[ $client_after == "$client_end" && $rs_after == "$rs_end" ]] || fail "the connection entry changed: $(ipvsadm_d -Lnc)"
-: >"$TEST_TMP/go"
-wait "$holder_pid" || true
-grep -q "^$holder\$" "$TEST_TMP/long.out" 2>/dev/null ||
-    fail "the held connection got no answer from $holder: $(cat "$TEST_TMP/long.out" 2>/dev/null)"
+held_entry_unchanged || fail "the connection entry changed: $(ipvsadm_d -Lnc)"
+held_connection_answered "$TEST_TMP"
 pass "reload of one weight: edited in place, the held connection to $holder survived"
 
 # b) a broken file
@@ -80,6 +66,7 @@ cp "$TEST_TMP/good.toml" "$CFG"
 : >"$TEST_TMP/samples.raw"
 # One shell inside the director's namespace: one exec (ipvsadm) per sample,
 # samples separated by "--" lines.
+# shellcheck disable=SC2016 # $1 and $_ are the inner bash's
 ip netns exec director bash -c '
     for _ in $(seq 300); do
         [[ -e $1/stop-sampling ]] && break

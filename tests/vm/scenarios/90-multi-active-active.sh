@@ -14,27 +14,14 @@
 MULTI_SCHED=${MULTI_SCHED:-mh} MULTI_SLOPPY=${MULTI_SLOPPY:-1} MULTI_FAIL=${MULTI_FAIL:-link}
 . "$(dirname "${BASH_SOURCE[0]}")/../lib-multi.sh"
 
-use_director
-multi_modules
-topo_multi_up
-multi_rs_up
-for d in dir1 dir2; do multi_director_up "$d"; done
+active_active_up
 for d in dir1 dir2; do
-    wait_until 20 "lvs-director to announce $VIP on lvs0 in $d" has_vip_on_lvs0 "$d"
     [[ $(dir_sysctl "$d" sloppy_tcp) == "$MULTI_SLOPPY" ]] || fail "$d: sloppy_tcp is $(dir_sysctl "$d" sloppy_tcp), the file says $MULTI_SLOPPY"
 done
 pass "lvs-director: VIP on lvs0 and sloppy_tcp=$MULTI_SLOPPY on dir1 and dir2"
-for ns in router dir1 dir2; do bird_up "$ns"; done
-wait_until 40 "the router's ECMP route to $VIP via dir1 and dir2" router_has_paths 2
 log "router: $(ip -n router route show "$VIP/32" | tr -s ' \n\t' ' ')"
 
-monitor_start route router route
-holder_start --watch "withdrawn=$TEST_TMP/mon-route.log=^(Deleted $VIP |$VIP via )"
-on1=$(dir_conns dir1) on2=$(dir_conns dir2)
-log "held connections per director: dir1 $on1, dir2 $on2"
-((on1 > 0 && on2 > 0)) || fail "ECMP did not spread the connections over both directors (dir1 $on1, dir2 $on2)"
-holder_probe
-sleep 1
+hold_over_both
 
 case $MULTI_FAIL in
 link)
@@ -52,6 +39,6 @@ wait_until 20 "the router to withdraw dir1's path" router_has_paths 1
 holder_settle
 holder_finish
 log "router withdrew dir1's path after ${R_withdrawn}s; new connections all succeed again ${R_new_ok_after}s after the failure"
-record "broken=$R_broken of=$R_count on_failed=$on1 withdrawn=$R_withdrawn new_ok=$R_new_ok_after max_stall=$R_max_stall_after reasons=$R_reasons"
+record "broken=$R_broken of=$R_count on_failed=$ON1 withdrawn=$R_withdrawn new_ok=$R_new_ok_after max_stall=$R_max_stall_after reasons=$R_reasons"
 [[ $R_withdrawn != - ]] || fail "no withdrawal of dir1's path in the router's route events"
 assert_none_broken

@@ -16,13 +16,7 @@ MULTI_SCHED=${MULTI_SCHED:-mh} MULTI_SLOPPY=${MULTI_SLOPPY:-1}
 
 active_active_up
 
-monitor_start route router route
-holder_start --watch "withdrawn=$TEST_TMP/mon-route.log=^(Deleted $VIP |$VIP via )"
-on1=$(dir_conns dir1) on2=$(dir_conns dir2)
-log "held connections per director: dir1 $on1, dir2 $on2"
-((on1 > 0 && on2 > 0)) || fail "ECMP did not spread the connections over both directors (dir1 $on1, dir2 $on2)"
-holder_probe
-sleep 1
+hold_over_both
 
 holder_event
 kill -TERM "${DIR_PID[dir1]}"
@@ -44,7 +38,7 @@ pass "dir1's daemon stopped: VIP withdrawn, lvs0 deleted, sloppy_tcp restored"
 holder_settle
 holder_finish
 log "router dropped dir1's path ${R_withdrawn}s after SIGTERM"
-record "broken=$R_broken of=$R_count on_failed=$on1 withdrawn=$R_withdrawn new_ok=$R_new_ok_after max_stall=$R_max_stall_after exited=$exited late_conns=$((c2 - c1)) late_pkts=$((p2 - p1)) reasons=$R_reasons"
+record "broken=$R_broken of=$R_count on_failed=$ON1 withdrawn=$R_withdrawn new_ok=$R_new_ok_after max_stall=$R_max_stall_after exited=$exited late_conns=$((c2 - c1)) late_pkts=$((p2 - p1)) reasons=$R_reasons"
 ((c2 == c1 && p2 == p1)) ||
     fail "after the grace period dir1 still got $((c2 - c1)) new connections and $((p2 - p1)) packets"
 pass "after the grace period no new connection and no packet reached dir1"

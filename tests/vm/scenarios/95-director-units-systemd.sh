@@ -11,6 +11,8 @@
 # (Conflicts=) with the same table, and the hardening denied nothing in the
 # journal.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# The container helpers of tests/nspawn (the VM shares the repository).
+. "$(dirname "${BASH_SOURCE[0]}")/../../nspawn/lib.sh"
 
 CACHE=${LVS_TEST_CACHE:-/var/cache/lvs-test}
 TREE=${NSPAWN_TREE:-$CACHE/nspawn/bookworm}
@@ -28,23 +30,8 @@ CONSOLE=$TEST_TMP/console.log
 CG=/sys/fs/cgroup/lvs-vm95-$$
 NSPAWN_PID="" LEADER=""
 
-stop_container() {
-    [[ -n $NSPAWN_PID ]] || return 0
-    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
-        # SIGTERM: nspawn asks the container's systemd for a clean poweroff.
-        kill -TERM "$NSPAWN_PID" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 60; i++)); do
-            kill -0 "$NSPAWN_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -KILL "$NSPAWN_PID" 2>/dev/null || true
-    fi
-    wait "$NSPAWN_PID" 2>/dev/null || true
-    NSPAWN_PID="" LEADER=""
-}
 cleanup95() {
-    stop_container
+    nspawn_stop 30
     [[ -d $CG ]] && find "$CG" -depth -type d -exec rmdir {} + 2>/dev/null
     mountpoint -q "$ROOTFS" && umount "$ROOTFS"
     rm -rf "$WORK"
@@ -119,26 +106,14 @@ fail() {
 }
 
 # --- boot, drive ------------------------------------------------------------------
-in_ct() { nsenter --target "$LEADER" --all -- "$@"; }
-unit_prop() { in_ct systemctl show -P "$2" "$1"; }
 table() { in_ct /usr/sbin/ipvsctl save | sort; }
 table_is() { [[ $(table) == "$(sort <<<"$1")" ]]; }
 boot() {
-    printf '\n--- boot at %s\n' "$(date +%T)" >>"$CONSOLE"
-    (
-        echo "$BASHPID" >"$CG/cgroup.procs"
-        exec systemd-nspawn --quiet --directory="$ROOTFS" --machine="lvs-vm95-$$" \
-            --private-network --register=no --keep-unit --boot
-    ) >>"$CONSOLE" 2>&1 </dev/null &
-    NSPAWN_PID=$!
     local deadline=$((SECONDS + BOOT_TIMEOUT)) state=""
-    until LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd); do
-        if ! kill -0 "$NSPAWN_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-            tail -n 30 "$CONSOLE"
-            fail "no systemd in the container (nspawn exited, or ${BOOT_TIMEOUT}s passed)"
-        fi
-        sleep 0.5
-    done
+    if ! nspawn_start "lvs-vm95-$$" "$deadline" "$CG"; then
+        tail -n 30 "$CONSOLE"
+        fail "no systemd in the container (nspawn exited, or ${BOOT_TIMEOUT}s passed)"
+    fi
     # Until systemd's private socket exists, systemctl prints no state; until
     # it has made /run/systemd/system, "offline" (not booted with systemd).
     while state=$(in_ct systemctl is-system-running 2>/dev/null || true); [[ -z $state || $state == offline ]]; do
@@ -192,16 +167,7 @@ pass "hardening: nothing denied in lvs-director.service's journal (boot 1)"
 # the namespace (and with it the IPVS table) is a new one. (Namespace inode
 # numbers are reused, so comparing them proves nothing.)
 in_ct ip addr add 198.18.0.95/32 dev lo
-in_ct systemctl reboot || true
-for ((i = 0; i < 120; i++)); do
-    kill -0 "$NSPAWN_PID" 2>/dev/null || break
-    sleep 0.5
-done
-kill -0 "$NSPAWN_PID" 2>/dev/null && fail "container still up 60s after systemctl reboot"
-rc=0
-wait "$NSPAWN_PID" || rc=$?
-NSPAWN_PID=""
-((rc == 133)) || fail "systemd-nspawn exited $rc after systemctl reboot, want 133"
+nspawn_reboot || fail "$NSPAWN_WHY"
 boot
 [[ $(in_ct ip -o addr show dev lo) != *198.18.0.95/32* ]] || fail "the rebooted container kept its network namespace"
 wait_until 30 "the table back after the reboot" daemon_up_with "$TABLE2"
@@ -235,5 +201,5 @@ bad=$(denials lvs-director.service)
 [[ -n $bad ]] || fail "a denied write went unnoticed by the journal check"
 pass "the journal check catches a denial: $(head -n1 <<<"$bad")"
 
-stop_container
+nspawn_stop 30
 log "container stopped"
