@@ -205,25 +205,6 @@ fn roll_back(
     Ok(())
 }
 
-/// A service without its counters, to compare settings.
-fn service_settings(s: &Service) -> Service {
-    Service {
-        stats: None,
-        ..s.clone()
-    }
-}
-
-/// A destination without its counters, to compare settings.
-fn settings(d: &Destination) -> Destination {
-    Destination {
-        active_conns: 0,
-        inact_conns: 0,
-        persist_conns: 0,
-        stats: None,
-        ..d.clone()
-    }
-}
-
 /// The changes that bring the touched services of `now` back to `before`,
 /// in an order the kernel accepts: services the run added are deleted
 /// first, then services are edited back or added again, then their
@@ -251,7 +232,7 @@ fn undo_ops(before: &Table, now: &Table, touched: &Touched) -> Vec<Op> {
             dests.extend(want.iter().map(|d| Op::AddDestination(key, d.clone())));
             continue;
         };
-        if service_settings(cur) != service_settings(svc) {
+        if cur.without_counters() != svc.without_counters() {
             services.push(Op::EditService(svc.clone()));
         }
         let id = |d: &Destination| (d.addr, d.port);
@@ -265,7 +246,7 @@ fn undo_ops(before: &Table, now: &Table, touched: &Touched) -> Vec<Op> {
         for d in want {
             match had.get(&id(d)) {
                 None => dests.push(Op::AddDestination(key, d.clone())),
-                Some(h) if settings(h) != settings(d) => {
+                Some(h) if h.without_counters() != d.without_counters() => {
                     dests.push(Op::EditDestination(key, d.clone()))
                 }
                 Some(_) => {}

@@ -244,6 +244,31 @@ impl Service {
             Family::Inet6 => self.netmask,
         }
     }
+
+    /// The service without its counters: what a request sends, and what
+    /// two tables are compared on to find the changes between them.
+    pub fn without_counters(&self) -> Service {
+        // Spelt out, so that a new field must be sorted into settings or
+        // counters here.
+        let Service {
+            key,
+            scheduler,
+            flags,
+            timeout,
+            netmask,
+            pe_name,
+            stats: _,
+        } = self;
+        Service {
+            key: *key,
+            scheduler: scheduler.clone(),
+            flags: *flags,
+            timeout: *timeout,
+            netmask: *netmask,
+            pe_name: pe_name.clone(),
+            stats: None,
+        }
+    }
 }
 
 /// Forwarding method of a destination (`IP_VS_CONN_F_*`).
@@ -363,6 +388,40 @@ impl Destination {
     pub fn family(&self) -> Family {
         Family::of(&self.addr)
     }
+
+    /// The destination without its counters (connections and traffic):
+    /// what a request sends, and what two tables are compared on.
+    pub fn without_counters(&self) -> Destination {
+        // Spelt out, so that a new field must be sorted into settings or
+        // counters here.
+        let Destination {
+            addr,
+            port,
+            forward,
+            weight,
+            upper_threshold,
+            lower_threshold,
+            tun_type,
+            tun_port,
+            tun_flags,
+            active_conns: _,
+            inact_conns: _,
+            persist_conns: _,
+            stats: _,
+        } = self;
+        Destination {
+            addr: *addr,
+            port: *port,
+            forward: *forward,
+            weight: *weight,
+            upper_threshold: *upper_threshold,
+            lower_threshold: *lower_threshold,
+            tun_type: *tun_type,
+            tun_port: *tun_port,
+            tun_flags: *tun_flags,
+            ..Destination::new(*addr, *port)
+        }
+    }
 }
 
 /// Connection timeouts in seconds (0 in a request leaves a value unchanged).
@@ -450,5 +509,39 @@ pub fn ip_from_bytes(family: Family, b: &[u8; 16]) -> IpAddr {
     match family {
         Family::Inet => IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
         Family::Inet6 => IpAddr::V6(Ipv6Addr::from(*b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_counters_keeps_the_settings() {
+        let stats = Some(Box::new(Stats {
+            conns: 7,
+            ..Stats::default()
+        }));
+        let mut s =
+            Service::new(ServiceKey::udp("192.0.2.1".parse().unwrap(), 53), "sh").persistent(30);
+        s.pe_name = Some("sip".into());
+        let settings = s.clone();
+        s.stats = stats.clone();
+        assert_eq!(s.without_counters(), settings);
+
+        let mut d = Destination::new("192.0.2.9".parse().unwrap(), 53);
+        d.forward = Forward::Tunnel;
+        d.weight = 3;
+        d.upper_threshold = 9;
+        d.lower_threshold = 2;
+        d.tun_type = TunnelType::Gue;
+        d.tun_port = 6080;
+        d.tun_flags = TUN_FLAG_CSUM;
+        let settings = d.clone();
+        d.active_conns = 1;
+        d.inact_conns = 2;
+        d.persist_conns = 3;
+        d.stats = stats;
+        assert_eq!(d.without_counters(), settings);
     }
 }

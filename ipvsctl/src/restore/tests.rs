@@ -48,7 +48,10 @@ fn canon(t: &Table) -> Vec<(String, Vec<String>)> {
     let mut v: Vec<_> = t
         .iter()
         .map(|(s, ds)| {
-            let mut ds: Vec<String> = ds.iter().map(|d| format!("{:?}", settings(d))).collect();
+            let mut ds: Vec<String> = ds
+                .iter()
+                .map(|d| format!("{:?}", d.without_counters()))
+                .collect();
             ds.sort();
             (
                 format!(
