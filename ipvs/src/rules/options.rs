@@ -19,6 +19,31 @@ pub(super) enum Cmd {
 }
 
 impl Cmd {
+    /// The rules command of a command option; the error for any other
+    /// option (`given`: the first word, as written).
+    pub(super) fn from_id(id: &str, given: &str) -> Result<Cmd, String> {
+        Ok(match id {
+            "A" => Cmd::Add,
+            "E" => Cmd::Edit,
+            "D" => Cmd::Del,
+            "C" => Cmd::Flush,
+            "a" => Cmd::AddDest,
+            "e" => Cmd::EditDest,
+            "d" => Cmd::DelDest,
+            "Z" => Cmd::Zero,
+            "set" => Cmd::Timeout,
+            "L" | "S" | "R" | "h" | "v" | "start-daemon" | "stop-daemon" => {
+                return Err(format!("command `{given}' is not supported in rules"));
+            }
+            other => {
+                return Err(format!(
+                    "the first option must be a command, not `{}'",
+                    opt_flag(other)
+                ));
+            }
+        })
+    }
+
     /// ipvsadm's name of the command ([`command_name`]).
     pub(super) fn name(self) -> &'static str {
         match self {
