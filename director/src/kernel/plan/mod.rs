@@ -87,12 +87,12 @@ pub fn plan_from(
         wanted.insert(key);
         let have_dests: &[Destination] = match have.get(&key) {
             None => {
-                p.services.push(Op::AddService(strip(&want)));
+                p.services.push(Op::AddService(want.without_counters()));
                 &[]
             }
             Some((svc, dests)) => {
                 if service_differs(&want, svc) {
-                    p.services.push(Op::EditService(strip(&want)));
+                    p.services.push(Op::EditService(want.without_counters()));
                 }
                 dests
             }
@@ -121,14 +121,14 @@ fn diff_destinations(p: &mut Plan, key: ServiceKey, want: &[Destination], have: 
         for d in have {
             if !want.iter().any(|w| same(w, d)) {
                 p.destinations
-                    .push(Op::DeleteDestination(key, strip_dest(d)));
+                    .push(Op::DeleteDestination(key, d.without_counters()));
             }
         }
         for d in want {
             match have.iter().find(|h| same(h, d)) {
-                None => p.destinations.push(Op::AddDestination(key, strip_dest(d))),
+                None => p.destinations.push(Op::AddDestination(key, d.without_counters())),
                 Some(h) if destination_differs(d, h) => {
-                    p.destinations.push(Op::EditDestination(key, strip_dest(d)))
+                    p.destinations.push(Op::EditDestination(key, d.without_counters()))
                 }
                 Some(_) => {}
             }
@@ -140,14 +140,14 @@ fn diff_destinations(p: &mut Plan, key: ServiceKey, want: &[Destination], have: 
     for d in have {
         if !wanted.contains(&(d.addr, d.port)) {
             p.destinations
-                .push(Op::DeleteDestination(key, strip_dest(d)));
+                .push(Op::DeleteDestination(key, d.without_counters()));
         }
     }
     for d in want {
         match index.get(&(d.addr, d.port)) {
-            None => p.destinations.push(Op::AddDestination(key, strip_dest(d))),
+            None => p.destinations.push(Op::AddDestination(key, d.without_counters())),
             Some(h) if destination_differs(d, h) => {
-                p.destinations.push(Op::EditDestination(key, strip_dest(d)))
+                p.destinations.push(Op::EditDestination(key, d.without_counters()))
             }
             Some(_) => {}
         }
@@ -164,24 +164,6 @@ pub fn plan_removal(keys: &[ServiceKey], current: &Table) -> Plan {
         }
     }
     p
-}
-
-/// A service as sent to the kernel: no statistics.
-fn strip(s: &Service) -> Service {
-    Service {
-        stats: None,
-        ..s.clone()
-    }
-}
-
-fn strip_dest(d: &Destination) -> Destination {
-    Destination {
-        active_conns: 0,
-        inact_conns: 0,
-        persist_conns: 0,
-        stats: None,
-        ..d.clone()
-    }
 }
 
 /// One step of a plan, for printing (text or JSON).
