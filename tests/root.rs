@@ -58,16 +58,7 @@ fn second_start_changes_nothing_and_says_so() {
     let run = ns.start(&config.path).ok();
     assert_eq!(run.stdout, "start: no changes needed\n");
     assert_eq!(ns.snapshot(), before);
-    let json = ns
-        .agent(&[
-            "--output",
-            "json",
-            "start",
-            "--config",
-            config.path.to_str().unwrap(),
-        ])
-        .ok()
-        .json();
+    let json = ns.json("start", &config.path);
     assert_eq!(json["changed"], false);
     assert_eq!(json["changes"].as_array().unwrap().len(), 0);
 }
@@ -288,7 +279,7 @@ fn namespaces_keep_separate_records() {
     let config_b = ConfigFile::new(&vips(&["203.0.113.2"]));
     let before_a = a.snapshot();
     let run = |ns: &Netns, args: &[&str]| {
-        let mut full = vec!["--netns", &ns.name, "--state-dir", dir];
+        let mut full = vec!["--netns", ns.name(), "--state-dir", dir];
         full.extend_from_slice(args);
         Run::of(Command::new(common::AGENT).args(&full)).ok()
     };
@@ -314,7 +305,7 @@ fn parallel_starts(ns: &Netns, config: &ConfigFile, count: usize) -> Vec<Run> {
         .map(|_| {
             let mut command = Command::new(common::AGENT);
             command
-                .args(["--netns", &ns.name, "--state-dir"])
+                .args(["--netns", ns.name(), "--state-dir"])
                 .arg(ns.state_dir())
                 .args(["start", "--config"])
                 .arg(&config.path);
@@ -464,7 +455,7 @@ fn without_privileges_nothing_changes() {
             "--inh-caps=-all",
         ])
         .arg(common::AGENT)
-        .args(["--netns", &ns.name, "start", "--config"])
+        .args(["--netns", ns.name(), "start", "--config"])
         .arg(&config.path)
         .output()
         .unwrap();
@@ -517,14 +508,7 @@ fn dry_run_changes_nothing() {
     let ns = Netns::new(0, 0);
     let before = ns.snapshot();
     let config = ConfigFile::new(&vips(&[VIP4]));
-    let run = ns
-        .agent(&[
-            "start",
-            "--dry-run",
-            "--config",
-            config.path.to_str().unwrap(),
-        ])
-        .ok();
+    let run = ns.start_dry_run(&config.path);
     assert!(
         run.stdout.contains(&format!("would add {VIP4}/32 to lo")),
         "{run:#?}"
@@ -672,7 +656,7 @@ fn arp_for_the_vip_is_answered_before_start_and_not_after() {
         "name",
         "veth-s",
         "netns",
-        &server.name,
+        server.name(),
     ]);
     client.ip(&["addr", "add", "198.51.100.1/24", "dev", "veth-c"]);
     client.ip(&["link", "set", "veth-c", "up"]);

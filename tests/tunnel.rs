@@ -10,7 +10,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ConfigFile, Netns, Run, sh, vips};
+use common::{ConfigFile, Netns, Run, vips};
+use lvs_testkit::sh;
 
 const VIP: &str = "203.0.113.40";
 const VM_ONLY: &str = "runs only in the VM suite (VM_SUITE_GUEST=1): it loads and unloads modules and changes machine-wide settings";
@@ -76,18 +77,6 @@ fn fou_ports(ns: &Netns) -> String {
     ns.ip(&["fou", "show"])
 }
 
-fn status(ns: &Netns, config: &ConfigFile) -> serde_json::Value {
-    ns.agent(&[
-        "--output",
-        "json",
-        "status",
-        "--config",
-        config.path.to_str().unwrap(),
-    ])
-    .ok()
-    .json()
-}
-
 fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -110,7 +99,7 @@ fn start_check_stop(ns: &Netns, config: &ConfigFile, device: &str) -> serde_json
     assert!(ns.addresses("lo").contains(&format!("{VIP}/32")));
     let run = ns.start(&config.path).ok();
     assert_eq!(run.stdout, "start: no changes needed\n");
-    let json = status(ns, config);
+    let json = ns.json("status", &config.path);
     assert_eq!(json["in_sync"], true, "{json}");
     assert_eq!(json["agent_answer"], "up", "{json}");
     assert_eq!(json["tunnel"]["device"], device);
@@ -158,7 +147,7 @@ fn gue_adds_its_fou_port_and_stop_removes_it() {
     assert!(fou.contains("port 6080 gue"), "{fou}");
     let record = std::fs::read_to_string(&ns.records()[0]).unwrap();
     assert!(record.contains("\"version\": 3"), "{record}");
-    let json = status(&ns, &config);
+    let json = ns.json("status", &config.path);
     assert_eq!(json["tunnel"]["fou_port"]["present"], true, "{json}");
     assert_eq!(json["tunnel"]["fou_port"]["origin"], "rs-agent", "{json}");
     assert_eq!(
@@ -183,14 +172,7 @@ fn gre_loads_its_module_on_the_way_and_uses_the_fallback_device() {
     let config = config("gre", None);
     // The plan creates gre0 (it is missing); asking the kernel loads
     // ip_gre, whose fallback gre0 appears: used, not created.
-    let dry = ns
-        .agent(&[
-            "start",
-            "--dry-run",
-            "--config",
-            config.path.to_str().unwrap(),
-        ])
-        .ok();
+    let dry = ns.start_dry_run(&config.path);
     assert!(
         dry.stdout.contains("would create gre0 (gre external)"),
         "{dry:#?}"
@@ -207,7 +189,10 @@ fn gre_loads_its_module_on_the_way_and_uses_the_fallback_device() {
     // The fallback device appeared with the module: not the agent's.
     let record = std::fs::read_to_string(&ns.records()[0]).unwrap();
     assert!(!record.contains("links_created"), "{record}");
-    assert_eq!(status(&ns, &config)["tunnel"]["created_by_agent"], false);
+    assert_eq!(
+        ns.json("status", &config.path)["tunnel"]["created_by_agent"],
+        false
+    );
     ns.stop().ok();
     // Modules are left loaded: gre0 stays, down, rp_filter back.
     assert_eq!(link_up(&ns, "gre0"), Some(false));
@@ -260,7 +245,7 @@ fn start_with_read_only(ns: &Netns, config: &ConfigFile, sysctl: &str, value: i3
     Run::of(std::process::Command::new("ip").args([
         "netns",
         "exec",
-        &ns.name,
+        ns.name(),
         "unshare",
         "--mount",
         "--propagation",
@@ -338,7 +323,7 @@ fn where_the_namespace_has_no_fallback_device_the_agent_creates_and_deletes_one(
     assert_eq!(link_up(&ns, "tunl0"), Some(true));
     // Its rp_filter started from conf/default (1) and is now 0.
     assert_eq!(ns.sysctl("tunl0", "rp_filter"), 0);
-    let json = status(&ns, &config);
+    let json = ns.json("status", &config.path);
     assert_eq!(json["tunnel"]["created_by_agent"], true, "{json}");
     assert_eq!(json["in_sync"], true, "{json}");
     // Deleted by hand: start creates it again.
@@ -374,7 +359,7 @@ fn watch_repairs_a_downed_device_a_reset_rp_filter_and_a_removed_fou_port() {
     let config = config("gue", Some(6080));
     let before = snapshot(&ns);
     let mut child = std::process::Command::new(common::agent_bin())
-        .args(["--netns", &ns.name, "--state-dir"])
+        .args(["--netns", ns.name(), "--state-dir"])
         .arg(ns.state_dir())
         .args(["watch", "--interval", "0.2", "--config"])
         .arg(&config.path)

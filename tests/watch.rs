@@ -22,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{ConfigFile, Netns, sh, vips};
+use common::{ConfigFile, Netns, vips};
 use lvs_common::daemon::RateLimiter;
+use lvs_testkit::sh;
 use rs_agent::watch::{REPAIR_BURST, REPAIR_REFILL};
 
 const VIP4: &str = "203.0.113.20";
@@ -54,7 +55,7 @@ impl Watcher {
     fn command(ns: &Netns, config: &ConfigFile, extra: &[&str]) -> Command {
         let mut command = Command::new(common::AGENT);
         command
-            .args(["--netns", &ns.name, "--state-dir"])
+            .args(["--netns", ns.name(), "--state-dir"])
             .arg(ns.state_dir())
             .args(["watch", "--config"])
             .arg(&config.path)
@@ -208,16 +209,7 @@ fn count(log: &str, needle: &str) -> usize {
 
 /// The namespace's lock file, from the record path `start` reports.
 fn lock_path(ns: &Netns, config: &ConfigFile) -> PathBuf {
-    let json = ns
-        .agent(&[
-            "--output",
-            "json",
-            "start",
-            "--config",
-            config.path.to_str().unwrap(),
-        ])
-        .ok()
-        .json();
+    let json = ns.json("start", &config.path);
     PathBuf::from(json["record"].as_str().unwrap()).with_extension("lock")
 }
 
@@ -290,7 +282,7 @@ fn a_vip_removed_during_the_first_convergence_comes_back() {
         config = config.path.display(),
     );
     let mut command = Command::new("ip");
-    command.args(["netns", "exec", &ns.name, "sh", "-c", &script]);
+    command.args(["netns", "exec", ns.name(), "sh", "-c", &script]);
     let watcher = Watcher::spawn(command);
 
     let mut held = open_when_read(&fifo, Duration::from_secs(60)).unwrap_or_else(|| {
@@ -479,7 +471,7 @@ fn a_fight_is_rate_limited_not_a_spin() {
         let out = Command::new("ip")
             .args([
                 "-n",
-                &ns.name,
+                ns.name(),
                 "addr",
                 "del",
                 &format!("{VIP4}/32"),
@@ -562,7 +554,7 @@ fn status_warns_about_sysctl_d_files_that_undo_the_agent() {
          printf '# vendor defaults\\nnet.ipv4.conf.all.arp_ignore = 0\\n' > /etc/sysctl.d/10-undo.conf && \
          {agent} --netns {ns} --state-dir {state} status --config {config}",
         agent = common::AGENT,
-        ns = ns.name,
+        ns = ns.name(),
         state = ns.state_dir().display(),
         config = config.path.display(),
     );

@@ -19,91 +19,71 @@ const HOST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const SILENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 200);
 const SILENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1);
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// A namespace (lvs-testkit's: unique name, lo up, deleted on drop) with
+/// 198.51.100.1 and 2001:db8::1 on lo, the sinks above (veth pairs), and
+/// 198.18.0.0/16 local (any address in it reaches a listener on 0.0.0.0).
+/// Derefs to the kit's namespace (`name()`, `ip`, `sh`, `spawn`).
+struct Netns(lvs_testkit::Netns);
 
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+impl std::ops::Deref for Netns {
+    type Target = lvs_testkit::Netns;
+
+    fn deref(&self) -> &lvs_testkit::Netns {
+        &self.0
+    }
 }
-
-/// A namespace with 198.51.100.1 and 2001:db8::1 on lo, the sinks above
-/// (veth pairs), and 198.18.0.0/16 local (any address in it
-/// reaches a listener on 0.0.0.0); deleted on drop.
-struct Netns(String);
 
 impl Netns {
     fn new() -> Netns {
-        let name = format!(
-            "lvsd-syn-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
+        let ns = lvs_testkit::Netns::new("lvsd-syn");
+        ns.ip_lines(
+            "addr add 198.51.100.1/32 dev lo
+             addr add 2001:db8::1/128 dev lo
+             link add sink4 type veth peer name sink4p
+             link add sink6 type veth peer name sink6p",
         );
-        sh("ip", &["netns", "add", &name]);
-        let ns = Netns(name);
         // IPv6 off on sink4 and its peer: nothing but our SYNs leaves
         // sink4 (no router or listener reports), so its counter counts them.
-        for cmd in [
-            "link set lo up",
-            "addr add 198.51.100.1/32 dev lo",
-            "addr add 2001:db8::1/128 dev lo",
-            "link add sink4 type veth peer name sink4p",
-            "link add sink6 type veth peer name sink6p",
-            "sysctl -qw net.ipv6.conf.sink4.disable_ipv6=1",
-            "sysctl -qw net.ipv6.conf.sink4p.disable_ipv6=1",
-            "link set sink4 up",
-            "link set sink4p up",
-            "link set sink6 up",
-            "link set sink6p up",
-            "route add 198.51.100.0/24 dev sink4",
-            "route add 2001:db8:ffff::/48 dev sink6",
-            // A neighbour that never answers, known for good: the SYNs go
-            // out (to the peer, which drops them: not its address).
-            "neigh add 198.51.100.200 lladdr 02:00:00:00:00:01 dev sink4 nud permanent",
-            "neigh add 2001:db8:ffff::1 lladdr 02:00:00:00:00:01 dev sink6 nud permanent",
-            "route add local 198.18.0.0/16 dev lo",
-        ] {
-            if let Some(rest) = cmd.strip_prefix("sysctl ") {
-                let mut args = vec!["netns", "exec", &ns.0, "sysctl"];
-                args.extend(rest.split(' '));
-                sh("ip", &args);
-            } else {
-                let mut args = vec!["-n", &ns.0];
-                args.extend(cmd.split(' '));
-                sh("ip", &args);
-            }
+        for dev in ["sink4", "sink4p"] {
+            ns.sh(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+            ]);
         }
-        ns
+        ns.ip_lines(
+            "link set sink4 up
+             link set sink4p up
+             link set sink6 up
+             link set sink6p up
+             route add 198.51.100.0/24 dev sink4
+             route add 2001:db8:ffff::/48 dev sink6",
+        );
+        // A neighbour that never answers, known for good: the SYNs go
+        // out (to the peer, which drops them: not its address).
+        ns.ip_lines(
+            "neigh add 198.51.100.200 lladdr 02:00:00:00:00:01 dev sink4 nud permanent
+             neigh add 2001:db8:ffff::1 lladdr 02:00:00:00:00:01 dev sink6 nud permanent
+             route add local 198.18.0.0/16 dev lo",
+        );
+        Netns(ns)
     }
 
     /// Runs `f` on a thread inside the namespace, on a tokio runtime of
     /// its own; every socket it opens lives in the namespace.
-    fn run<T: Send + 'static>(&self, f: impl AsyncFnOnce() -> T + Send + 'static) -> T {
-        let name = self.0.clone();
-        std::thread::spawn(move || {
-            lvs_common::netns::enter(&name).unwrap();
+    fn run<T: Send>(&self, f: impl AsyncFnOnce() -> T + Send) -> T {
+        self.0.run(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap()
                 .block_on(f())
         })
-        .join()
-        .unwrap()
     }
 
     /// TCP's OutRsts counter of the namespace (/proc/net/snmp).
     fn tcp_out_rsts(&self) -> u64 {
-        let snmp = sh("ip", &["netns", "exec", &self.0, "cat", "/proc/net/snmp"]);
+        let snmp = self.sh(&["cat", "/proc/net/snmp"]);
         let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
         let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
         let at = names.split(' ').position(|n| n == "OutRsts").unwrap();
@@ -112,26 +92,14 @@ impl Netns {
 
     /// Connections the server side holds half-open (SYN_RECV).
     fn syn_recv(&self) -> usize {
-        sh(
-            "ip",
-            &["netns", "exec", &self.0, "ss", "-Htn", "state", "syn-recv"],
-        )
-        .lines()
-        .count()
+        self.sh(&["ss", "-Htn", "state", "syn-recv"])
+            .lines()
+            .count()
     }
 
     fn tx_packets(&self, dev: &str) -> u64 {
         let path = format!("/sys/class/net/{dev}/statistics/tx_packets");
-        sh("ip", &["netns", "exec", &self.0, "cat", &path])
-            .trim()
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        self.sh(&["cat", &path]).trim().parse().unwrap()
     }
 }
 
@@ -396,7 +364,7 @@ fn without_cap_net_raw_it_falls_back_to_connect() {
         .args([
             "netns",
             "exec",
-            &ns.0,
+            ns.name(),
             "setpriv",
             "--bounding-set=-net_raw",
             "--inh-caps=-net_raw",
@@ -463,20 +431,15 @@ fn fallback_child() {
 #[ignore = "needs root (raw sockets, ip netns): scripts/test-all.sh root-tests"]
 fn a_changed_source_address_costs_one_probe() {
     let ns = Netns::new();
-    let ip = |args: &str| {
-        let mut full = vec!["-n", ns.0.as_str()];
-        full.extend(args.split(' '));
-        sh("ip", &full);
-    };
-    ip("addr add 198.51.100.3/32 dev lo");
-    ip("route add local 203.0.113.0/24 dev lo src 198.51.100.1");
-    let name = ns.0.clone();
+    ns.ip_lines(
+        "addr add 198.51.100.3/32 dev lo
+         route add local 203.0.113.0/24 dev lo src 198.51.100.1",
+    );
     // The namespace's thread runs the checks; this one changes the route
     // between them (a message from the checks says when).
     let (to_main, from_checks) = std::sync::mpsc::channel::<()>();
     let (to_checks, from_main) = std::sync::mpsc::channel::<()>();
-    let checks = std::thread::spawn(move || {
-        lvs_common::netns::enter(&name).unwrap();
+    let checks = ns.spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -496,7 +459,7 @@ fn a_changed_source_address_costs_one_probe() {
             })
     });
     from_checks.recv().unwrap();
-    ip("route replace local 203.0.113.0/24 dev lo src 198.51.100.3");
+    ns.ip_lines("route replace local 203.0.113.0/24 dev lo src 198.51.100.3");
     to_checks.send(()).unwrap();
     let (first, second, third) = checks.join().unwrap();
     assert_eq!(first, CheckOutcome::Up);

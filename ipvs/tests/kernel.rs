@@ -7,48 +7,26 @@
 //! The handle is synchronous: these are plain `#[test]`s.
 
 use std::net::IpAddr;
-use std::process::Command;
 
 use lvs_ipvs::table::{TUN_FLAG_CSUM, TUN_FLAG_REMCSUM};
 use lvs_ipvs::{
     Daemon, DaemonState, Destination, Error, Family, Forward, Handle, Op, OpKind, Service,
     ServiceFlags, ServiceKey, Timeouts, TunnelType,
 };
+use lvs_testkit::Netns;
 
-fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(st.success(), "{args:?} failed");
-}
-
-/// A namespace with lo up and a dummy link carrying the test networks, so
-/// destinations are routable. Deleted on drop.
-struct Ns(String);
-
-impl Ns {
-    fn new(name: &str) -> Ns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        sh(&["ip", "netns", "add", name]);
-        let x = |cmd: &str| {
-            let mut v = vec!["ip", "netns", "exec", name];
-            v.extend(cmd.split(' '));
-            sh(&v);
-        };
-        x("ip link set lo up");
-        x("ip link add d0 type dummy");
-        x("ip link set d0 up");
-        x("ip addr add 198.51.100.1/24 dev d0");
-        x("ip addr add 2001:db8::1/64 dev d0 nodad");
-        Ns(name.to_string())
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// A namespace of the test's own (lvs-testkit's: unique name, lo up,
+/// deleted on drop) with a dummy link carrying the test networks, so
+/// destinations are routable.
+fn netns() -> Netns {
+    let ns = Netns::new("ipvs");
+    ns.ip_lines(
+        "link add d0 type dummy
+         link set d0 up
+         addr add 198.51.100.1/24 dev d0
+         addr add 2001:db8::1/64 dev d0 nodad",
+    );
+    ns
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -135,8 +113,8 @@ fn strip(mut t: Vec<(Service, Vec<Destination>)>) -> Vec<(Service, Vec<Destinati
 #[test]
 #[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
 fn table_round_trip_in_a_named_namespace() {
-    let _ns = Ns::new("ipvs-t1");
-    let h = Handle::in_netns("ipvs-t1").unwrap();
+    let ns = netns();
+    let h = Handle::in_netns(ns.name()).unwrap();
     h.flush().unwrap();
     let want = sample_services();
     for (s, ds) in &want {
@@ -184,8 +162,8 @@ fn table_round_trip_in_a_named_namespace() {
 #[test]
 #[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
 fn typed_kernel_errors() {
-    let _ns = Ns::new("ipvs-t2");
-    let h = Handle::in_netns("ipvs-t2").unwrap();
+    let ns = netns();
+    let h = Handle::in_netns(ns.name()).unwrap();
     let s = Service::new(ServiceKey::tcp(ip("203.0.113.10"), 80), "wrr");
     h.add_service(&s).unwrap();
     let e = h.add_service(&s).unwrap_err();
@@ -223,10 +201,10 @@ fn typed_kernel_errors() {
 #[test]
 #[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
 fn namespaces_stay_separate() {
-    let _a = Ns::new("ipvs-t3a");
-    let _b = Ns::new("ipvs-t3b");
-    let a = Handle::in_netns("ipvs-t3a").unwrap();
-    let b = Handle::in_netns("ipvs-t3b").unwrap();
+    let ns_a = netns();
+    let ns_b = netns();
+    let a = Handle::in_netns(ns_a.name()).unwrap();
+    let b = Handle::in_netns(ns_b.name()).unwrap();
     let s = Service::new(ServiceKey::tcp(ip("203.0.113.10"), 80), "wrr");
     a.add_service(&s).unwrap();
     assert_eq!(a.services().unwrap().len(), 1);
@@ -241,8 +219,8 @@ fn namespaces_stay_separate() {
 #[test]
 #[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
 fn bulk_apply_many_in_flight() {
-    let _ns = Ns::new("ipvs-t4");
-    let h = Handle::in_netns("ipvs-t4").unwrap();
+    let ns = netns();
+    let h = Handle::in_netns(ns.name()).unwrap();
     let n = 1000u16;
     let ops: Vec<Op> = (0..n)
         .map(|i| {
@@ -279,8 +257,8 @@ fn bulk_apply_many_in_flight() {
 #[test]
 #[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
 fn timeouts_info_and_daemons() {
-    let _ns = Ns::new("ipvs-t5");
-    let h = Handle::in_netns("ipvs-t5").unwrap();
+    let ns = netns();
+    let h = Handle::in_netns(ns.name()).unwrap();
     let info = h.info().unwrap();
     assert_eq!(info.version_string(), "1.2.1");
     assert!(info.conn_tab_size > 0);
@@ -318,8 +296,8 @@ fn daemon_stopped_right_after_its_start() {
     // (EINTR from kthread_stop): a stop right after the start, with every
     // CPU busy so that the new thread waits for one, must still return.
     use std::sync::atomic::{AtomicBool, Ordering};
-    let _ns = Ns::new("ipvs-t9");
-    let h = Handle::in_netns("ipvs-t9").unwrap();
+    let ns = netns();
+    let h = Handle::in_netns(ns.name()).unwrap();
     let done = AtomicBool::new(false);
     let spinners = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|scope| {
@@ -346,9 +324,9 @@ fn daemon_stopped_right_after_its_start() {
 #[ignore = "needs an IPVS kernel: run in the VM (tests/vm)"]
 fn one_handle_shared_by_threads() {
     fn send_sync<T: Send + Sync>(_: &T) {}
-    let _ns = Ns::new("ipvs-t6");
+    let ns = netns();
     // connect(): the namespace by name, loading ip_vs first if needed.
-    let h = Handle::connect(Some("ipvs-t6")).unwrap();
+    let h = Handle::connect(Some(ns.name())).unwrap();
     send_sync(&h);
     std::thread::scope(|scope| {
         for t in 0..4u16 {

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_rs-agent");
 
@@ -15,35 +14,20 @@ pub fn agent_bin() -> String {
     std::env::var("RS_AGENT_TEST_BIN").unwrap_or_else(|_| AGENT.to_string())
 }
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-pub fn is_root() -> bool {
-    // /proc/self belongs to the process's effective user.
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// Runs a command, panicking with its output if it fails.
-pub fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A network namespace created for one test (`ip netns add`), with its own
-/// state directory; both are removed on drop.
+/// A network namespace created for one test (lvs-testkit's: `ip netns add`,
+/// removed on drop), with its own state directory, removed on drop too.
+/// Derefs to the kit's namespace for `name()`, `ip`, `exec` and `run`.
 pub struct Netns {
-    pub name: String,
+    ns: lvs_testkit::Netns,
     pub state: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Netns {
+    type Target = lvs_testkit::Netns;
+
+    fn deref(&self) -> &lvs_testkit::Netns {
+        &self.ns
+    }
 }
 
 impl Netns {
@@ -51,40 +35,13 @@ impl Netns {
     /// values given (a new namespace copies them from the machine's, so tests
     /// set the values they assert on).
     pub fn new(arp_ignore: i32, arp_announce: i32) -> Netns {
-        assert!(
-            is_root(),
-            "the root tests need root: run them through scripts/test-all.sh"
-        );
-        let name = format!(
-            "rsa-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        sh("ip", &["netns", "add", &name]);
         let ns = Netns {
-            name,
+            ns: lvs_testkit::Netns::new("rsa"),
             state: tempfile::tempdir().unwrap(),
         };
-        ns.ip(&["link", "set", "lo", "up"]);
         ns.write_sysctl("all", "arp_ignore", arp_ignore);
         ns.write_sysctl("all", "arp_announce", arp_announce);
         ns
-    }
-
-    pub fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", &self.name];
-        full.extend_from_slice(args);
-        sh("ip", &full)
-    }
-
-    pub fn exec(&self, args: &[&str]) -> Output {
-        let mut full = vec!["netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        Command::new("ip")
-            .args(&full)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
     }
 
     /// Runs a command in the namespace as user nobody, without capabilities.
@@ -167,7 +124,7 @@ impl Netns {
     pub fn agent(&self, args: &[&str]) -> Run {
         let mut full = vec![
             "--netns",
-            &self.name,
+            self.name(),
             "--state-dir",
             self.state.path().to_str().unwrap(),
         ];
@@ -182,13 +139,26 @@ impl Netns {
     pub fn stop(&self) -> Run {
         self.agent(&["stop"])
     }
-}
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+    /// `rs-agent GLOBAL... --output json COMMAND --config PATH`, which must
+    /// succeed: its report.
+    pub fn json_with(&self, global: &[&str], command: &str, config: &Path) -> serde_json::Value {
+        let mut full = global.to_vec();
+        full.extend(["--output", "json", command, "--config"]);
+        full.push(config.to_str().unwrap());
+        self.agent(&full).ok().json()
+    }
+
+    /// `rs-agent --output json COMMAND --config PATH` (start, status, ...),
+    /// which must succeed: its report.
+    pub fn json(&self, command: &str, config: &Path) -> serde_json::Value {
+        self.json_with(&[], command, config)
+    }
+
+    /// `rs-agent start --dry-run --config PATH`, which must succeed.
+    pub fn start_dry_run(&self, config: &Path) -> Run {
+        self.agent(&["start", "--dry-run", "--config", config.to_str().unwrap()])
+            .ok()
     }
 }
 

@@ -9,17 +9,11 @@ use crate::common::{ConfigFile, Netns, vips};
 const VIP: &str = "203.0.113.30";
 
 fn status_json(ns: &Netns, config: &ConfigFile, persist: &Path) -> serde_json::Value {
-    ns.agent(&[
-        "--persist-dir",
-        persist.to_str().unwrap(),
-        "--output",
-        "json",
+    ns.json_with(
+        &["--persist-dir", persist.to_str().unwrap()],
         "status",
-        "--config",
-        config.path.to_str().unwrap(),
-    ])
-    .ok()
-    .json()
+        &config.path,
+    )
 }
 
 #[test]
@@ -107,7 +101,9 @@ fn persistent_drain_outlives_the_runtime_state() {
     ])
     .ok();
     // Named after the namespace, which a reboot keeps (a cookie does not).
-    let file = persist.path().join(format!("drain-netns-{}.json", ns.name));
+    let file = persist
+        .path()
+        .join(format!("drain-netns-{}.json", ns.name()));
     assert!(
         file.exists(),
         "{:?}",
@@ -235,13 +231,7 @@ fn bad_tunnel_input_changes_nothing() {
 
 /// Holds a UDP socket bound to `port` inside the namespace until dropped.
 fn udp_socket_in(ns: &Netns, port: u16) -> std::net::UdpSocket {
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        lvs_common::netns::enter(&name).unwrap();
-        std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap()
-    })
-    .join()
-    .unwrap()
+    ns.run(|| std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap())
 }
 
 /// Whether this kernel has what tunnel type `module` needs: the module
@@ -302,16 +292,7 @@ fn tunnel_on_a_kernel_without_it_is_refused_cleanly() {
             "{run:#?}"
         );
         // status says what is missing, without failing.
-        let json: serde_json::Value = ns
-            .agent(&[
-                "--output",
-                "json",
-                "status",
-                "--config",
-                config.path.to_str().unwrap(),
-            ])
-            .ok()
-            .json();
+        let json = ns.json("status", &config.path);
         assert_eq!(json["tunnel"]["present"], false);
         assert_eq!(json["agent_answer"], "down");
     }

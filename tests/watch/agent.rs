@@ -10,17 +10,6 @@ use super::*;
 
 const LISTEN: &str = "127.0.0.1:5555";
 
-/// Runs `f` on a thread inside the namespace (setns is per thread).
-fn inside<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let name = ns.name.clone();
-    std::thread::spawn(move || {
-        lvs_common::netns::enter(&name).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
 fn read_answer(mut stream: TcpStream) -> String {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -32,7 +21,7 @@ fn read_answer(mut stream: TcpStream) -> String {
 
 /// One connection to the endpoint: its whole answer.
 fn ask(ns: &Netns) -> String {
-    inside(ns, || {
+    ns.run(|| {
         let address: SocketAddr = LISTEN.parse().unwrap();
         read_answer(TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap())
     })
@@ -75,6 +64,19 @@ fn started(config: &ConfigFile) -> Netns {
     ns.ip(&["link", "set", "nic1", "up"]);
     ns.start(&config.path).ok();
     ns
+}
+
+/// A namespace started with VIP4, watched with repair and the endpoint on
+/// LISTEN; the full check is minutes away, so a repair comes from an event.
+fn watched_with_repair() -> (ConfigFile, Netns, Watcher) {
+    let config = ConfigFile::new(&vips(&[VIP4]));
+    let ns = started(&config);
+    let watcher = Watcher::start(
+        &ns,
+        &config,
+        &["--interval", "30", "--agent-listen", LISTEN],
+    );
+    (config, ns, watcher)
 }
 
 #[test]
@@ -168,13 +170,7 @@ fn the_endpoint_answers_up_drain_and_down_as_the_state_changes() {
 #[test]
 #[ignore = "needs root: run by scripts/test-all.sh"]
 fn with_repair_a_deleted_vip_comes_back_and_the_answer_is_up() {
-    let config = ConfigFile::new(&vips(&[VIP4]));
-    let ns = started(&config);
-    let watcher = Watcher::start(
-        &ns,
-        &config,
-        &["--interval", "30", "--agent-listen", LISTEN],
-    );
+    let (_config, ns, watcher) = watched_with_repair();
     assert_eq!(ask(&ns), "up\n");
     ns.ip(&["addr", "del", &format!("{VIP4}/32"), "dev", "lo"]);
     assert!(
@@ -215,13 +211,7 @@ fn the_endpoint_stays_bounded_under_1000_concurrent_connections() {
     }
     assert!(limit.rlim_cur >= 2048, "RLIMIT_NOFILE too low: {limit:?}");
 
-    let config = ConfigFile::new(&vips(&[VIP4]));
-    let ns = started(&config);
-    let watcher = Watcher::start(
-        &ns,
-        &config,
-        &["--interval", "30", "--agent-listen", LISTEN],
-    );
+    let (_config, ns, watcher) = watched_with_repair();
     let pid = watcher.child.id();
     assert_eq!(ask(&ns), "up\n");
     let (fds_before, threads_before) = (open_fds(pid), threads(pid));
@@ -244,9 +234,7 @@ fn the_endpoint_stays_bounded_under_1000_concurrent_connections() {
     let start = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let name = ns.name.clone();
-            std::thread::spawn(move || {
-                lvs_common::netns::enter(&name).unwrap();
+            ns.spawn(|| {
                 let address: SocketAddr = LISTEN.parse().unwrap();
                 // Every connection of this client is open before any is read.
                 let streams: Vec<TcpStream> = (0..PER_CLIENT)
@@ -292,17 +280,8 @@ fn the_endpoint_stays_bounded_under_1000_concurrent_connections() {
 fn a_taken_endpoint_address_is_refused_before_anything_changes() {
     let ns = Netns::new(0, 0);
     let config = ConfigFile::new(&vips(&[VIP4]));
-    let name = ns.name.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        lvs_common::netns::enter(&name).unwrap();
-        let listener = TcpListener::bind(LISTEN).unwrap();
-        tx.send(()).unwrap();
-        let _ = done_rx.recv_timeout(Duration::from_secs(120));
-        drop(listener);
-    });
-    rx.recv().unwrap();
+    // Bound inside the namespace, held here.
+    let holder = ns.run(|| TcpListener::bind(LISTEN).unwrap());
     let before = ns.snapshot();
     let mut command = Watcher::command(&ns, &config, &["--agent-listen", LISTEN]);
     let run = common::Run::of(&mut command);
@@ -314,6 +293,5 @@ fn a_taken_endpoint_address_is_refused_before_anything_changes() {
     );
     assert_eq!(ns.snapshot(), before);
     assert!(ns.records().is_empty());
-    done_tx.send(()).unwrap();
-    holder.join().unwrap();
+    drop(holder);
 }
