@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::{StreamExt, TryStreamExt};
+use lvs_common::rtnl::to_io;
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
@@ -311,14 +312,4 @@ fn parse_address(message: &AddressMessage) -> Option<Address> {
         },
         deprecated,
     })
-}
-
-fn to_io(error: rtnetlink::Error) -> std::io::Error {
-    match error {
-        rtnetlink::Error::NetlinkError(message) => match message.code {
-            Some(code) => std::io::Error::from_raw_os_error(-code.get()),
-            None => std::io::Error::other("unexpected acknowledgement"),
-        },
-        other => std::io::Error::other(other.to_string()),
-    }
 }

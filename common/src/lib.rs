@@ -12,6 +12,8 @@
 //!   from async code without blocking the runtime.
 //! - [`logging`] (feature `logging`): the binaries' one logging setup,
 //!   tracing to stderr filtered by an environment variable.
+//! - [`rtnl`] (feature `rtnetlink`): rtnetlink's errors as io errors that
+//!   keep the kernel's errno.
 
 // Unsafe code is confined to `netns`, where every block carries a
 // `// SAFETY:` comment; the rest of the crate cannot use it.
@@ -26,3 +28,5 @@ pub mod lock;
 pub mod logging;
 #[allow(unsafe_code)]
 pub mod netns;
+#[cfg(feature = "rtnetlink")]
+pub mod rtnl;
