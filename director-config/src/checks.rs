@@ -17,12 +17,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
 
-use super::Validator;
 use crate::ConfigError;
 use crate::check::{CheckKind, CheckSpec, HttpCheck};
+use crate::raw::{RawCheck, RawStatus};
+use crate::validate::Validator;
 
 pub const DEFAULT_INTERVAL: f64 = 5.0;
 pub const DEFAULT_TIMEOUT: f64 = 2.0;
@@ -33,34 +33,6 @@ pub const MIN_SECONDS: f64 = 0.05;
 pub const MAX_SECONDS: f64 = 3600.0;
 /// Longest `command`, `path`, `host` or `expect_body` accepted.
 const MAX_TEXT: usize = 4096;
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCheck {
-    #[serde(rename = "type")]
-    kind: Option<Spanned<String>>,
-    interval: Option<Spanned<f64>>,
-    timeout: Option<Spanned<f64>>,
-    rise: Option<Spanned<i64>>,
-    fall: Option<Spanned<i64>>,
-    port: Option<Spanned<i64>>,
-    path: Option<Spanned<String>>,
-    expect_status: Option<Spanned<Vec<Spanned<RawStatus>>>>,
-    expect_body: Option<Spanned<String>>,
-    host: Option<Spanned<String>>,
-    command: Option<Spanned<Vec<Spanned<String>>>>,
-    verify_tls: Option<Spanned<bool>>,
-    ca_file: Option<Spanned<String>>,
-    half_open: Option<Spanned<bool>>,
-}
-
-/// `200` or `"200-299"`.
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
-pub(super) enum RawStatus {
-    Code(i64),
-    Range(String),
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -129,6 +101,28 @@ impl Validator<'_> {
         if let Some(t) = server {
             self.check_keys(t.get_ref(), kind)?;
         }
+        let (interval, timeout) = self.timing(&raw)?;
+        let rise = match &raw.rise {
+            Some(r) => self.int::<u32>(r, "rise", 1, 100)?,
+            None => DEFAULT_RISE,
+        };
+        let fall = match &raw.fall {
+            Some(f) => self.int::<u32>(f, "fall", 1, 100)?,
+            None => DEFAULT_FALL,
+        };
+        let port = self.check_port(&raw, kind, ports, &fallback_span)?;
+        Ok(CheckSpec {
+            kind: self.check_kind(&raw, kind, fallback_span)?,
+            interval: Duration::from_secs_f64(interval),
+            timeout: Duration::from_secs_f64(timeout),
+            rise,
+            fall,
+            port,
+        })
+    }
+
+    /// `interval` and `timeout`, in seconds.
+    fn timing(&self, raw: &RawCheck) -> Result<(f64, f64), ConfigError> {
         let interval = match &raw.interval {
             Some(i) => self.seconds(i, "interval")?,
             None => DEFAULT_INTERVAL,
@@ -146,14 +140,18 @@ impl Validator<'_> {
             }
             None => DEFAULT_TIMEOUT.min(interval),
         };
-        let rise = match &raw.rise {
-            Some(r) => self.int::<u32>(r, "rise", 1, 100)?,
-            None => DEFAULT_RISE,
-        };
-        let fall = match &raw.fall {
-            Some(f) => self.int::<u32>(f, "fall", 1, 100)?,
-            None => DEFAULT_FALL,
-        };
+        Ok((interval, timeout))
+    }
+
+    /// The port to check; `fallback_span` is where to point when the
+    /// merged table has no `type` of its own to point at.
+    fn check_port(
+        &self,
+        raw: &RawCheck,
+        kind: Kind,
+        ports: PortDefault,
+        fallback_span: &Range<usize>,
+    ) -> Result<u16, ConfigError> {
         let port = match &raw.port {
             Some(p) => self.int::<u16>(p, "port", 1, 65535)?,
             None => ports.group_port.unwrap_or(ports.server_port),
@@ -171,34 +169,32 @@ impl Validator<'_> {
                 .map_or(fallback_span.clone(), |k| k.span());
             return self.err(span, why.into());
         }
-        let kind = match kind {
+        Ok(port)
+    }
+
+    fn check_kind(
+        &self,
+        raw: &RawCheck,
+        kind: Kind,
+        fallback_span: Range<usize>,
+    ) -> Result<CheckKind, ConfigError> {
+        Ok(match kind {
             Kind::None => CheckKind::None,
             Kind::Tcp if raw.half_open.as_ref().is_some_and(|h| *h.get_ref()) => {
                 CheckKind::TcpHalfOpen
             }
             Kind::Tcp => CheckKind::Tcp,
             Kind::Agent => CheckKind::Agent,
-            Kind::Http | Kind::Https => CheckKind::Http(self.http(&raw, kind == Kind::Https)?),
+            Kind::Http | Kind::Https => CheckKind::Http(self.http(raw, kind == Kind::Https)?),
             Kind::Exec => {
                 let Some(cmd) = &raw.command else {
-                    let span = raw
-                        .kind
-                        .as_ref()
-                        .map_or(fallback_span.clone(), |k| k.span());
+                    let span = raw.kind.as_ref().map_or(fallback_span, |k| k.span());
                     return self.err(span, "an exec check needs `command`".into());
                 };
                 CheckKind::Exec {
                     command: self.command(cmd)?,
                 }
             }
-        };
-        Ok(CheckSpec {
-            kind,
-            interval: Duration::from_secs_f64(interval),
-            timeout: Duration::from_secs_f64(timeout),
-            rise,
-            fall,
-            port,
         })
     }
 

@@ -29,10 +29,12 @@ use toml::Spanned;
 use toml_parser::Source;
 use toml_parser::lexer::TokenKind;
 
-use super::{
-    ConfigError, DirectorConfig, NodeConfig, RawConfig, ServiceConfig, ServiceParts, Validator,
-    check_unique, derived_mark, protocol_name,
-};
+use crate::ConfigError;
+use crate::node::NodeConfig;
+use crate::raw::{RawAnnounce, RawConfig, RawService, RawSync, RawSysctl};
+use crate::service::ServiceParts;
+use crate::validate::Validator;
+use crate::validated::{DirectorConfig, ServiceConfig, derived_mark, protocol_name};
 
 /// What a load keeps so that the next one can skip the parts whose text did
 /// not change: a digest of each part's text (not the text: 1.4 MB at 20,000
@@ -154,15 +156,7 @@ fn parse_parts(
         let raw: RawConfig = toml::from_str(&text[range.clone()])
             .map_err(|e| pv.at(e.span(), e.message().to_string()))?;
         if k == 0 && !heads.is_empty() {
-            // `service = [...]` and `[[service]]` tables in one file: TOML
-            // refuses a key given twice.
-            if let Some(s) = raw.service.iter().find(|s| text[s.span()].starts_with('{')) {
-                return pv.err(
-                    s.span(),
-                    "`service` is given inline here and as [[service]] tables below: use one form"
-                        .into(),
-                );
-            }
+            refuse_inline_services(&pv, text, &raw)?;
         }
         let reusable = node_seen.take(&pv, &raw)?;
         let RawConfig {
@@ -173,36 +167,11 @@ fn parse_parts(
             sync,
         } = raw;
         if !reusable {
-            let given = (announce.is_some(), health_file.is_some(), sysctl.is_some());
-            let part = pv.node(announce, health_file, sysctl.map(Spanned::into_inner), sync)?;
-            if given.0 {
-                node.announce = part.announce;
-            }
-            if given.1 {
-                node.health_file = part.health_file;
-            }
-            if given.2 {
-                node.sysctl = part.sysctl;
-            }
-            if part.sync.is_some() {
-                node.sync = part.sync;
-            }
+            take_node_tables(&pv, &mut node, announce, health_file, sysctl, sync)?;
         }
         for entry in service {
-            let start = entry.span().start;
-            let ServiceParts {
-                cfg,
-                protocol,
-                key_offset,
-                port_offsets,
-            } = pv.service(entry.into_inner(), start)?;
-            metas.push(ServiceMeta {
-                protocol,
-                start,
-                key_offset,
-                port_offsets,
-                auto_mark: cfg.group.as_ref().is_some_and(|g| g.mark == 0),
-            });
+            let (cfg, meta) = validate_service(&pv, entry)?;
+            metas.push(meta);
             services.push(Arc::new(cfg));
         }
         parts.push(PartMemo {
@@ -214,6 +183,69 @@ fn parse_parts(
     }
     across_services(&v, &parts, &metas, &mut services)?;
     Ok((DirectorConfig { services, node }, parts, metas))
+}
+
+/// `service = [...]` and `[[service]]` tables in one file: TOML refuses a
+/// key given twice, and so must the prelude, which is parsed apart from the
+/// tables.
+fn refuse_inline_services(pv: &Validator, text: &str, raw: &RawConfig) -> Result<(), ConfigError> {
+    if let Some(s) = raw.service.iter().find(|s| text[s.span()].starts_with('{')) {
+        return pv.err(
+            s.span(),
+            "`service` is given inline here and as [[service]] tables below: use one form".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Validates the director-wide tables of one part into `node`. Only the
+/// tables the part gives are set: the others are defaults in what
+/// `Validator::node` returns, and must not undo an earlier part's.
+fn take_node_tables(
+    pv: &Validator,
+    node: &mut NodeConfig,
+    announce: Option<Spanned<RawAnnounce>>,
+    health_file: Option<Spanned<String>>,
+    sysctl: Option<Spanned<RawSysctl>>,
+    sync: Option<Spanned<RawSync>>,
+) -> Result<(), ConfigError> {
+    let given = (announce.is_some(), health_file.is_some(), sysctl.is_some());
+    let part = pv.node(announce, health_file, sysctl.map(Spanned::into_inner), sync)?;
+    if given.0 {
+        node.announce = part.announce;
+    }
+    if given.1 {
+        node.health_file = part.health_file;
+    }
+    if given.2 {
+        node.sysctl = part.sysctl;
+    }
+    if part.sync.is_some() {
+        node.sync = part.sync;
+    }
+    Ok(())
+}
+
+/// One service of a part, with what [`across_services`] needs of it.
+fn validate_service(
+    pv: &Validator,
+    entry: Spanned<RawService>,
+) -> Result<(ServiceConfig, ServiceMeta), ConfigError> {
+    let start = entry.span().start;
+    let ServiceParts {
+        cfg,
+        protocol,
+        key_offset,
+        port_offsets,
+    } = pv.service(entry.into_inner(), start)?;
+    let meta = ServiceMeta {
+        protocol,
+        start,
+        key_offset,
+        port_offsets,
+        auto_mark: cfg.group.as_ref().is_some_and(|g| g.mark == 0),
+    };
+    Ok((cfg, meta))
 }
 
 /// A part's text as 128 bits: two SipHash runs with different prefixes. A
@@ -295,6 +327,22 @@ fn across_services(
         }
         seen.insert(key, offset);
     }
+    Ok(())
+}
+
+fn check_unique(
+    v: &Validator,
+    seen: &mut HashMap<ServiceKey, usize>,
+    key: &ServiceKey,
+    offset: usize,
+) -> Result<(), ConfigError> {
+    if let Some(&first) = seen.get(key) {
+        return Err(v.at(
+            Some(offset..offset),
+            format!("service {key} is already defined on line {}", v.line(first)),
+        ));
+    }
+    seen.insert(*key, offset);
     Ok(())
 }
 

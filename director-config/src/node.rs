@@ -7,10 +7,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Validator};
+use crate::ConfigError;
+use crate::raw::{RawAnnounce, RawSync, RawSysctl};
+use crate::validate::Validator;
 
 /// Where the daemon writes its quorum for keepalived unless the file says,
 /// with the default control socket (see [`HealthFile::Beside`]).
@@ -107,25 +108,6 @@ pub const SYSCTLS: [(&str, u32); 7] = [
     ("backup_only", 1),
 ];
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawAnnounce {
-    interface: Spanned<String>,
-    hold_down: Option<Spanned<toml::Value>>,
-    withdraw_grace: Option<Spanned<toml::Value>>,
-}
-
-/// `[sysctl]`: names with their positions, for the errors.
-pub(super) type RawSysctl = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSync {
-    role: Spanned<String>,
-    interface: Spanned<String>,
-    syncid: Option<Spanned<i64>>,
-}
-
 /// Linux's rule for interface names (dev_valid_name): 1 to 15 bytes, not
 /// "." or "..", no '/', ':' or white space.
 pub fn valid_ifname(name: &str) -> bool {
@@ -148,91 +130,105 @@ impl Validator<'_> {
     ) -> Result<NodeConfig, ConfigError> {
         let mut node = NodeConfig::default();
         if let Some(a) = announce {
-            let a = a.into_inner();
-            let interface = self.ifname(&a.interface)?;
-            let hold_down = self.node_seconds(a.hold_down.as_ref(), "hold_down", MAX_HOLD_DOWN)?;
-            let withdraw_grace = self.node_seconds(
-                a.withdraw_grace.as_ref(),
-                "withdraw_grace",
-                MAX_WITHDRAW_GRACE,
-            )?;
-            node.announce = Some(Announce {
-                interface,
-                hold_down: hold_down.unwrap_or(DEFAULT_HOLD_DOWN),
-                withdraw_grace: withdraw_grace.unwrap_or(DEFAULT_WITHDRAW_GRACE),
-            });
+            node.announce = Some(self.announce(a.into_inner())?);
         }
         if let Some(h) = health_file {
-            let text = h.get_ref();
-            node.health_file = if text.is_empty() {
-                HealthFile::Off
-            } else if !text.starts_with('/') || text.ends_with('/') {
-                return self.err(
-                    h.span(),
-                    format!("health_file {text:?} is not an absolute file path (\"\" for none)"),
-                );
-            } else {
-                HealthFile::At(PathBuf::from(text))
-            };
+            node.health_file = self.health_file(&h)?;
         }
         if let Some(table) = sysctl {
-            for (key, value) in table {
-                let Some(&(name, max)) = SYSCTLS.iter().find(|(n, _)| *n == key.get_ref()) else {
-                    let names: Vec<&str> = SYSCTLS.iter().map(|(n, _)| *n).collect();
-                    return self.err(
-                        key.span(),
-                        format!(
-                            "[sysctl] {:?} is not one of {} (net.ipv4.vs.*)",
-                            key.get_ref(),
-                            names.join(", ")
-                        ),
-                    );
-                };
-                let n = value
-                    .get_ref()
-                    .as_integer()
-                    .filter(|n| (0..=i64::from(max)).contains(n));
-                let Some(n) = n else {
-                    return self.err(
-                        value.span(),
-                        format!(
-                            "[sysctl] {name} = {} is not an integer in 0..={max}",
-                            value.get_ref()
-                        ),
-                    );
-                };
-                node.sysctl.push((name, n as u32));
-            }
-            node.sysctl
-                .sort_by_key(|(n, _)| SYSCTLS.iter().position(|(s, _)| s == n));
+            node.sysctl = self.sysctl(table)?;
         }
         if let Some(s) = sync {
-            let s = s.into_inner();
-            let role = match s.role.get_ref().as_str() {
-                "master" => SyncRole::Master,
-                "backup" => SyncRole::Backup,
-                "both" => SyncRole::Both,
-                other => {
-                    return self.err(
-                        s.role.span(),
-                        format!(
-                            "[sync] role {other:?} is not one of \"master\", \"backup\", \"both\""
-                        ),
-                    );
-                }
-            };
-            let interface = self.ifname(&s.interface)?;
-            let syncid = match &s.syncid {
-                None => 0,
-                Some(id) => self.int::<u8>(id, "syncid", 0, 255)?,
-            };
-            node.sync = Some(SyncConfig {
-                role,
-                interface,
-                syncid,
-            });
+            node.sync = Some(self.sync(s.into_inner())?);
         }
         Ok(node)
+    }
+
+    fn announce(&self, a: RawAnnounce) -> Result<Announce, ConfigError> {
+        let interface = self.ifname(&a.interface)?;
+        let hold_down = self.node_seconds(a.hold_down.as_ref(), "hold_down", MAX_HOLD_DOWN)?;
+        let withdraw_grace = self.node_seconds(
+            a.withdraw_grace.as_ref(),
+            "withdraw_grace",
+            MAX_WITHDRAW_GRACE,
+        )?;
+        Ok(Announce {
+            interface,
+            hold_down: hold_down.unwrap_or(DEFAULT_HOLD_DOWN),
+            withdraw_grace: withdraw_grace.unwrap_or(DEFAULT_WITHDRAW_GRACE),
+        })
+    }
+
+    fn health_file(&self, h: &Spanned<String>) -> Result<HealthFile, ConfigError> {
+        let text = h.get_ref();
+        if text.is_empty() {
+            Ok(HealthFile::Off)
+        } else if !text.starts_with('/') || text.ends_with('/') {
+            self.err(
+                h.span(),
+                format!("health_file {text:?} is not an absolute file path (\"\" for none)"),
+            )
+        } else {
+            Ok(HealthFile::At(PathBuf::from(text)))
+        }
+    }
+
+    /// The `[sysctl]` settings in [`SYSCTLS`] order.
+    fn sysctl(&self, table: RawSysctl) -> Result<Vec<(&'static str, u32)>, ConfigError> {
+        let mut sysctl = Vec::new();
+        for (key, value) in table {
+            let Some(&(name, max)) = SYSCTLS.iter().find(|(n, _)| *n == key.get_ref()) else {
+                let names: Vec<&str> = SYSCTLS.iter().map(|(n, _)| *n).collect();
+                return self.err(
+                    key.span(),
+                    format!(
+                        "[sysctl] {:?} is not one of {} (net.ipv4.vs.*)",
+                        key.get_ref(),
+                        names.join(", ")
+                    ),
+                );
+            };
+            let n = value
+                .get_ref()
+                .as_integer()
+                .filter(|n| (0..=i64::from(max)).contains(n));
+            let Some(n) = n else {
+                return self.err(
+                    value.span(),
+                    format!(
+                        "[sysctl] {name} = {} is not an integer in 0..={max}",
+                        value.get_ref()
+                    ),
+                );
+            };
+            sysctl.push((name, n as u32));
+        }
+        sysctl.sort_by_key(|(n, _)| SYSCTLS.iter().position(|(s, _)| s == n));
+        Ok(sysctl)
+    }
+
+    fn sync(&self, s: RawSync) -> Result<SyncConfig, ConfigError> {
+        let role = match s.role.get_ref().as_str() {
+            "master" => SyncRole::Master,
+            "backup" => SyncRole::Backup,
+            "both" => SyncRole::Both,
+            other => {
+                return self.err(
+                    s.role.span(),
+                    format!("[sync] role {other:?} is not one of \"master\", \"backup\", \"both\""),
+                );
+            }
+        };
+        let interface = self.ifname(&s.interface)?;
+        let syncid = match &s.syncid {
+            None => 0,
+            Some(id) => self.int::<u8>(id, "syncid", 0, 255)?,
+        };
+        Ok(SyncConfig {
+            role,
+            interface,
+            syncid,
+        })
     }
 
     fn ifname(&self, name: &Spanned<String>) -> Result<String, ConfigError> {

@@ -6,7 +6,10 @@ use std::net::IpAddr;
 use lvs_ipvs::table::{Destination, Family, Forward, ServiceKey};
 use toml::Spanned;
 
-use super::{ConfigError, OnFailure, RawServer, Validator};
+use crate::ConfigError;
+use crate::raw::RawServer;
+use crate::validate::Validator;
+use crate::validated::OnFailure;
 
 impl Validator<'_> {
     pub(super) fn server(

@@ -1,3 +1,7 @@
+use std::path::Path;
+
+use lvs_ipvs::table::{Family, Forward, Protocol, ServiceFlags, ServiceKey};
+
 use super::*;
 
 fn parse_str(text: &str) -> Result<DirectorConfig, ConfigError> {
