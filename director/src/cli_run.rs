@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use lvs_director::control::{self, Request};
+use lvs_director::control::{self, Reply, Request};
 use lvs_director::daemon::{self, Options};
-use lvs_director::status;
 
 use lvs_director::cli::{ControlArgs, DrainArgs, Output, RunArgs, StatusArgs};
 
@@ -78,21 +77,21 @@ fn ask(
             return ExitCode::from(4);
         }
     };
-    let ok = reply["ok"] == true;
-    let text = match (output, ok) {
+    let ok = reply.ok();
+    let text = match (output, &reply) {
         (Output::Json, _) => serde_json::to_string_pretty(&reply).unwrap_or_default() + "\n",
-        (Output::Text, false) => {
-            eprintln!(
-                "lvs-director: {}",
-                reply["error"].as_str().unwrap_or("refused")
-            );
+        (Output::Text, Reply::Refused { error, .. }) => {
+            eprintln!("lvs-director: {error}");
             return ExitCode::from(1);
         }
-        (Output::Text, true) => match req {
-            Request::Status => status::render_text(&reply),
-            Request::Withdraw | Request::Announce => format!("ok: {}\n", reply["message"]),
-            _ => format!("ok: {} services changed\n", reply["changed"]),
-        },
+        (Output::Text, Reply::Status { status, .. }) => status.to_text(),
+        // Quoted, as the JSON string it was printed as before replies were typed.
+        (Output::Text, Reply::Done { message, .. }) => {
+            format!("ok: {}\n", serde_json::Value::from(message.as_str()))
+        }
+        (Output::Text, Reply::Changed { changed, .. }) => {
+            format!("ok: {changed} services changed\n")
+        }
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

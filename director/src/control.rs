@@ -4,9 +4,11 @@
 //! each connection has [`IO_TIMEOUT`] to send its request and read its
 //! reply; at most [`MAX_CLIENTS`] are served at once.
 //!
-//! Requests: `{"cmd":"status"}`, `{"cmd":"drain","service":S,"server":A}`,
-//! `{"cmd":"undrain",...}`. Replies: `{"ok":true,...}` or
-//! `{"ok":false,"error":"..."}`.
+//! Requests ([`Request`]): `{"cmd":"status"}`,
+//! `{"cmd":"drain","service":S,"server":A}`, `{"cmd":"undrain",...}`,
+//! `{"cmd":"withdraw"}`, `{"cmd":"announce"}`. Replies ([`Reply`]):
+//! `{"ok":true,...}` (the [`Status`], a count of services changed, or a
+//! message) or `{"ok":false,"error":"..."}`.
 //!
 //! Admin drains are kept in a small JSON file next to the socket
 //! (`control.sock` -> `control.drains.json`), so they outlive a restart of
@@ -20,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -29,6 +31,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use lvs_ipvs::table::{Family, Protocol, ServiceKey};
 
 use crate::cluster::DrainKey;
+use crate::status::Status;
 
 pub const DEFAULT_CONTROL: &str = "/run/lvs-director/control.sock";
 pub const MAX_REQUEST: u64 = 4096;
@@ -90,10 +93,92 @@ pub enum Request {
     Announce,
 }
 
+/// The daemon's answer to a [`Request`]: every reply says `"ok"`, and the
+/// client tells them apart by their fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Refused {
+        ok: OkFlag<false>,
+        error: String,
+    },
+    /// `drain` and `undrain`: how many services changed.
+    Changed {
+        ok: OkFlag<true>,
+        changed: usize,
+    },
+    /// `withdraw` and `announce`.
+    Done {
+        ok: OkFlag<true>,
+        message: String,
+    },
+    Status {
+        ok: OkFlag<true>,
+        #[serde(flatten)]
+        status: Box<Status>,
+    },
+}
+
+impl Reply {
+    pub fn refused(error: impl Into<String>) -> Reply {
+        Reply::Refused {
+            ok: OkFlag,
+            error: error.into(),
+        }
+    }
+
+    pub fn changed(changed: usize) -> Reply {
+        Reply::Changed {
+            ok: OkFlag,
+            changed,
+        }
+    }
+
+    pub fn done(message: impl Into<String>) -> Reply {
+        Reply::Done {
+            ok: OkFlag,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(status: Status) -> Reply {
+        Reply::Status {
+            ok: OkFlag,
+            status: Box::new(status),
+        }
+    }
+
+    /// The daemon did what was asked.
+    pub fn ok(&self) -> bool {
+        !matches!(self, Reply::Refused { .. })
+    }
+}
+
+/// `"ok": OK` on the wire, and only that value when read: it is what tells
+/// a refusal from an answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OkFlag<const OK: bool>;
+
+impl<const OK: bool> Serialize for OkFlag<OK> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(OK)
+    }
+}
+
+impl<'de, const OK: bool> Deserialize<'de> for OkFlag<OK> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if bool::deserialize(d)? == OK {
+            Ok(OkFlag)
+        } else {
+            Err(D::Error::custom(format!("\"ok\" is not {OK}")))
+        }
+    }
+}
+
 /// A request waiting for the daemon's answer.
 pub struct Pending {
     pub request: Request,
-    pub reply: oneshot::Sender<Value>,
+    pub reply: oneshot::Sender<Reply>,
 }
 
 /// Binds the socket: mode 0600 in a 0700 directory created if missing. A
@@ -117,17 +202,12 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         std::fs::remove_file(path).map_err(io_err)?;
     }
     // Created 0600 from the start (no window with a wider mode).
-    let old = unsafe_umask(0o177);
+    let old = crate::sys::umask(0o177);
     let l = UnixListener::bind(path);
-    unsafe_umask(old);
+    crate::sys::umask(old);
     let l = l.map_err(io_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
     Ok(l)
-}
-
-fn unsafe_umask(mask: libc::mode_t) -> libc::mode_t {
-    // SAFETY: umask(2) only swaps the process's file mode mask.
-    unsafe { libc::umask(mask) }
 }
 
 /// Accepts connections until the listener fails; each request goes to the
@@ -152,30 +232,24 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Pending>) {
     }
 }
 
-fn error_reply(message: impl Into<String>) -> Value {
-    serde_json::json!({"ok": false, "error": message.into()})
-}
-
 async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()> {
-    let peer_ok = stream.peer_cred().map(|c| {
-        // SAFETY: geteuid(2) cannot fail.
-        let me = unsafe { libc::geteuid() };
-        c.uid() == 0 || c.uid() == me
-    });
+    let peer_ok = stream
+        .peer_cred()
+        .map(|c| c.uid() == 0 || c.uid() == crate::sys::euid());
     let (read, mut write) = stream.into_split();
     let reply = if !peer_ok.unwrap_or(false) {
-        error_reply("permission denied: the control socket is for root")
+        Reply::refused("permission denied: the control socket is for root")
     } else {
         let mut line = String::new();
         let mut reader = BufReader::new(read.take(MAX_REQUEST));
         match tokio::time::timeout(IO_TIMEOUT, reader.read_line(&mut line)).await {
-            Err(_) => error_reply("no request in time"),
-            Ok(Err(e)) => error_reply(format!("reading the request: {e}")),
-            Ok(Ok(_)) if !line.ends_with('\n') => error_reply(format!(
+            Err(_) => Reply::refused("no request in time"),
+            Ok(Err(e)) => Reply::refused(format!("reading the request: {e}")),
+            Ok(Ok(_)) if !line.ends_with('\n') => Reply::refused(format!(
                 "a request is one line of at most {MAX_REQUEST} bytes"
             )),
             Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-                Err(e) => error_reply(format!("bad request: {e}")),
+                Err(e) => Reply::refused(format!("bad request: {e}")),
                 Ok(request) => {
                     let (rtx, rrx) = oneshot::channel();
                     if tx
@@ -186,18 +260,18 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
                         .await
                         .is_err()
                     {
-                        error_reply("the daemon is stopping")
+                        Reply::refused("the daemon is stopping")
                     } else {
                         match tokio::time::timeout(IO_TIMEOUT, rrx).await {
                             Ok(Ok(v)) => v,
-                            _ => error_reply("the daemon did not answer in time"),
+                            _ => Reply::refused("the daemon did not answer in time"),
                         }
                     }
                 }
             },
         }
     };
-    let mut text = reply.to_string();
+    let mut text = serde_json::to_string(&reply).expect("a reply serializes");
     text.push('\n');
     tokio::time::timeout(IO_TIMEOUT, write.write_all(text.as_bytes()))
         .await
@@ -205,7 +279,7 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
 }
 
 /// Client side: sends one request, returns the reply.
-pub async fn request(path: &Path, req: &Request) -> Result<Value, ControlError> {
+pub async fn request(path: &Path, req: &Request) -> Result<Reply, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
         source,
@@ -376,6 +450,32 @@ mod tests {
         );
         assert_eq!(parse_server("[2001:db8::1]:80").unwrap().1, Some(80));
         assert!(parse_server("rs1").is_err());
+    }
+
+    /// The wire form of each reply, as the daemon wrote it before replies
+    /// were typed, and back.
+    #[test]
+    fn replies_on_the_wire() {
+        for (reply, text) in [
+            (Reply::refused("no"), r#"{"ok":false,"error":"no"}"#),
+            (Reply::changed(2), r#"{"ok":true,"changed":2}"#),
+            (Reply::done("back"), r#"{"ok":true,"message":"back"}"#),
+        ] {
+            assert_eq!(serde_json::to_string(&reply).unwrap(), text);
+            assert_eq!(
+                serde_json::from_str::<Reply>(text).unwrap(),
+                reply,
+                "{text}"
+            );
+        }
+        assert!(!Reply::refused("no").ok() && Reply::changed(0).ok());
+        let status = Reply::status(Status::default());
+        let text = serde_json::to_string(&status).unwrap();
+        assert!(text.starts_with(r#"{"ok":true,"config":"","#), "{text}");
+        assert_eq!(serde_json::from_str::<Reply>(&text).unwrap(), status);
+        // An error is never read as an answer.
+        assert!(serde_json::from_str::<Reply>(r#"{"ok":true,"error":"no"}"#).is_err());
+        assert!(serde_json::from_str::<Reply>(r#"{"ok":false,"changed":1}"#).is_err());
     }
 
     #[test]

@@ -11,30 +11,18 @@ const FD_RESERVE: u64 = 256;
 /// with "too many open files" at the default of 1024 in flight), and caps
 /// the checks in flight to what the limit leaves.
 pub(super) fn fd_budget(max_in_flight: usize) -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit fill or read the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+    let Some((mut soft, hard)) = crate::sys::nofile_limit() else {
         return max_in_flight;
+    };
+    if soft < hard && crate::sys::set_nofile_limit(hard, hard) {
+        soft = hard;
     }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        }
-    }
-    let room = lim.rlim_cur.saturating_sub(FD_RESERVE).max(16);
+    let room = soft.saturating_sub(FD_RESERVE).max(16);
     let room = usize::try_from(room).unwrap_or(usize::MAX);
     if room < max_in_flight {
         warn!(
             "open files limited to {}: at most {room} checks in flight instead of {max_in_flight}",
-            lim.rlim_cur
+            soft
         );
         room
     } else {

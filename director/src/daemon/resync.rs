@@ -27,15 +27,46 @@ const MAX_OVERTAKING: usize = 4096;
 /// (a sync under constant changes must still happen).
 const MAX_STALE_READS: u32 = 3;
 
+/// Where the full syncs' reads stand.
+#[derive(Default)]
+pub(super) struct Resync {
+    read: Read,
+    /// Reads in a row thrown away because too much changed meanwhile.
+    stale_reads: u32,
+}
+
+/// A sync's table read beside the loop.
+#[derive(Default)]
+enum Read {
+    #[default]
+    Idle,
+    /// In flight, with the changes the daemon made meanwhile: put over the
+    /// read when it is back (see [`Daemon::on_read`]).
+    InFlight(Vec<Op>),
+    /// In flight, but too much changed meanwhile: it will be thrown away.
+    Overtaken,
+}
+
+impl Resync {
+    /// Notes a change the kernel took, for the read in flight.
+    pub(super) fn overtook(&mut self, op: &Op) {
+        match &mut self.read {
+            Read::InFlight(ops) if ops.len() < MAX_OVERTAKING => ops.push(op.clone()),
+            Read::InFlight(_) => self.read = Read::Overtaken,
+            Read::Idle | Read::Overtaken => {}
+        }
+    }
+}
+
 impl Daemon {
     /// Starts a sync: the table is read beside the loop, which goes on
     /// checking, reloading and editing meanwhile.
     pub(super) fn start_read(&mut self) {
-        if self.overtaken.is_some() {
+        if !matches!(self.resync.read, Read::Idle) {
             return;
         }
-        self.overtaken = Some(Some(Vec::new()));
-        let (kernel, tx) = (self.kernel.clone(), self.read_tx.clone());
+        self.resync.read = Read::InFlight(Vec::new());
+        let (kernel, tx) = (self.kernel.clone(), self.channels.reads_tx.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let table = kernel.table_to_plan().await;
@@ -46,22 +77,12 @@ impl Daemon {
         });
     }
 
-    /// Notes a change the kernel took, for the read in flight.
-    pub(super) fn overtook(&mut self, op: &Op) {
-        if let Some(kept) = &mut self.overtaken {
-            match kept {
-                Some(ops) if ops.len() < MAX_OVERTAKING => ops.push(op.clone()),
-                _ => *kept = None,
-            }
-        }
-    }
-
     /// A sync's read is back. The changes the daemon made while it ran are
     /// put over it: the read may or may not have seen each one, and a
     /// change's result is the same either way (planning against the bare
     /// read would undo them in the view). Too many changes: read again.
     pub(super) async fn on_read(&mut self, read: TableRead) {
-        let overtaken = self.overtaken.take().flatten();
+        let overtaken = std::mem::take(&mut self.resync.read);
         if read.took > Duration::from_secs(1) {
             warn!(
                 "full sync: reading the table took {:.1}s",
@@ -75,20 +96,24 @@ impl Daemon {
                 return;
             }
         };
-        if let Some(ops) = overtaken {
-            self.stale_reads = 0;
-            let table = if ops.is_empty() {
-                table
-            } else {
-                overlay(table, &ops)
-            };
-            self.full_sync(Some(table)).await;
-        } else if self.stale_reads + 1 < MAX_STALE_READS {
-            self.stale_reads += 1;
-            self.start_read();
-        } else {
-            self.stale_reads = 0;
-            self.full_sync(None).await;
+        match overtaken {
+            Read::InFlight(ops) => {
+                self.resync.stale_reads = 0;
+                let table = if ops.is_empty() {
+                    table
+                } else {
+                    overlay(table, &ops)
+                };
+                self.full_sync(Some(table)).await;
+            }
+            _ if self.resync.stale_reads + 1 < MAX_STALE_READS => {
+                self.resync.stale_reads += 1;
+                self.start_read();
+            }
+            _ => {
+                self.resync.stale_reads = 0;
+                self.full_sync(None).await;
+            }
         }
     }
 
@@ -106,27 +131,13 @@ impl Daemon {
                 }
             },
         };
-        let (lag, overrun) = self.sched.take_lag();
-        if lag >= Duration::from_secs(1) || overrun > 0 {
-            warn!(
-                "checks started up to {:.1}s late since the last sync, {overrun} runs passed over (the last still going); {} running: the director is short of CPU or of --max-in-flight",
-                lag.as_secs_f64(),
-                self.runs_in_flight
-            );
-        }
-        if self.skipped_since_sync > 0 {
-            warn!(
-                "{} checks skipped since the last sync (last: {}): raise LimitNOFILE and --max-in-flight, or the intervals",
-                self.skipped_since_sync, self.last_skip
-            );
-            self.skipped_since_sync = 0;
-        }
+        self.log_lag_and_skips();
         // The table just read replaces the view: dropped now, the old one
         // is not held beside the read and the new map (2 MB at 20,000
         // servers, at the peak of every sync).
         self.view = View::new();
-        let retired = self.model.expire_retiring(&table, Instant::now());
-        let mut p = plan_from(self.model.desired_entries(), &table, self.opts.prune);
+        let retired = self.cluster.expire_retiring(&table, Instant::now());
+        let mut p = plan_from(self.cluster.desired_entries(), &table, self.opts.prune);
         p.deletions
             .extend(retired.into_iter().map(Op::DeleteService));
         let first = self.counters.syncs == 0;
@@ -153,7 +164,7 @@ impl Daemon {
         }
         self.view = view_of(table);
         self.apply_plan(p).await;
-        match self.kernel.sync_nft(groups(&self.model.config)).await {
+        match self.kernel.sync_nft(groups(&self.cluster.config)).await {
             Ok(true) => info!("nftables table of the port groups written"),
             Ok(false) => {}
             Err(e) => error!("{e} (retried at the next sync)"),
@@ -164,6 +175,25 @@ impl Daemon {
         self.counters.syncs += 1;
         self.counters.last_sync = Some(Instant::now());
         super::release_freed_memory();
+    }
+}
+
+impl Daemon {
+    /// What the checks suffered since the last sync: late starts, skips.
+    fn log_lag_and_skips(&mut self) {
+        let (lag, overrun) = self.runs.take_lag();
+        if lag >= Duration::from_secs(1) || overrun > 0 {
+            warn!(
+                "checks started up to {:.1}s late since the last sync, {overrun} runs passed over (the last still going); {} running: the director is short of CPU or of --max-in-flight",
+                lag.as_secs_f64(),
+                self.runs.in_flight()
+            );
+        }
+        if let Some((n, last)) = self.runs.take_skips() {
+            warn!(
+                "{n} checks skipped since the last sync (last: {last}): raise LimitNOFILE and --max-in-flight, or the intervals"
+            );
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! reading it and on writing the answer, one request per connection. A
 //! slowloris client or a flood holds nothing for long.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::{CONTENT_TYPE, Snapshot, render};
+use super::CONTENT_TYPE;
+use super::scrapes::{MAX_AGE, Scrapes};
+use crate::status::Status;
 
 /// The bounds of the metrics server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +56,7 @@ pub enum MetricsError {
 pub struct MetricsServer {
     listener: TcpListener,
     limits: Limits,
+    max_age: Duration,
 }
 
 impl MetricsServer {
@@ -67,6 +71,7 @@ impl MetricsServer {
         Self {
             listener,
             limits: Limits::default(),
+            max_age: MAX_AGE,
         }
     }
 
@@ -75,19 +80,27 @@ impl MetricsServer {
         self
     }
 
+    /// How old a snapshot a scrape may be served ([`MAX_AGE`] unless set).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
     /// The bound address (the port, when bound to port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until the future is dropped. `source` is called once per
-    /// `GET /metrics` (on a blocking thread, with the rendering, so that a
-    /// large table does not stall the runtime's checks).
-    pub async fn run<F>(self, source: F)
+    /// Serves until the future is dropped. `take` makes a new snapshot when
+    /// a scrape finds the latest older than the max age (see [`Scrapes`]);
+    /// the text is rendered on a blocking thread, so that a large table
+    /// does not stall the runtime's checks.
+    pub async fn run<F, Fut>(self, take: F)
     where
-        F: Fn() -> Snapshot + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Status> + Send,
     {
-        let source = Arc::new(source);
+        let scrapes = Arc::new(Scrapes::with_max_age(take, self.max_age));
         let limits = self.limits;
         let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         loop {
@@ -104,9 +117,9 @@ impl MetricsServer {
                 drop(stream);
                 continue;
             };
-            let source = source.clone();
+            let scrapes = scrapes.clone();
             tokio::spawn(async move {
-                handle(stream, limits, source).await;
+                handle(stream, limits, &scrapes).await;
                 drop(permit);
             });
         }
@@ -115,11 +128,12 @@ impl MetricsServer {
 
 /// Binds `addr` and serves `GET /metrics` with the default [`Limits`]
 /// until the future is dropped; returns only if it cannot listen.
-pub async fn serve<F>(addr: SocketAddr, source: F) -> Result<(), MetricsError>
+pub async fn serve<F, Fut>(addr: SocketAddr, take: F) -> Result<(), MetricsError>
 where
-    F: Fn() -> Snapshot + Send + Sync + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Status> + Send,
 {
-    MetricsServer::bind(addr).await?.run(source).await;
+    MetricsServer::bind(addr).await?.run(take).await;
     Ok(())
 }
 
@@ -131,9 +145,10 @@ enum Request {
     TooLarge,
 }
 
-async fn handle<F>(mut stream: TcpStream, limits: Limits, source: Arc<F>)
+async fn handle<F, Fut>(mut stream: TcpStream, limits: Limits, scrapes: &Scrapes<F>)
 where
-    F: Fn() -> Snapshot + Send + Sync + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Status> + Send,
 {
     let request =
         match tokio::time::timeout(limits.read_timeout, read(&mut stream, limits.head_cap)).await {
@@ -141,19 +156,16 @@ where
             // Timed out, or gone before a whole head: nothing to answer.
             Ok(None) | Err(_) => return,
         };
-    let (status, content_type, body, head_only) = match request {
-        Request::Metrics { head_only } => {
-            let rendered = tokio::task::spawn_blocking(move || render(&source())).await;
-            match rendered {
-                Ok(text) => ("200 OK", CONTENT_TYPE, text, head_only),
-                Err(_) => (
-                    "500 Internal Server Error",
-                    "text/plain",
-                    "error\n".into(),
-                    false,
-                ),
-            }
-        }
+    let (status, content_type, body, head_only): (_, _, Arc<str>, _) = match request {
+        Request::Metrics { head_only } => match scrapes.text().await {
+            Some(text) => ("200 OK", CONTENT_TYPE, text, head_only),
+            None => (
+                "500 Internal Server Error",
+                "text/plain",
+                "error\n".into(),
+                false,
+            ),
+        },
         Request::NotFound => (
             "404 Not Found",
             "text/plain",

@@ -1,65 +1,106 @@
 //! Rendering, the dashboard's metric names, and the HTTP endpoint's bounds.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant, SystemTime};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use lvs_ipvs::table::{Family, ServiceKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use crate::status::{
+    HealthState, IpvsCounters, ServerStatus, ServiceStatus, SorryStatus, Status, Traffic, VipStatus,
+};
 
-fn stats(base: u64) -> Stats {
-    Stats {
-        conns: base,
-        inpkts: base * 10,
-        outpkts: base * 20,
-        inbytes: base * 1000,
-        outbytes: base * 2000,
-        ..Stats::default()
+fn traffic(base: u64) -> Traffic {
+    Traffic {
+        connections: base,
+        incoming_packets: base * 10,
+        outgoing_packets: base * 20,
+        incoming_bytes: base * 1000,
+        outgoing_bytes: base * 2000,
     }
 }
 
-fn snapshot() -> Snapshot {
+fn server(address: &str, state: HealthState) -> ServerStatus {
+    ServerStatus {
+        server: address.parse().unwrap(),
+        health: state,
+        weight: None,
+        configured_weight: 1,
+        admin_drained: false,
+        adopted: false,
+        check: "tcp port 80".into(),
+        last_result: None,
+        last_check: None,
+        since: 0.0,
+        last_check_duration: None,
+        transitions: 0,
+        ipvs: None,
+    }
+}
+
+fn service(key: ServiceKey, servers: Vec<ServerStatus>) -> ServiceStatus {
+    ServiceStatus {
+        service: key,
+        scheduler: "wrr".into(),
+        quorum: 1,
+        healthy: 0,
+        on_failure: "drain".into(),
+        sorry_server: None,
+        sorry_active: false,
+        servers,
+        sorry_destination: None,
+        ipvs: None,
+    }
+}
+
+/// A status as a scrape takes it (with the kernel's counters).
+fn snapshot() -> Status {
     let vip = IpAddr::V4(Ipv4Addr::new(10, 1, 252, 73));
-    Snapshot {
-        services: vec![ServiceSnapshot {
-            service: service_label(&ServiceKey::tcp(vip, 80)),
-            stats: stats(7),
-            servers: vec![
-                ServerSnapshot {
-                    server: server_label(IpAddr::V4(Ipv4Addr::new(10, 1, 252, 74)), 80),
-                    stats: stats(3),
-                    active_connections: 5,
-                    inactive_connections: 2,
-                    weight: 2,
-                    configured_weight: 2,
-                    state: HealthState::Up,
-                    last_check_duration: Some(Duration::from_millis(250)),
-                    transitions_total: 1,
-                },
-                ServerSnapshot {
-                    server: "10.1.252.75:80".into(),
-                    weight: 0,
-                    configured_weight: 1,
-                    state: HealthState::Down,
-                    transitions_total: 4,
-                    ..ServerSnapshot::default()
-                },
-            ],
+    Status {
+        services: vec![ServiceStatus {
+            ipvs: Some(traffic(7)),
+            ..service(
+                ServiceKey::tcp(vip, 80),
+                vec![
+                    ServerStatus {
+                        weight: Some(2),
+                        configured_weight: 2,
+                        last_check_duration: Some(0.25),
+                        transitions: 1,
+                        ipvs: Some(IpvsCounters {
+                            active_connections: 5,
+                            inactive_connections: 2,
+                            traffic: traffic(3),
+                        }),
+                        ..server("10.1.252.74:80", HealthState::Up)
+                    },
+                    ServerStatus {
+                        weight: Some(0),
+                        transitions: 4,
+                        ..server("10.1.252.75:80", HealthState::Down)
+                    },
+                ],
+            )
         }],
-        reloads_total: 3,
-        reload_errors_total: 1,
+        reloads: 2,
+        reload_failures: 1,
         checks_in_flight: 12,
-        checks_skipped_total: 0,
-        last_reload_success: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-        vips: vec![VipSnapshot {
+        checks_skipped: 0,
+        last_load: Some(1_700_000_000.0),
+        vips: vec![VipStatus {
             vip: "10.1.252.73".into(),
             announced: true,
             announces: 2,
             withdrawals: 1,
         }],
-        healthy: Some(true),
+        quorum: Some(true),
+        ..Status::default()
     }
 }
 
@@ -85,8 +126,83 @@ fn announced_vips_and_quorum() {
         2.0
     );
     assert_eq!(value(&text, "lvs_director_quorum"), 1.0);
-    let none = render(&Snapshot::default());
+    let none = render(&Status::default());
     assert!(!none.contains("lvs_director_quorum"), "{none}");
+}
+
+/// An admin drain shows as `drain` whatever the check says; the sorry
+/// server, while wanted, is a server of its service, up.
+#[test]
+fn drained_and_sorry_servers() {
+    let key = ServiceKey::tcp(IpAddr::V4(Ipv4Addr::new(10, 1, 252, 73)), 80);
+    let status = Status {
+        services: vec![ServiceStatus {
+            sorry_server: Some(IpAddr::V4(Ipv4Addr::new(10, 1, 252, 80))),
+            sorry_active: true,
+            sorry_destination: Some(SorryStatus {
+                server: "10.1.252.80:80".parse().unwrap(),
+                configured_weight: 1,
+                weight: Some(1),
+                ipvs: Some(IpvsCounters {
+                    active_connections: 3,
+                    ..IpvsCounters::default()
+                }),
+            }),
+            ..service(
+                key,
+                vec![ServerStatus {
+                    admin_drained: true,
+                    ..server("10.1.252.74:80", HealthState::Up)
+                }],
+            )
+        }],
+        ..Status::default()
+    };
+    let text = render(&status);
+    let svc = r#"service="TCP 10.1.252.73:80""#;
+    let sorry = format!(r#"{svc},server="10.1.252.80:80""#);
+    for (state, servers) in [
+        ("up", 1.0),
+        ("down", 0.0),
+        ("drain", 1.0),
+        ("unchecked", 0.0),
+    ] {
+        let series = format!("lvs_director_service_servers{{{svc},state=\"{state}\"}}");
+        assert_eq!(value(&text, &series), servers, "{state}");
+    }
+    let drained = format!(r#"{svc},server="10.1.252.74:80",state="drain""#);
+    assert_eq!(
+        value(&text, &format!("lvs_director_server_state{{{drained}}}")),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"lvs_director_server_state{{{sorry},state="up"}}"#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&text, &format!("lvs_director_server_weight{{{sorry}}}")),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("lvs_director_server_active_connections{{{sorry}}}")
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("lvs_director_server_transitions_total{{{sorry}}}")
+        ),
+        0.0
+    );
+    assert!(!text.contains(&format!(
+        "lvs_director_server_last_check_duration_seconds{{{sorry}}}"
+    )));
 }
 
 /// `name{labels} value` lines: name (with labels) → value.
@@ -310,18 +426,18 @@ fn labels_are_escaped_and_named_like_ipvsadm() {
     );
     assert_eq!(server_label(v6, 80), "[2001:db8::1]:80");
 
-    let snapshot = Snapshot {
-        services: vec![ServiceSnapshot {
-            service: "odd \"name\" \\ here\n".into(),
-            ..ServiceSnapshot::default()
+    // Label values are escaped by prometheus-client; VIP labels are the
+    // only free text left (addresses, as written in the file).
+    let snapshot = Status {
+        vips: vec![VipStatus {
+            vip: "odd \"name\" \\ here\n".into(),
+            ..VipStatus::default()
         }],
-        ..Snapshot::default()
+        ..Status::default()
     };
     let text = render(&snapshot);
     assert!(
-        text.contains(
-            r#"lvs_director_service_connections_total{service="odd \"name\" \\ here\n"} 0"#
-        ),
+        text.contains(r#"lvs_director_vip_announced{vip="odd \"name\" \\ here\n"} 0"#),
         "{text}"
     );
 }
@@ -455,7 +571,7 @@ async fn start(limits: Limits) -> SocketAddr {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let server = MetricsServer::from_listener(listener).with_limits(limits);
     let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run(snapshot));
+    tokio::spawn(server.run(|| async { snapshot() }));
     addr
 }
 
@@ -597,6 +713,76 @@ async fn connection_cap() {
         assert!(Instant::now() < deadline, "permits not given back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A snapshot that counts how often it is taken (each take is one table
+/// read in the daemon), slow enough for scrapes to pile up behind it.
+fn counted(
+    reads: &Arc<AtomicUsize>,
+) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Status> + Send>> + Send + Sync + 'static {
+    let reads = reads.clone();
+    move || {
+        let reads = reads.clone();
+        Box::pin(async move {
+            reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            snapshot()
+        })
+    }
+}
+
+/// Scrapes at once, and one after another, within a second: one table read
+/// for them all (each scrape read the table before).
+#[tokio::test]
+async fn scrapes_within_a_second_share_one_read() {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let scrapes = Arc::new(Scrapes::new(counted(&reads)));
+    let together: Vec<_> = (0..8)
+        .map(|_| {
+            let scrapes = scrapes.clone();
+            tokio::spawn(async move { scrapes.text().await })
+        })
+        .collect();
+    let mut texts = Vec::new();
+    for t in together {
+        texts.push(t.await.unwrap().unwrap());
+    }
+    for _ in 0..8 {
+        texts.push(scrapes.text().await.unwrap());
+    }
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    assert!(texts.iter().all(|t| Arc::ptr_eq(t, &texts[0])));
+}
+
+/// Past its age, the next scrape takes a new snapshot.
+#[tokio::test]
+async fn an_old_snapshot_is_taken_anew() {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let scrapes = Scrapes::with_max_age(counted(&reads), Duration::from_millis(100));
+    scrapes.text().await.unwrap();
+    scrapes.text().await.unwrap();
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    scrapes.text().await.unwrap();
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+}
+
+/// Over HTTP: five scrapes, one read; each answer the same text.
+#[tokio::test]
+async fn http_scrapes_share_one_read() {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let server = MetricsServer::from_listener(listener);
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run(counted(&reads)));
+    let mut bodies = BTreeSet::new();
+    for _ in 0..5 {
+        let answer = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        bodies.insert(answer.split_once("\r\n\r\n").unwrap().1.to_string());
+    }
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    assert_eq!(bodies.len(), 1);
 }
 
 #[tokio::test]

@@ -1,13 +1,236 @@
-//! `lvs-director status`: the daemon's answer (JSON), and its text form.
+//! The daemon's state as one typed snapshot, [`Status`]: what the control
+//! socket sends (its serde form is the JSON of `lvs-director status
+//! --output json`), what the CLI renders as text ([`Status::to_text`]) and
+//! what each Prometheus scrape is rendered from ([`crate::metrics::render`]).
+//!
+//! The daemon builds it from its parts ([`Parts`]: the cluster, the kernel
+//! view, the counters, the node's state); status knows nothing of the
+//! daemon. Times are Unix times in seconds (the CLI may run in another
+//! process, long after).
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+mod build;
+#[cfg(test)]
+mod tests;
+mod text;
 
-use lvs_ipvs::table::fmt_addr_port;
-use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Instant, SystemTime};
+
+use lvs_ipvs::table::{ServiceKey, Stats};
+use serde::{Deserialize, Serialize};
 
 use crate::check::{CheckKind, CheckSpec};
-use crate::cluster::health::outcome_text;
-use crate::daemon::Daemon;
+
+pub use build::Parts;
+
+/// Everything `lvs-director status` shows and every scrape exports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The director file the daemon runs.
+    pub config: String,
+    pub started: f64,
+    /// Unique checks (servers with the same address and check share one).
+    pub checks: usize,
+    pub checks_in_flight: usize,
+    /// Checks not started for want of a permit or of descriptors.
+    #[serde(default)]
+    pub checks_skipped: u64,
+    /// Full syncs (table read, planned, applied) since start.
+    pub syncs: u64,
+    pub last_sync: Option<f64>,
+    /// Changes the kernel took, and refused, since start.
+    pub edits: u64,
+    pub refused: u64,
+    /// Reloads that took, and that were refused.
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// When the file was last loaded and applied without error.
+    #[serde(default)]
+    pub last_load: Option<f64>,
+    pub services: Vec<ServiceStatus>,
+    /// Servers (or whole services) a reload removed, drained until their
+    /// connections are gone.
+    pub retiring: Vec<RetiringStatus>,
+    /// Every service has quorum (what the health file says); null before
+    /// the first look.
+    pub quorum: Option<bool>,
+    /// `lvs-director withdraw`: out of service until `announce`.
+    pub withdrawn_by_hand: bool,
+    /// The VIPs of `[announce]` (none without it).
+    pub vips: Vec<VipStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// As written everywhere else: `tcp 203.0.113.10:80`, `fwmark 11`.
+    #[serde(with = "key_text")]
+    pub service: ServiceKey,
+    pub scheduler: String,
+    pub quorum: u32,
+    /// Servers serving now.
+    pub healthy: usize,
+    /// `drain` or `remove`.
+    pub on_failure: String,
+    pub sorry_server: Option<IpAddr>,
+    /// The sorry server is wanted in the table (quorum lost).
+    pub sorry_active: bool,
+    pub servers: Vec<ServerStatus>,
+    /// The sorry server's destination while it is wanted: the metrics show
+    /// it beside the real servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_destination: Option<SorryStatus>,
+    /// Only after [`Status::add_ipvs_counters`] (a scrape): a status reply
+    /// reads no table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvs: Option<Traffic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub server: SocketAddr,
+    /// The check's verdict (an admin drain is `admin_drained`, apart).
+    pub health: HealthState,
+    /// In force in the kernel, as last written or read; null while the
+    /// server is not in the table.
+    pub weight: Option<u32>,
+    pub configured_weight: u32,
+    pub admin_drained: bool,
+    /// Found in the table at start and kept at its weight until its check's
+    /// first result.
+    pub adopted: bool,
+    /// `tcp port 80`, `http://host:80/health`... (see [`check_text`]).
+    pub check: String,
+    pub last_result: Option<String>,
+    pub last_check: Option<f64>,
+    /// Since when the server is in its state.
+    pub since: f64,
+    /// How long the last check took, in seconds.
+    #[serde(default)]
+    pub last_check_duration: Option<f64>,
+    /// Health state changes since start.
+    #[serde(default)]
+    pub transitions: u64,
+    /// Only after [`Status::add_ipvs_counters`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvs: Option<IpvsCounters>,
+}
+
+impl ServerStatus {
+    /// The state the metrics export: an admin drain shows as `drain`
+    /// whatever the check says.
+    pub fn state(&self) -> HealthState {
+        if self.admin_drained {
+            HealthState::Drain
+        } else {
+            self.health
+        }
+    }
+}
+
+/// The sorry server as a destination of its service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SorryStatus {
+    pub server: SocketAddr,
+    pub configured_weight: u32,
+    pub weight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvs: Option<IpvsCounters>,
+}
+
+/// A real server's health as the state machine holds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Up,
+    Down,
+    /// Up, but its agent asked to be drained (or, in [`ServerStatus::state`],
+    /// drained by hand).
+    Drain,
+    /// Not checked yet (or no verdict yet).
+    #[default]
+    Unchecked,
+}
+
+impl HealthState {
+    pub const ALL: [HealthState; 4] = [Self::Up, Self::Down, Self::Drain, Self::Unchecked];
+
+    /// As in logs, the JSON and the metrics' `state` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Drain => "drain",
+            Self::Unchecked => "unchecked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetiringStatus {
+    #[serde(with = "key_text")]
+    pub service: ServiceKey,
+    /// The whole service left the file (not only some servers).
+    pub whole_service: bool,
+    pub servers: Vec<SocketAddr>,
+}
+
+/// One VIP of `[announce]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipStatus {
+    pub vip: String,
+    /// On the announce interface now.
+    pub announced: bool,
+    pub announces: u64,
+    pub withdrawals: u64,
+}
+
+/// The kernel's counters of a service or a destination (rates are
+/// Prometheus' job).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub connections: u64,
+    pub incoming_packets: u64,
+    pub outgoing_packets: u64,
+    pub incoming_bytes: u64,
+    pub outgoing_bytes: u64,
+}
+
+impl From<&Stats> for Traffic {
+    fn from(s: &Stats) -> Traffic {
+        Traffic {
+            connections: s.conns,
+            incoming_packets: s.inpkts,
+            outgoing_packets: s.outpkts,
+            incoming_bytes: s.inbytes,
+            outgoing_bytes: s.outbytes,
+        }
+    }
+}
+
+/// A destination's connections and counters as a table read found them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpvsCounters {
+    /// IPVS ActiveConn and InActConn.
+    pub active_connections: u64,
+    pub inactive_connections: u64,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+/// The daemon's counters, kept by its loop.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub syncs: u64,
+    pub edits: u64,
+    pub refused: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub transitions: u64,
+    pub skipped: u64,
+    pub last_sync: Option<Instant>,
+    /// When the file was last loaded and applied without error.
+    pub last_load: Option<SystemTime>,
+}
 
 /// `tcp port 80`, `http://host:80/health`, `exec /usr/bin/x`...
 pub fn check_text(spec: &CheckSpec) -> String {
@@ -26,232 +249,47 @@ pub fn check_text(spec: &CheckSpec) -> String {
     }
 }
 
-/// Unix time (seconds) of an instant in the past.
-fn unix_at(at: Instant, now: Instant, wall: SystemTime) -> f64 {
-    let t = wall - now.saturating_duration_since(at);
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+/// A service key as its `Display` writes it (`tcp 203.0.113.10:80`,
+/// `fwmark 11 (IPv6)`): the status's JSON kept that text when it became
+/// typed.
+mod key_text {
+    use std::net::SocketAddr;
 
-/// The status reply: every service and server with health, weight in
-/// force (as last written or read), last result and since when.
-pub(crate) fn status_json(d: &Daemon) -> Value {
-    let now = Instant::now();
-    let wall = SystemTime::now();
-    let m = &d.model;
-    let mut services = Vec::with_capacity(m.config.services.len());
-    for (i, svc) in m.config.services.iter().enumerate() {
-        let in_kernel = d.view.get(&svc.service.key);
-        let mut servers = Vec::with_capacity(svc.servers.len());
-        for (j, dest) in svc.servers.iter().enumerate() {
-            let slot = &m.servers[i][j];
-            let check = &m.checks[slot.check];
-            let st = &check.state;
-            let weight = in_kernel.and_then(|(_, ds)| {
-                ds.iter()
-                    .find(|k| k.addr == dest.addr && k.port == dest.port)
-                    .map(|k| k.weight)
-            });
-            servers.push(json!({
-                "server": fmt_addr_port(&dest.addr, dest.port),
-                "health": st.label(),
-                "weight": weight,
-                "configured_weight": dest.weight,
-                "admin_drained": m.drained(i, j),
-                "adopted": st.assumed && slot.adopted.is_some(),
-                "check": check_text(&check.spec),
-                "last_result": st.last.as_ref().map(|l| outcome_text(&l.outcome)),
-                "last_check": st.last.as_ref().map(|l| unix_at(l.at.instant(), now, wall)),
-                "since": unix_at(st.since.instant(), now, wall),
-            }));
-        }
-        services.push(json!({
-            "service": svc.service.key.to_string(),
-            "scheduler": svc.service.scheduler,
-            "quorum": svc.quorum,
-            "healthy": m.healthy(i),
-            "on_failure": svc.on_failure.name(),
-            "sorry_server": svc.sorry_server.map(|a| a.to_string()),
-            "sorry_active": m.sorry[i],
-            "servers": servers,
-        }));
+    use lvs_ipvs::table::{Family, Protocol, ServiceKey};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &ServiceKey, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(key)
     }
-    let retiring: Vec<Value> = m
-        .retiring
-        .iter()
-        .map(|r| {
-            json!({
-                "service": r.key.to_string(),
-                "whole_service": r.service.is_some(),
-                "servers": r.dests.iter().map(|d| fmt_addr_port(&d.addr, d.port)).collect::<Vec<_>>(),
-            })
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ServiceKey, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| D::Error::custom(format!("{text:?} is not a service")))
+    }
+
+    /// The inverse of `Display`, and nothing more liberal (the command
+    /// line's selectors are [`crate::control::parse_service`]'s).
+    pub(super) fn parse(text: &str) -> Option<ServiceKey> {
+        if let Some(rest) = text.strip_prefix("fwmark ") {
+            let (mark, family) = match rest.strip_suffix(" (IPv6)") {
+                Some(mark) => (mark, Family::Inet6),
+                None => (rest, Family::Inet),
+            };
+            return Some(ServiceKey::fwmark(family, mark.parse().ok()?));
+        }
+        let (protocol, addr) = text.split_once(' ')?;
+        let protocol = match protocol {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            _ => return None,
+        };
+        let addr: SocketAddr = addr.parse().ok()?;
+        Some(ServiceKey::Addr {
+            protocol,
+            addr: addr.ip(),
+            port: addr.port(),
         })
-        .collect();
-    let c = &d.counters;
-    json!({
-        "ok": true,
-        "config": d.opts.config.display().to_string(),
-        "started": unix_at(d.started, now, wall),
-        "checks": m.checks.len(),
-        "checks_in_flight": d.checker.in_flight(),
-        "syncs": c.syncs,
-        "last_sync": c.last_sync.map(|t| unix_at(t, now, wall)),
-        "edits": c.edits,
-        "refused": c.refused,
-        "reloads": c.reloads,
-        "reload_failures": c.reload_failures,
-        "services": services,
-        "retiring": retiring,
-        "quorum": d.node.healthy(),
-        "withdrawn_by_hand": d.node.withdrawn_by_hand(),
-        "vips": d.node.vips().iter().map(|v| json!({
-            "vip": v.vip,
-            "announced": v.announced,
-            "announces": v.announces,
-            "withdrawals": v.withdrawals,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// `12s`, `3m04s`, `2h05m`, `4d03h`.
-fn ago(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// The status reply as text, one line per service and per server.
-pub fn render_text(v: &Value) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    let mut out = String::new();
-    if v["withdrawn_by_hand"] == true {
-        out.push_str("withdrawn by hand (lvs-director announce to undo)\n");
-    }
-    for vip in v["vips"].as_array().into_iter().flatten() {
-        let state = if vip["announced"] == true {
-            "announced"
-        } else {
-            "withdrawn"
-        };
-        out.push_str(&format!(
-            "VIP {}  {state}\n",
-            vip["vip"].as_str().unwrap_or("?")
-        ));
-    }
-    for s in v["services"].as_array().into_iter().flatten() {
-        let total = s["servers"].as_array().map_or(0, Vec::len);
-        out.push_str(&format!(
-            "{}  {}  healthy {}/{total} (quorum {})",
-            s["service"].as_str().unwrap_or("?"),
-            s["scheduler"].as_str().unwrap_or("?"),
-            s["healthy"],
-            s["quorum"]
-        ));
-        if let Some(sorry) = s["sorry_server"].as_str() {
-            let state = if s["sorry_active"] == true {
-                "in"
-            } else {
-                "out"
-            };
-            out.push_str(&format!("  sorry {sorry}: {state}"));
-        }
-        out.push('\n');
-        for r in s["servers"].as_array().into_iter().flatten() {
-            let weight = match r["weight"].as_u64() {
-                Some(w) => w.to_string(),
-                None => "-".into(),
-            };
-            let last = match (r["last_result"].as_str(), r["last_check"].as_f64()) {
-                (Some(l), Some(t)) => format!("last {l:?} {} ago", ago(now - t)),
-                _ => "no result yet".into(),
-            };
-            out.push_str(&format!(
-                "  {:<22} {:<9} weight {}/{}  {}  {last}  since {} ago{}{}\n",
-                r["server"].as_str().unwrap_or("?"),
-                r["health"].as_str().unwrap_or("?"),
-                weight,
-                r["configured_weight"],
-                r["check"].as_str().unwrap_or("?"),
-                ago(now - r["since"].as_f64().unwrap_or(now)),
-                if r["admin_drained"] == true {
-                    "  [drained by hand]"
-                } else {
-                    ""
-                },
-                if r["adopted"] == true {
-                    "  [adopted]"
-                } else {
-                    ""
-                },
-            ));
-        }
-    }
-    for r in v["retiring"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "retiring in {}: {}\n",
-            r["service"].as_str().unwrap_or("?"),
-            r["servers"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
-        ));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_half_open_check_says_so() {
-        let spec = CheckSpec {
-            kind: CheckKind::TcpHalfOpen,
-            interval: std::time::Duration::from_secs(5),
-            timeout: std::time::Duration::from_secs(2),
-            rise: 2,
-            fall: 3,
-            port: 3306,
-        };
-        assert_eq!(check_text(&spec), "tcp half-open port 3306");
-    }
-
-    #[test]
-    fn text_of_a_status() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
-        let v = json!({"services": [{"service": "tcp 203.0.113.10:80", "scheduler": "wrr", "healthy": 1,
-            "quorum": 1, "sorry_server": "198.51.100.80", "sorry_active": false,
-            "servers": [{"server": "198.51.100.11:80", "health": "up", "weight": 1, "configured_weight": 1,
-                "check": "tcp port 80", "last_result": "ok", "last_check": now - 1.0, "since": now - 125.0,
-                "admin_drained": false, "adopted": false},
-                {"server": "198.51.100.12:80", "health": "down", "weight": 0, "configured_weight": 2,
-                "check": "tcp port 80", "last_result": "connection refused", "last_check": now, "since": now,
-                "admin_drained": true, "adopted": false}]}],
-            "retiring": []});
-        let t = render_text(&v);
-        assert!(
-            t.starts_with(
-                "tcp 203.0.113.10:80  wrr  healthy 1/2 (quorum 1)  sorry 198.51.100.80: out\n"
-            ),
-            "{t}"
-        );
-        assert!(t.contains("198.51.100.11:80       up        weight 1/1  tcp port 80  last \"ok\" 1s ago  since 2m05s ago\n"), "{t}");
-        assert!(
-            t.contains("last \"connection refused\" 0s ago  since 0s ago  [drained by hand]"),
-            "{t}"
-        );
     }
 }
