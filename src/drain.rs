@@ -13,9 +13,7 @@
 //! `undrain` removes both. Reading takes the runtime file, else the
 //! persistent one (after a reboot only the persistent one is left).
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -151,7 +149,6 @@ fn write(path: &Path, drain: &Drain) -> Result<(), Error> {
     let mut text =
         serde_json::to_string_pretty(drain).map_err(|e| error(path, RecordError::Encode(e)))?;
     text.push('\n');
-    let temporary = path.with_extension("json.tmp");
     let result = (|| -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::DirBuilder::new()
@@ -159,15 +156,7 @@ fn write(path: &Path, drain: &Drain) -> Result<(), Error> {
                 .mode(0o700)
                 .create(dir)?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        crate::state::replace_file(path, &text)
     })();
     result.map_err(|e| error(path, RecordError::Write(e)))
 }

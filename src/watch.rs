@@ -265,16 +265,20 @@ impl<'a> Watcher<'a> {
         }
     }
 
-    /// One convergence; what it changed is a repair, logged and counted.
-    async fn repair(&mut self) {
-        let converged = self
-            .watchdog
+    /// One convergence to the running configuration, the watchdog pinging
+    /// while it waits (for the lock another run holds, at most a minute).
+    async fn converge(&mut self) -> Result<Summary, Error> {
+        self.watchdog
             .keep_alive(
                 &self.notifier,
                 commands::converge(self.ctx, &self.config, false),
             )
-            .await;
-        match converged {
+            .await
+    }
+
+    /// One convergence; what it changed is a repair, logged and counted.
+    async fn repair(&mut self) {
+        match self.converge().await {
             Ok(summary) if summary.changes.is_empty() => {}
             Ok(summary) => {
                 self.repairs += summary.changes.len() as u64;
@@ -302,14 +306,7 @@ impl<'a> Watcher<'a> {
             Ok(new) => {
                 info!("SIGHUP: configuration reloaded from {}", path.display());
                 self.config = new;
-                let converged = self
-                    .watchdog
-                    .keep_alive(
-                        &self.notifier,
-                        commands::converge(self.ctx, &self.config, false),
-                    )
-                    .await;
-                match converged {
+                match self.converge().await {
                     Ok(summary) => log_changes(&summary, "reloaded"),
                     Err(e) => error!("converging to the reloaded configuration failed: {e}"),
                 }

@@ -39,6 +39,23 @@ pub const FORMAT_VERSION_DR: u64 = 2;
 /// How long a run waits for another run in the same namespace to finish.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Replaces the file at `path` with `text` atomically: written to
+/// `PATH.tmp` (mode 0600, only root reads what the agent keeps), fsynced,
+/// renamed over `path`. The directory entry is not synced: callers that
+/// need the rename durable sync the directory themselves.
+pub(crate) fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let temporary = path.with_extension("json.tmp");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
 /// What the agent changed, and what was there before.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,19 +306,7 @@ impl Store {
             };
         }
         let text = record.to_json().map_err(|e| self.error(e))?;
-        let temporary = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &self.path)
-        };
-        write().map_err(|e| self.error(RecordError::Write(e)))?;
+        replace_file(&self.path, &text).map_err(|e| self.error(RecordError::Write(e)))?;
         self.sync_dir()
     }
 
