@@ -2,6 +2,7 @@
 //! announcing. The socket is opened inside the daemon's namespace (a short
 //! thread enters it), so every request lands there whatever thread sends it.
 
+use lvs_common::rtnl::to_io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
@@ -21,16 +22,6 @@ pub struct Iface {
 #[derive(Clone)]
 pub struct Addrs {
     handle: Handle,
-}
-
-fn to_io(error: rtnetlink::Error) -> std::io::Error {
-    match error {
-        rtnetlink::Error::NetlinkError(message) => match message.code {
-            Some(code) => std::io::Error::from_raw_os_error(-code.get()),
-            None => std::io::Error::other("unexpected acknowledgement"),
-        },
-        other => std::io::Error::other(other.to_string()),
-    }
 }
 
 /// Runs `f` on a short thread inside `netns` (or here).
