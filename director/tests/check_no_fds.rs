@@ -21,18 +21,12 @@ fn spec(kind: CheckKind, port: u16) -> CheckSpec {
 }
 
 fn nofile() -> libc::rlimit {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct we own.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim
+    let (rlim_cur, rlim_max) = lvs_director::sys::nofile_limit().expect("getrlimit");
+    libc::rlimit { rlim_cur, rlim_max }
 }
 
 fn set_nofile(lim: &libc::rlimit) {
-    // SAFETY: setrlimit reads the struct we own.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, lim) }, 0);
+    assert!(lvs_director::sys::set_nofile_limit(lim.rlim_cur, lim.rlim_max));
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -258,6 +258,8 @@ fn a_thousand_probes_in_flight_complete() {
     });
 }
 
+// The one libc call of the tests without a safe wrapper in std.
+#[allow(unsafe_code)]
 fn cpu_time() -> Duration {
     let mut u = std::mem::MaybeUninit::<libc::rusage>::uninit();
     // SAFETY: getrusage fills the struct it is given.

@@ -15,6 +15,9 @@
 //! it (what turns a SYN-ACK into a RST to the server). Probes in flight are
 //! matched to replies by the server's address and port and by the
 //! acknowledged ISN.
+// Raw sockets: reads into uninitialised buffers and the socket calls that
+// socket2 does not wrap (each block has its SAFETY: argument).
+#![allow(unsafe_code)]
 
 mod packet;
 

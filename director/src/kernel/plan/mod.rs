@@ -126,10 +126,12 @@ fn diff_destinations(p: &mut Plan, key: ServiceKey, want: &[Destination], have: 
         }
         for d in want {
             match have.iter().find(|h| same(h, d)) {
-                None => p.destinations.push(Op::AddDestination(key, d.without_counters())),
-                Some(h) if destination_differs(d, h) => {
-                    p.destinations.push(Op::EditDestination(key, d.without_counters()))
-                }
+                None => p
+                    .destinations
+                    .push(Op::AddDestination(key, d.without_counters())),
+                Some(h) if destination_differs(d, h) => p
+                    .destinations
+                    .push(Op::EditDestination(key, d.without_counters())),
                 Some(_) => {}
             }
         }
@@ -145,10 +147,12 @@ fn diff_destinations(p: &mut Plan, key: ServiceKey, want: &[Destination], have: 
     }
     for d in want {
         match index.get(&(d.addr, d.port)) {
-            None => p.destinations.push(Op::AddDestination(key, d.without_counters())),
-            Some(h) if destination_differs(d, h) => {
-                p.destinations.push(Op::EditDestination(key, d.without_counters()))
-            }
+            None => p
+                .destinations
+                .push(Op::AddDestination(key, d.without_counters())),
+            Some(h) if destination_differs(d, h) => p
+                .destinations
+                .push(Op::EditDestination(key, d.without_counters())),
             Some(_) => {}
         }
     }
