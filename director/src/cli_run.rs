@@ -1,35 +1,24 @@
 //! The daemon's subcommands: `run` (the daemon itself) and the control
 //! clients `drain`, `undrain`, `withdraw`, `announce` and `status`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use lvs_director::control::{self, Reply, Request};
 use lvs_director::daemon::{self, Options};
+use lvs_director::exit::Exit;
 
 use lvs_director::cli::{ControlArgs, DrainArgs, Output, RunArgs, StatusArgs};
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LVS_DIRECTOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
-}
 
 /// `lvs-director run`: 0 after SIGTERM/SIGINT, 2 for a bad file or
 /// command line, 4 when the control socket or metrics address is taken,
 /// 255 when the kernel cannot be used.
 pub fn run(rt: &tokio::runtime::Runtime, netns: Option<&str>, a: &RunArgs) -> ExitCode {
-    init_logging();
     if !(0.5..=86400.0).contains(&a.sync_interval) {
         eprintln!("lvs-director run: --sync-interval must be 0.5 to 86400 seconds");
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     // The whole daemon works inside the namespace (the checks too, so they
     // leave from the director's side): enter it before any thread starts.
@@ -37,7 +26,7 @@ pub fn run(rt: &tokio::runtime::Runtime, netns: Option<&str>, a: &RunArgs) -> Ex
         && let Err(e) = lvs_common::netns::enter(ns)
     {
         eprintln!("lvs-director run: {e}");
-        return ExitCode::from(4);
+        return Exit::Unavailable.into();
     }
     let opts = Options {
         config: a.config.clone(),
@@ -52,10 +41,10 @@ pub fn run(rt: &tokio::runtime::Runtime, netns: Option<&str>, a: &RunArgs) -> Ex
         max_in_flight: a.max_in_flight,
     };
     match rt.block_on(daemon::run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok.into(),
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::from(e.exit_code())
+            e.exit().into()
         }
     }
 }
@@ -74,7 +63,7 @@ fn ask(
         Ok(v) => v,
         Err(e) => {
             eprintln!("lvs-director: {e}");
-            return ExitCode::from(4);
+            return Exit::Unavailable.into();
         }
     };
     let ok = reply.ok();
@@ -82,7 +71,7 @@ fn ask(
         (Output::Json, _) => serde_json::to_string_pretty(&reply).unwrap_or_default() + "\n",
         (Output::Text, Reply::Refused { error, .. }) => {
             eprintln!("lvs-director: {error}");
-            return ExitCode::from(1);
+            return Exit::Refused.into();
         }
         (Output::Text, Reply::Status { status, .. }) => status.to_text(),
         // Quoted, as the JSON string it was printed as before replies were typed.
@@ -97,9 +86,9 @@ fn ask(
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     if ok {
-        ExitCode::SUCCESS
+        Exit::Ok.into()
     } else {
-        ExitCode::from(1)
+        Exit::Refused.into()
     }
 }
 
@@ -113,7 +102,7 @@ pub fn drain(
     // Refuse a malformed selector here, before bothering the daemon.
     if let Err(e) = control::parse_service(&service).and_then(|_| control::parse_server(&server)) {
         eprintln!("lvs-director: {e}");
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     let req = if on {
         Request::Drain { service, server }

@@ -22,7 +22,8 @@
 //!   CLI's text and the metrics all come from.
 //! - [`control`]: the control socket and its protocol.
 //! - [`metrics`]: the Prometheus text and its HTTP endpoint.
-//! - [`cli`]: the command line (also read by the man-page generator).
+//! - [`cli`]: the command line (also read by the man-page generator), and
+//!   [`exit`], its exit codes.
 //! - [`sys`]: the few C library calls behind safe functions.
 
 pub mod check;
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod cluster;
 pub mod control;
 pub mod daemon;
+pub mod exit;
 pub mod kernel;
 pub mod metrics;
 pub mod node;

@@ -2,9 +2,8 @@
 //!
 //! `apply` converges the kernel's IPVS table and the port-group nftables
 //! table to a TOML file once; `run` does so and then keeps the real servers
-//! checked (`cli_run`), `drain`/`undrain`/`status` talk to it. Exit codes: 0 success, 2 bad command line or
-//! file (nothing changed), 255 the kernel or nft refused (the previous IPVS
-//! table was put back).
+//! checked (`cli_run`), `drain`/`undrain`/`status` talk to it. Exit codes:
+//! `lvs_director::exit::Exit`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -12,26 +11,27 @@ use std::process::ExitCode;
 use clap::Parser;
 use lvs_director as director;
 use lvs_director::cli::{ApplyArgs, Cli, Cmd, Output};
+use lvs_director::exit::Exit;
 use lvs_ipvs::Handle;
 
 mod cli_run;
 
-/// A failure and its exit code.
+/// A failure and how the process exits on it.
 struct Fail {
-    code: u8,
+    exit: Exit,
     message: String,
 }
 
 impl Fail {
     fn usage(message: impl Into<String>) -> Fail {
         Fail {
-            code: 2,
+            exit: Exit::Usage,
             message: message.into(),
         }
     }
     fn kernel(message: impl Into<String>) -> Fail {
         Fail {
-            code: 255,
+            exit: Exit::Kernel,
             message: message.into(),
         }
     }
@@ -39,6 +39,14 @@ impl Fail {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every subcommand logs the same way (`apply` too: the library warns).
+    let _ = lvs_common::logging::init(
+        "info",
+        lvs_common::logging::Options {
+            env_var: Some("LVS_DIRECTOR_LOG"),
+            timestamps: true,
+        },
+    );
     let result = match &cli.command {
         Cmd::Apply(a) => apply(&cli.netns, a),
         Cmd::Run(a) => {
@@ -60,10 +68,10 @@ fn main() -> ExitCode {
         Cmd::Status(a) => return with_runtime(|rt| cli_run::status(rt, cli.netns.as_deref(), a)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok.into(),
         Err(f) => {
             eprintln!("{}", f.message);
-            ExitCode::from(f.code)
+            f.exit.into()
         }
     }
 }
@@ -91,7 +99,7 @@ fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCod
         Ok(rt) => f(&rt),
         Err(e) => {
             eprintln!("lvs-director: {e}");
-            ExitCode::from(255)
+            Exit::Kernel.into()
         }
     }
 }

@@ -26,7 +26,10 @@ fn nofile() -> libc::rlimit {
 }
 
 fn set_nofile(lim: &libc::rlimit) {
-    assert!(lvs_director::sys::set_nofile_limit(lim.rlim_cur, lim.rlim_max));
+    assert!(lvs_director::sys::set_nofile_limit(
+        lim.rlim_cur,
+        lim.rlim_max
+    ));
 }
 
 #[tokio::test(flavor = "current_thread")]

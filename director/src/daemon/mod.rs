@@ -82,13 +82,13 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// 2: bad file (nothing changed); 4: the control socket is taken or
-    /// unusable; 255: the kernel.
-    pub fn exit_code(&self) -> u8 {
+    /// How `lvs-director run` exits on this error.
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
         match self {
-            DaemonError::Config(_) => 2,
-            DaemonError::Control(_) | DaemonError::Metrics { .. } => 4,
-            _ => 255,
+            DaemonError::Config(_) => Exit::Usage,
+            DaemonError::Control(_) | DaemonError::Metrics { .. } => Exit::Unavailable,
+            _ => Exit::Kernel,
         }
     }
 }
