@@ -166,9 +166,19 @@ fn groups(c: &DirectorConfig) -> Vec<PortGroup> {
     c.services.iter().filter_map(|s| s.group.clone()).collect()
 }
 
+/// One line per event, with `service` (and `server`) as fields too, so that
+/// `journalctl` output can be filtered by them.
 fn log_events(events: &[Event]) {
     for e in events {
-        info!("{e}");
+        match e {
+            Event::Server {
+                service, server, ..
+            } => {
+                let server = lvs_ipvs::table::fmt_addr_port(&server.0, server.1);
+                info!(service = %service, server = %server, "{e}");
+            }
+            Event::Sorry { service, .. } => info!(service = %service, "{e}"),
+        }
     }
 }
 
