@@ -19,12 +19,7 @@ pub(super) type Ask = oneshot::Sender<Status>;
 /// background; the exporter's requests for snapshots arrive on the
 /// returned receiver.
 pub(super) async fn start(addr: SocketAddr) -> Result<mpsc::Receiver<Ask>, DaemonError> {
-    let server = MetricsServer::bind(addr)
-        .await
-        .map_err(|e| DaemonError::Metrics {
-            addr,
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    let server = MetricsServer::bind(addr).await?;
     let (tx, rx) = mpsc::channel::<Ask>(4);
     tokio::spawn(server.run(move || {
         let tx = tx.clone();

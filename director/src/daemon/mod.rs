@@ -73,12 +73,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error(transparent)]
     Node(#[from] crate::node::NodeError),
-    #[error("metrics on {addr}: {source}")]
-    Metrics {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 impl DaemonError {
@@ -87,7 +83,7 @@ impl DaemonError {
         use crate::exit::Exit;
         match self {
             DaemonError::Config(_) => Exit::Usage,
-            DaemonError::Control(_) | DaemonError::Metrics { .. } => Exit::Unavailable,
+            DaemonError::Control(_) | DaemonError::Metrics(_) => Exit::Unavailable,
             _ => Exit::Kernel,
         }
     }
