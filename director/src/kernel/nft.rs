@@ -7,9 +7,11 @@
 //! cannot fail), delete it, then add it again with its chain and rules.
 //! With no groups the batch only adds and deletes, which removes the table.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use lvs_common::netns;
 use serde_json::{Value, json};
@@ -21,6 +23,10 @@ pub const TABLE_NAME: &str = "ipvsctl";
 pub const CHAIN_NAME: &str = "prerouting";
 /// The mangle priority (NF_IP_PRI_MANGLE), as nft names it.
 pub const MANGLE_PRIORITY: i32 = -150;
+/// How long one nft run may take. nft runs on the kernel thread, the one
+/// that makes every IPVS change: a hung nft (a stuck netlink socket, a
+/// lock held by another nft) must not stop health changes for good.
+pub const NFT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn table() -> Value {
     json!({"family": TABLE_FAMILY, "name": TABLE_NAME})
@@ -115,6 +121,8 @@ pub struct Nft {
     pub program: PathBuf,
     /// A namespace file (`/run/netns/NAME`) to enter before running nft.
     pub netns: Option<PathBuf>,
+    /// After this long nft is killed and the run fails.
+    pub timeout: Duration,
 }
 
 /// A failed nft run.
@@ -130,6 +138,7 @@ impl Nft {
         Nft {
             program: PathBuf::from("nft"),
             netns,
+            timeout: NFT_TIMEOUT,
         }
     }
 
@@ -152,16 +161,52 @@ impl Nft {
             netns::spawn_inside(&mut cmd, ns);
         }
         let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin
-                .write_all(text.as_bytes())
-                .map_err(|e| err(e.to_string()))?;
+        // The pipes are fed and drained on their own threads: a child that
+        // reads no input or fills its output pipe must not block the
+        // deadline below.
+        let stdin = child.stdin.take();
+        let input = input.map(str::to_owned);
+        let feeder = thread::spawn(move || {
+            if let (Some(text), Some(mut stdin)) = (input, stdin) {
+                stdin.write_all(text.as_bytes())
+            } else {
+                Ok(())
+            }
+        });
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        let status = match wait_until(&mut child, Instant::now() + self.timeout) {
+            Ok(Some(status)) => status,
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                // The readers are left to finish on their own: a grandchild
+                // may still hold the pipes open.
+                return Err(err(format!(
+                    "{} did not finish within {:.1}s and was killed",
+                    self.program.display(),
+                    self.timeout.as_secs_f64()
+                )));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(err(e.to_string()));
+            }
+        };
+        // A write error (EPIPE) matters only if nft failed: its stderr says why.
+        let fed = feeder.join().unwrap_or(Ok(()));
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        if let Err(e) = fed
+            && status.success()
+        {
+            return Err(err(format!("writing its input: {e}")));
         }
-        let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
         Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            status.success(),
+            String::from_utf8_lossy(&stdout).into_owned(),
+            String::from_utf8_lossy(&stderr).trim().to_string(),
         ))
     }
 
@@ -220,10 +265,82 @@ impl Nft {
     }
 }
 
+/// Reads a child's pipe to its end on a thread of its own.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut out);
+        }
+        out
+    })
+}
+
+/// The child's exit status, or `None` if it is still running at `deadline`.
+fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+    // Short polls first: nft usually exits within milliseconds.
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use lvs_ipvs::table::Protocol;
+
+    fn fake_nft(dir: &std::path::Path, script: &str) -> Nft {
+        use std::os::unix::fs::PermissionsExt;
+        let program = dir.join("nft");
+        std::fs::write(&program, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Nft {
+            program,
+            netns: None,
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    /// A hung nft is killed at the timeout and named in the error, instead
+    /// of holding the kernel thread (and every IPVS change) forever.
+    #[test]
+    fn a_hung_nft_is_killed_at_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let nft = fake_nft(dir.path(), "exec sleep 30");
+        let started = Instant::now();
+        let e = nft
+            .replace(&[group("203.0.113.10", &[80], 11)])
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+        assert!(e.message.contains("did not finish within 0.5s"), "{e}");
+        assert!(e.to_string().starts_with("nft -j -f -:"), "{e}");
+        assert!(!nft.available());
+        assert!(nft.list_table().is_err());
+    }
+
+    /// Input larger than a pipe's buffer, to a program that reads it all,
+    /// and its output and exit status come back as before.
+    #[test]
+    fn a_quick_nft_is_read_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let nft = fake_nft(dir.path(), "wc -c; echo oops >&2; exit 1");
+        let input = "x".repeat(1 << 20);
+        let (ok, out, err) = nft.run(&["-f", "-"], Some(&input)).unwrap();
+        assert!(!ok);
+        assert_eq!(out.trim(), (1 << 20).to_string());
+        assert_eq!(err, "oops");
+        let nft = fake_nft(dir.path(), "echo '{}'");
+        assert_eq!(nft.list_table().unwrap().as_deref(), Some("{}\n"));
+    }
 
     fn group(vip: &str, ports: &[u16], mark: u32) -> PortGroup {
         PortGroup {
