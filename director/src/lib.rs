@@ -32,6 +32,9 @@ pub mod cluster;
 pub mod control;
 pub mod daemon;
 pub mod exit;
+/// The parsers of outside bytes, for the fuzz targets (`fuzz-targets/`).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod kernel;
 pub mod metrics;
 pub mod node;

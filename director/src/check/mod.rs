@@ -8,7 +8,8 @@
 mod outcome;
 mod reason;
 
-mod agent;
+// pub(crate) for the fuzz targets (crate::fuzz).
+pub(crate) mod agent;
 mod exec;
 pub(crate) mod http;
 mod run;

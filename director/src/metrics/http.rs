@@ -137,7 +137,7 @@ where
     Ok(())
 }
 
-enum Request {
+pub(crate) enum Request {
     Metrics { head_only: bool },
     NotFound,
     NotAllowed,
@@ -233,7 +233,8 @@ async fn read(stream: &mut TcpStream, cap: usize) -> Option<Request> {
     }
 }
 
-fn classify(head: &[u8]) -> Request {
+/// pub(crate) for the fuzz targets (crate::fuzz).
+pub(crate) fn classify(head: &[u8]) -> Request {
     let line = head.split(|&b| b == b'\n').next().unwrap_or(b"");
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let Ok(line) = std::str::from_utf8(line) else {

@@ -9,7 +9,8 @@
 //! removed from the file vanishes from the next snapshot, with no stale
 //! series to forget.
 
-mod http;
+// pub(crate) for the fuzz targets (crate::fuzz).
+pub(crate) mod http;
 mod render;
 mod scrapes;
 #[cfg(test)]

@@ -19,7 +19,8 @@
 // socket2 does not wrap (each block has its SAFETY: argument).
 #![allow(unsafe_code)]
 
-mod packet;
+// pub(crate) for the fuzz targets (crate::fuzz).
+pub(crate) mod packet;
 
 use std::collections::HashMap;
 use std::io;
