@@ -64,6 +64,15 @@ pub struct ApplyArgs {
     /// Output format of the plan.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Change the table even while a daemon (`run`) answers on the control
+    /// socket: it would undo the daemon's health decisions until its next
+    /// sync.
+    #[arg(long)]
+    pub force: bool,
+    /// The control socket of a daemon that refuses the apply (default as
+    /// for `run`).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

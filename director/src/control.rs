@@ -60,6 +60,12 @@ pub enum ControlError {
     },
     #[error("drain state {path}: {message}")]
     State { path: PathBuf, message: String },
+    #[error(
+        "a daemon (lvs-director run) answers on {0}: an apply now would give the servers it \
+         failed or drained their configured weight back until its next sync; reload it \
+         (SIGHUP) or stop it first, or pass --force"
+    )]
+    DaemonRunning(PathBuf),
 }
 
 /// The default socket: one per network namespace.
@@ -276,6 +282,37 @@ async fn handle(stream: UnixStream, tx: mpsc::Sender<Pending>) -> io::Result<()>
     tokio::time::timeout(IO_TIMEOUT, write.write_all(text.as_bytes()))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
+/// Whether `lvs-director apply` may change the table: not while a daemon
+/// listens on `socket` (it owns the weights: an apply would put back the
+/// configured weight of every server it failed), unless `force`.
+///
+/// A connection accepted is a daemon: a socket file left by a dead one
+/// refuses connections, and no file at all is no daemon. Anything else
+/// (EACCES...) cannot tell, so it refuses too and says why.
+pub fn may_apply(socket: &Path, force: bool) -> Result<(), ControlError> {
+    if force {
+        return Ok(());
+    }
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => Err(ControlError::DaemonRunning(socket.to_path_buf())),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(())
+        }
+        Err(source) => Err(ControlError::Io {
+            path: socket.to_path_buf(),
+            source: io::Error::new(
+                source.kind(),
+                format!("{source} (is a daemon running? --force applies anyway)"),
+            ),
+        }),
+    }
 }
 
 /// Client side: sends one request, returns the reply.

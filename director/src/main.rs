@@ -104,10 +104,21 @@ fn with_runtime(f: impl FnOnce(&tokio::runtime::Runtime) -> ExitCode) -> ExitCod
     }
 }
 
-/// `lvs-director apply`: a bad file changes nothing (exit 2); a failed
-/// change puts the previous IPVS table back (exit 255).
+/// `lvs-director apply`: a bad file changes nothing (exit 2), nor does a
+/// daemon answering on the control socket (exit 4, unless `--force`); a
+/// failed change puts the previous IPVS table back (exit 255).
 fn apply(netns: &Option<String>, a: &ApplyArgs) -> Result<(), Fail> {
     let config = director::load(&a.file).map_err(|e| Fail::usage(e.to_string()))?;
+    if !a.dry_run {
+        let socket = a
+            .control
+            .clone()
+            .unwrap_or_else(|| director::control::default_path(netns.as_deref()));
+        director::control::may_apply(&socket, a.force).map_err(|e| Fail {
+            exit: Exit::Unavailable,
+            message: format!("lvs-director apply: {e}"),
+        })?;
+    }
     // One run at a time per namespace (ipvsctl restore and the daemon take
     // the same lock): the rollback must see only this run's changes. A dry
     // run changes nothing and needs none.
