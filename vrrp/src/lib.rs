@@ -9,12 +9,15 @@
 //!   IPv4, authentication none or simple password) advertisements: typed
 //!   decode errors for every reason a receiver drops a packet, encoding
 //!   with the checksum (the v3 pseudo-header included).
-//! - `machine` (next): the RFC 5798 state machine driven by events and a
-//!   caller-supplied clock.
+//! - [`machine`]: the RFC 5798 state machine (Initialize, Backup, Master,
+//!   and our Fault), driven by events and a caller-supplied clock, with
+//!   preemption, keepalived's `preempt_delay` and the director's
+//!   warm-up gate; it returns actions, it performs none.
 //!
 //! Not here yet: the raw sockets, gratuitous ARP / unsolicited NA, and the
 //! director's use of it (see README.md).
 
 #![warn(missing_docs)]
 
+pub mod machine;
 pub mod packet;
