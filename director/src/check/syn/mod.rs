@@ -19,6 +19,7 @@
 // socket2 does not wrap (each block has its SAFETY: argument).
 #![allow(unsafe_code)]
 
+mod isn;
 // pub(crate) for the fuzz targets (crate::fuzz).
 pub(crate) mod packet;
 
@@ -289,7 +290,10 @@ impl Family {
     pub async fn probe(&self, target: SocketAddr, timeout: Duration) -> (CheckOutcome, Instant) {
         // One clock reading per probe, used for the source cache too.
         let started = Instant::now();
-        let isn = random_isn();
+        let isn = match isn::next() {
+            Ok(isn) => isn,
+            Err(e) => return (failed_to_connect(&e, ""), started),
+        };
         let header = match self.header(target, isn, started) {
             Ok(h) => h,
             Err(e) => return (failed_to_connect(&e, ""), started),
@@ -494,7 +498,7 @@ impl Family {
         };
         // Only an answer to one of our SYNs counts (not a late reply to
         // an earlier probe, nor a forged one without our ISN).
-        if !waiters.iter().any(|w| w.isn.wrapping_add(1) == reply.ack) {
+        if !waiters.iter().any(|w| packet::acknowledges(&reply, w.isn)) {
             return;
         }
         // Every probe of this server is answered by the same state.
@@ -653,27 +657,6 @@ fn set_int_option(
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// An unpredictable ISN per probe without a system call each: a
-/// splitmix64 sequence from a per-process random seed. (Predictability
-/// would only let someone forge an answer; the seed keeps it out of reach.)
-fn random_isn() -> u32 {
-    static STATE: OnceLock<AtomicU64> = OnceLock::new();
-    let state = STATE.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        AtomicU64::new(
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish(),
-        )
-    });
-    let mut z = state
-        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
-        .wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) as u32
 }
 
 /// The tables stay consistent across a panic elsewhere (each update is

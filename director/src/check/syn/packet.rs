@@ -132,6 +132,14 @@ pub fn parse_reply(segment: &[u8], local_port: u16) -> Option<Reply> {
     Some(Reply { port, ack, answer })
 }
 
+/// Whether `reply` answers the SYN sent with `isn`: its acknowledgment is
+/// exactly that ISN + 1 (RFC 793, for a SYN-ACK and a RST-ACK alike). All
+/// probes share a source port, so nothing else tells a reply to this
+/// probe from a forged one or one to another probe of the same server.
+pub fn acknowledges(reply: &Reply, isn: u32) -> bool {
+    reply.ack == isn.wrapping_add(1)
+}
+
 /// One classic BPF instruction (`struct sock_filter`), kept as plain
 /// fields so that tests can run the programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,4 +198,40 @@ pub fn filter_v6(port: u16) -> [Insn; 4] {
         Insn::new(RET, 0, 0, SNAP_LEN),
         Insn::new(RET, 0, 0, 0),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SYN-ACK from port 80 to `local` acknowledging `ack`.
+    fn syn_ack(local: u16, ack: u32) -> [u8; HEADER_LEN] {
+        let mut s = [0u8; HEADER_LEN];
+        s[0..2].copy_from_slice(&80u16.to_be_bytes());
+        s[2..4].copy_from_slice(&local.to_be_bytes());
+        s[8..12].copy_from_slice(&ack.to_be_bytes());
+        s[12] = 5 << 4;
+        s[13] = SYN | ACK;
+        s
+    }
+
+    #[test]
+    fn only_a_reply_acknowledging_exactly_isn_plus_one_answers_the_probe() {
+        for isn in [0x1234_5678_u32, 0, u32::MAX] {
+            let exact = parse_reply(&syn_ack(40000, isn.wrapping_add(1)), 40000).unwrap();
+            assert_eq!(exact.answer, Answer::Open);
+            assert!(acknowledges(&exact, isn));
+            // Off by one either way (a guess next to a seen ISN, the ISN
+            // itself), or another probe's: ignored.
+            for wrong in [isn, isn.wrapping_add(2), isn.wrapping_add(0x1_0000)] {
+                let reply = parse_reply(&syn_ack(40000, wrong), 40000).unwrap();
+                assert!(!acknowledges(&reply, isn), "isn {isn:#x}, ack {wrong:#x}");
+            }
+        }
+        let mut rst = syn_ack(40000, 8);
+        rst[13] = RST | ACK;
+        let rst = parse_reply(&rst, 40000).unwrap();
+        assert_eq!(rst.answer, Answer::Refused);
+        assert!(acknowledges(&rst, 7) && !acknowledges(&rst, 8));
+    }
 }
