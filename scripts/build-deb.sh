@@ -5,7 +5,8 @@
 #                  /etc/rs-agent/config.toml (conffile)
 #   lvs-director   /usr/sbin/ipvsctl and lvs-director, lvs-director{,-apply}.service,
 #                  /etc/lvs-director/director.toml (conffile); ipvsctl offered as
-#                  ipvsadm, ipvsadm-save, ipvsadm-restore (update-alternatives)
+#                  ipvsadm, ipvsadm-save, ipvsadm-restore (update-alternatives);
+#                  the system user lvs-check for exec checks (postinst)
 #
 # both with section-8 man pages and bash/zsh/fish completions generated from
 # the clap definitions (packaging/gen-docs), copyright, changelog.Debian.gz,
@@ -139,6 +140,8 @@ finish() { # PACKAGE SECTION SUMMARY LONG-DESCRIPTION BINARY...
     local depends
     depends=$(cd "$WORK/shlibs-$p" && dpkg-shlibdeps -O "${bins[@]}" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
     [[ -n $depends ]] || die "dpkg-shlibdeps found no dependencies for $p"
+    # What the maintainer scripts run beyond the essential set.
+    [[ -n ${EXTRA_DEPENDS[$p]:-} ]] && depends+=", ${EXTRA_DEPENDS[$p]}"
     local size
     size=$(du -sk --exclude=DEBIAN "$d" | cut -f1)
     {
@@ -164,6 +167,9 @@ finish() { # PACKAGE SECTION SUMMARY LONG-DESCRIPTION BINARY...
 }
 
 DEBS=()
+# lvs-director's postinst creates the system user lvs-check with useradd
+# and groupadd (passwd: Priority required, not Essential).
+declare -A EXTRA_DEPENDS=([lvs-director]=passwd)
 stage_common rs-agent
 install_bin rs-agent rs-agent
 install_unit rs-agent rs-agent.service

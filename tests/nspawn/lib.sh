@@ -8,7 +8,9 @@
 #
 # The caller sets ROOTFS (the tree to boot, an overlay of its own), CONSOLE
 # (the console log, appended to) and NSPAWN_PID="" LEADER="" before the
-# first boot. Functions only return a status: messages are the caller's.
+# first boot; optionally NSPAWN_ARGS, an array of further systemd-nspawn
+# options (VM scenario 96: --capability=, --bind-ro=). Functions only
+# return a status: messages are the caller's.
 
 # nspawn_start MACHINE DEADLINE CGROUP...: systemd-nspawn --boot of ROOTFS
 # as MACHINE in the background, with a private network, not registered (no
@@ -24,7 +26,7 @@ nspawn_start() {
     (
         for cg in "$@"; do echo "$BASHPID" >"$cg/cgroup.procs"; done
         exec systemd-nspawn --quiet --directory="$ROOTFS" --machine="$machine" \
-            --private-network --register=no --keep-unit --boot
+            --private-network --register=no --keep-unit ${NSPAWN_ARGS[@]+"${NSPAWN_ARGS[@]}"} --boot
     ) >>"$CONSOLE" 2>&1 </dev/null &
     NSPAWN_PID=$!
     LEADER=""

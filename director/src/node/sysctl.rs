@@ -186,6 +186,12 @@ impl Sysctls {
         }
     }
 
+    /// Whether originals are recorded (a record found at start, or values
+    /// set since).
+    pub fn recorded(&self) -> bool {
+        !self.record.originals.is_empty()
+    }
+
     /// Puts every recorded original back and removes the record.
     pub fn restore(&mut self) -> Result<Vec<String>, SysctlError> {
         let all: Vec<(String, String)> = std::mem::take(&mut self.record.originals)
