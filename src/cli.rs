@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::agent_check::OnDrift;
+use crate::agent_check::{AllowNet, OnDrift};
 use crate::commands::Output;
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::drain::DEFAULT_PERSIST_DIR;
@@ -107,6 +107,15 @@ pub enum Command {
         /// The agent endpoint's answer while out of sync but not broken.
         #[arg(long, value_enum, default_value = "up", requires = "agent_listen")]
         agent_on_drift: OnDrift,
+        /// Answer only clients from this address or network (ADDR or
+        /// ADDR/PREFIX, repeatable), e.g. the directors; others are closed
+        /// unanswered. Unset: everyone is answered.
+        #[arg(long, value_name = "ADDR[/PREFIX]", requires = "agent_listen")]
+        agent_allow: Vec<AllowNet>,
+        /// Send the full reason of a down (it names VIPs and interfaces);
+        /// without it the line only says down and the log has the detail.
+        #[arg(long, requires = "agent_listen")]
+        agent_verbose: bool,
         /// Only observe and answer the agent endpoint; change nothing.
         #[arg(long, requires = "agent_listen", conflicts_with = "rollback_on_exit")]
         no_repair: bool,

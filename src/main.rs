@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use lvs_common::{logging, netns};
+use rs_agent::agent_check::Settings as AgentSettings;
 use rs_agent::cli::{Cli, Command};
 use rs_agent::commands::{self, Context, Output};
 use rs_agent::watch::{WatchOptions, watch};
@@ -102,6 +103,8 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                 rollback_on_exit,
                 agent_listen,
                 agent_on_drift,
+                agent_allow,
+                agent_verbose,
                 no_repair,
             } => {
                 let options = WatchOptions {
@@ -109,7 +112,11 @@ fn run(cli: &Cli) -> Result<u8, Error> {
                     interval: Duration::from_secs_f64(*interval),
                     rollback_on_exit: *rollback_on_exit,
                     agent_listen: *agent_listen,
-                    on_drift: *agent_on_drift,
+                    agent: AgentSettings {
+                        on_drift: *agent_on_drift,
+                        allow: agent_allow.clone(),
+                        verbose: *agent_verbose,
+                    },
                     repair: !*no_repair,
                 };
                 watch(&ctx, &options).await?;

@@ -34,7 +34,7 @@ use rtnetlink::MulticastGroup;
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, error, info, warn};
 
-use crate::agent_check::{self, Endpoint, OnDrift, Verdict};
+use crate::agent_check::{self, Endpoint, Verdict};
 use crate::commands::{self, Context, Summary};
 use crate::config::{self, Config};
 use crate::error::Error;
@@ -49,8 +49,8 @@ pub struct WatchOptions {
     pub rollback_on_exit: bool,
     /// Where the agent endpoint listens, if anywhere.
     pub agent_listen: Option<SocketAddr>,
-    /// The endpoint's answer while out of sync but not broken.
-    pub on_drift: OnDrift,
+    /// How the endpoint answers, and whom.
+    pub agent: agent_check::Settings,
     /// Converge and repair (the default); false: only observe and answer.
     pub repair: bool,
 }
@@ -147,7 +147,7 @@ impl<'a> Watcher<'a> {
                 let endpoint = Endpoint::start(
                     bound,
                     ctx.drain_files()?,
-                    options.on_drift,
+                    options.agent.clone(),
                     verdict(ctx, &config).await,
                 )?;
                 info!("agent endpoint on {}", endpoint.address);
@@ -389,10 +389,7 @@ fn subscribe() -> Result<Events, Error> {
 /// The agent endpoint's view: desired against actual, now.
 async fn verdict(ctx: &Context, config: &Config) -> Verdict {
     match commands::look(ctx, config, &[]).await {
-        Ok(status) => Verdict {
-            broken: status.broken.first().cloned(),
-            in_sync: status.in_sync,
-        },
+        Ok(status) => Verdict::looked(status.broken.first().cloned(), status.in_sync),
         Err(e) => {
             warn!("agent endpoint: cannot read the system: {e}");
             Verdict::unknown("rs-agent cannot read the system")

@@ -1,10 +1,14 @@
 //! Root tests of the agent endpoint (`watch --agent-listen`): its answers
-//! as the state changes, its bound under a flood, its refusal of a taken
-//! address. Connections are made from a thread inside the test's namespace.
+//! as the state changes (terse by default, in full with --agent-verbose),
+//! its allow list, its bound under a flood and beside idle connections, its
+//! refusal of a taken address. Connections are made from a thread inside
+//! the test's namespace.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rs_agent::agent_check::{TERSE_DOWN, WORKERS};
 
 use super::*;
 
@@ -24,6 +28,30 @@ fn ask(ns: &Netns) -> String {
     ns.run(|| {
         let address: SocketAddr = LISTEN.parse().unwrap();
         read_answer(TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap())
+    })
+}
+
+/// One connection to the endpoint from `source` (an address of the
+/// namespace's lo, where all of 127/8 is local): its whole answer.
+fn ask_from(ns: &Netns, source: &str) -> String {
+    let source: SocketAddr = format!("{source}:0").parse().unwrap();
+    ns.run(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stream = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(source).unwrap();
+            let connect = socket.connect(LISTEN.parse().unwrap());
+            tokio::time::timeout(Duration::from_secs(5), connect)
+                .await
+                .unwrap()
+                .unwrap()
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        read_answer(stream)
     })
 }
 
@@ -96,6 +124,7 @@ fn the_endpoint_answers_up_drain_and_down_as_the_state_changes() {
             "--agent-listen",
             LISTEN,
             "--no-repair",
+            "--agent-verbose",
             "--persist-dir",
             p,
         ],
@@ -262,12 +291,13 @@ fn the_endpoint_stays_bounded_under_1000_concurrent_connections() {
         wrong.len(),
         wrong.first()
     );
-    // One connection at a time: at most one descriptor more, no new thread.
+    // At most WORKERS connections at a time: as many descriptors more at
+    // most, and no thread beyond the pool started with the endpoint.
     let (fds, thr) = (
         max_fds.load(Ordering::SeqCst),
         max_threads.load(Ordering::SeqCst),
     );
-    assert!(fds <= fds_before + 1, "fds {fds_before} -> {fds}");
+    assert!(fds <= fds_before + WORKERS, "fds {fds_before} -> {fds}");
     assert_eq!(thr, threads_before, "threads {threads_before} -> {thr}");
     eprintln!("1,000 connections answered in {took:?}; agent fds {fds_before} -> max {fds}");
     assert!(took < Duration::from_secs(120), "{took:?}");
@@ -296,4 +326,99 @@ fn a_taken_endpoint_address_is_refused_before_anything_changes() {
     assert_eq!(ns.snapshot(), before);
     assert!(ns.records().is_empty());
     drop(holder);
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn by_default_a_down_names_no_vip_and_the_log_has_the_detail() {
+    let config = ConfigFile::new(&vips(&[VIP4]));
+    let ns = started(&config);
+    let watcher = Watcher::start(
+        &ns,
+        &config,
+        &["--interval", "0.2", "--agent-listen", LISTEN, "--no-repair"],
+    );
+    assert_eq!(ask(&ns), "up\n");
+    ns.ip(&["addr", "del", &format!("{VIP4}/32"), "dev", "lo"]);
+    wait_answer(
+        &ns,
+        &watcher,
+        |a| a == format!("down#{TERSE_DOWN}\n"),
+        "a terse down for the missing VIP",
+    );
+    let answer = ask(&ns);
+    assert!(
+        !answer.contains(VIP4) && !answer.contains(" lo"),
+        "{answer}"
+    );
+    assert!(
+        wait_for(EVENT_BOUND, || watcher
+            .log()
+            .contains(&format!("answers down: VIP {VIP4} is not on lo")))
+        .is_some(),
+        "{}",
+        watcher.log()
+    );
+    let (code, log) = watcher.terminate();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn only_allowed_clients_are_answered() {
+    let config = ConfigFile::new(&vips(&[VIP4]));
+    let ns = started(&config);
+    let watcher = Watcher::start(
+        &ns,
+        &config,
+        &[
+            "--interval",
+            "30",
+            "--agent-listen",
+            LISTEN,
+            "--agent-allow",
+            "127.0.0.1",
+            "--agent-allow",
+            "127.0.1.0/24",
+            "--agent-allow",
+            "2001:db8::/64",
+        ],
+    );
+    assert_eq!(ask_from(&ns, "127.0.0.1"), "up\n");
+    assert_eq!(ask_from(&ns, "127.0.1.9"), "up\n");
+    // Closed without a word, at once (read_answer would fail on its
+    // timeout, not return).
+    assert_eq!(ask_from(&ns, "127.0.0.2"), "");
+    assert_eq!(ask_from(&ns, "127.0.2.1"), "");
+    assert_eq!(ask_from(&ns, "127.0.0.1"), "up\n");
+    let (code, log) = watcher.terminate();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test-all.sh"]
+fn idle_connections_do_not_delay_a_fresh_check() {
+    /// lvs-director's agent check timeout in README.md's example.
+    const CHECK_DEADLINE: Duration = Duration::from_secs(1);
+    let (_config, ns, watcher) = watched_with_repair();
+    let address: SocketAddr = LISTEN.parse().unwrap();
+    // 200 connections opened and held, never read nor closed.
+    let idle: Vec<TcpStream> = ns.run(|| {
+        (0..200)
+            .map(|_| TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap())
+            .collect()
+    });
+    let answer = ns.run(|| {
+        let began = Instant::now();
+        let mut stream = TcpStream::connect_timeout(&address, CHECK_DEADLINE).unwrap();
+        stream.set_read_timeout(Some(CHECK_DEADLINE)).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(began.elapsed() < CHECK_DEADLINE, "{:?}", began.elapsed());
+        answer
+    });
+    assert_eq!(answer, "up\n");
+    drop(idle);
+    let (code, log) = watcher.terminate();
+    assert_eq!(code, 0, "{log}");
 }
