@@ -8,6 +8,8 @@
 //! - [`daemon`]: what a long-running service needs: sd_notify (ready,
 //!   status, watchdog) without libsystemd, the SIGHUP/SIGTERM/SIGINT
 //!   stream, and a token-bucket rate limiter.
+//! - [`file`]: files replaced atomically (temporary file, fsync, rename)
+//!   without following a link planted at their name.
 //! - [`lock`]: an advisory file lock (flock) per network namespace, taken
 //!   from async code without blocking the runtime.
 //! - [`logging`] (feature `logging`): the binaries' one logging setup,
@@ -22,6 +24,7 @@
 pub mod config_error;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+pub mod file;
 pub mod lock;
 #[cfg(feature = "logging")]
 pub mod logging;

@@ -68,14 +68,13 @@ pub(super) struct PortDefault {
 
 impl Validator<'_> {
     /// The check of one server: `service` (the service's table) with
-    /// `server` (the server's override) merged over it; for an exec check,
-    /// also where its program is (an offset in the part).
+    /// `server` (the server's override) merged over it.
     pub(super) fn check_spec(
         &self,
         service: Option<&Spanned<RawCheck>>,
         server: Option<&Spanned<RawCheck>>,
         ports: PortDefault,
-    ) -> Result<(CheckSpec, Option<usize>), ConfigError> {
+    ) -> Result<CheckSpec, ConfigError> {
         let service_kind = match service {
             None => None,
             Some(t) => Some(self.kind(t)?),
@@ -88,7 +87,7 @@ impl Validator<'_> {
             },
             None => match service_kind {
                 Some(k) => k,
-                None => return Ok((none_spec(ports), None)),
+                None => return Ok(none_spec(ports)),
             },
         };
         let raw = merge(service.map(Spanned::get_ref), server.map(Spanned::get_ref));
@@ -112,19 +111,14 @@ impl Validator<'_> {
             None => DEFAULT_FALL,
         };
         let port = self.check_port(&raw, kind, ports, &fallback_span)?;
-        let spec = CheckSpec {
+        Ok(CheckSpec {
             kind: self.check_kind(&raw, kind, fallback_span)?,
             interval: Duration::from_secs_f64(interval),
             timeout: Duration::from_secs_f64(timeout),
             rise,
             fall,
             port,
-        };
-        let program = match (&spec.kind, &raw.command) {
-            (CheckKind::Exec { .. }, Some(cmd)) => cmd.get_ref().first().map(|p| p.span().start),
-            _ => None,
-        };
-        Ok((spec, program))
+        })
     }
 
     /// `interval` and `timeout`, in seconds.

@@ -50,6 +50,11 @@ pub enum ControlError {
     },
     #[error("control socket {0}: another lvs-director answers there")]
     InUse(PathBuf),
+    #[error(
+        "control socket {0}: {1} is in the way (only a socket left by a stopped daemon is \
+         replaced): remove it or choose another --control"
+    )]
+    NotASocket(PathBuf, &'static str),
     #[error("control socket {0}: no reply in time")]
     Timeout(PathBuf),
     #[error("control socket {path}: bad reply: {source}")]
@@ -188,7 +193,9 @@ pub struct Pending {
 }
 
 /// Binds the socket: mode 0600 in a 0700 directory created if missing. A
-/// socket file left by a dead daemon is replaced; one that answers is not.
+/// socket file left by a dead daemon is replaced; one that answers is not,
+/// nor is anything else at the path (a file given by mistake to
+/// `--control`, a link): the daemon runs as root and must not delete it.
 pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
@@ -201,11 +208,31 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         std::fs::create_dir_all(dir).map_err(io_err)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err)?;
     }
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(ControlError::InUse(path.to_path_buf()));
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            let kind = if t.is_socket() {
+                None
+            } else if t.is_symlink() {
+                Some("a symbolic link")
+            } else if t.is_dir() {
+                Some("a directory")
+            } else if t.is_file() {
+                Some("a regular file")
+            } else {
+                Some("a special file")
+            };
+            if let Some(kind) = kind {
+                return Err(ControlError::NotASocket(path.to_path_buf(), kind));
+            }
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(ControlError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(io_err)?;
         }
-        std::fs::remove_file(path).map_err(io_err)?;
     }
     // Created 0600 from the start (no window with a wider mode).
     let old = crate::sys::umask(0o177);
@@ -405,7 +432,9 @@ struct DrainEntry {
     server: String,
 }
 
-/// Reads the drains file; a missing file is no drains.
+/// Reads the drains file; a missing file is no drains. Any other failure
+/// (unreadable, not JSON, a bad entry) is an error: the daemon refuses to
+/// start on it rather than put drained servers back into service.
 pub fn load_drains(path: &Path) -> Result<HashSet<DrainKey>, ControlError> {
     let err = |message: String| ControlError::State {
         path: path.to_path_buf(),
@@ -428,7 +457,8 @@ pub fn load_drains(path: &Path) -> Result<HashSet<DrainKey>, ControlError> {
     Ok(out)
 }
 
-/// Writes the drains file atomically (write, fsync, rename).
+/// Writes the drains file atomically (temporary file, fsync, rename, fsync
+/// of the directory).
 pub fn save_drains(path: &Path, drains: &HashSet<DrainKey>) -> Result<(), ControlError> {
     let mut entries: Vec<DrainEntry> = drains
         .iter()
@@ -439,15 +469,9 @@ pub fn save_drains(path: &Path, drains: &HashSet<DrainKey>) -> Result<(), Contro
         .collect();
     entries.sort_by(|a, b| (&a.service, &a.server).cmp(&(&b.service, &b.server)));
     let text = serde_json::to_string_pretty(&entries).expect("serializes");
-    let tmp = path.with_extension("tmp");
-    let write = || -> io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| ControlError::State {
+    // 0600 like the socket; a link planted at the name is replaced, not
+    // followed (the daemon is root).
+    lvs_common::file::replace(path, text.as_bytes(), 0o600).map_err(|e| ControlError::State {
         path: path.to_path_buf(),
         message: e.to_string(),
     })

@@ -11,11 +11,13 @@ pub enum Exit {
     /// The daemon refused a control request (an unknown service or server:
     /// the message says which).
     Refused,
-    /// A bad command line or file: nothing was changed.
+    /// A bad command line or file (`run`: the admin drains file too, which
+    /// it will not start without): nothing was changed.
     Usage,
-    /// The control socket is taken (another daemon answers there) or no
-    /// daemon answers on it; the metrics address cannot be bound; `--netns`
-    /// cannot be entered.
+    /// The control socket is taken (another daemon answers there, or its
+    /// path holds something that is not a socket) or no daemon answers on
+    /// it; `apply` while a daemon answers on it (without `--force`); the
+    /// metrics address cannot be bound; `--netns` cannot be entered.
     Unavailable,
     /// The kernel or nft refused, or IPVS cannot be opened or read (`apply`
     /// put the previous table back).

@@ -14,10 +14,8 @@
 pub mod v1;
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,21 +37,11 @@ pub const FORMAT_VERSION_DR: u64 = 2;
 /// How long a run waits for another run in the same namespace to finish.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Replaces the file at `path` with `text` atomically: written to
-/// `PATH.tmp` (mode 0600, only root reads what the agent keeps), fsynced,
-/// renamed over `path`. The directory entry is not synced: callers that
-/// need the rename durable sync the directory themselves.
+/// Replaces the file at `path` with `text` atomically, mode 0600 (only
+/// root reads what the agent keeps): lvs-common's replace, which never
+/// follows a link planted at the name and syncs the directory.
 pub(crate) fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
-    let temporary = path.with_extension("json.tmp");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    lvs_common::file::replace(path, text.as_bytes(), 0o600)
 }
 
 /// What the agent changed, and what was there before.
@@ -306,8 +294,7 @@ impl Store {
             };
         }
         let text = record.to_json().map_err(|e| self.error(e))?;
-        replace_file(&self.path, &text).map_err(|e| self.error(RecordError::Write(e)))?;
-        self.sync_dir()
+        replace_file(&self.path, &text).map_err(|e| self.error(RecordError::Write(e)))
     }
 
     fn sync_dir(&self) -> Result<(), Error> {

@@ -42,7 +42,6 @@ mod checks;
 mod limits;
 mod metrics;
 mod resync;
-mod scripts;
 mod wake;
 use checks::Runs;
 use limits::fd_budget;
@@ -83,7 +82,9 @@ impl DaemonError {
     pub fn exit(&self) -> crate::exit::Exit {
         use crate::exit::Exit;
         match self {
-            DaemonError::Config(_) => Exit::Usage,
+            DaemonError::Config(_) | DaemonError::Control(ControlError::State { .. }) => {
+                Exit::Usage
+            }
             DaemonError::Control(_) | DaemonError::Metrics(_) => Exit::Unavailable,
             _ => Exit::Kernel,
         }
@@ -223,7 +224,6 @@ impl Daemon {
     /// convergence, and the loop's inputs.
     async fn start(opts: Options) -> Result<(Daemon, Sources), DaemonError> {
         let (config, reuse) = config::load_reusing(&opts.config, None)?;
-        crate::sys::set_script_identity(scripts::prepare(&opts.config, &config)?);
         let signals = Signals::new().map_err(DaemonError::Signals)?;
         let listener = control::bind(&opts.control).await?;
         let scrapes = match opts.metrics {
@@ -255,11 +255,9 @@ impl Daemon {
         config: DirectorConfig,
         reuse: config::Reuse,
     ) -> Result<Daemon, DaemonError> {
-        let drains =
-            control::load_drains(&control::drains_path(&opts.control)).unwrap_or_else(|e| {
-                warn!("{e}: starting without admin drains");
-                Default::default()
-            });
+        // An unreadable file refuses the start: going on without it would
+        // put every server drained by hand back into service.
+        let drains = control::load_drains(&control::drains_path(&opts.control))?;
         let kernel = Kernel::open(opts.netns.clone()).await?;
         let table = kernel.table_to_plan().await?;
         let now = Instant::now();
