@@ -90,7 +90,7 @@ if step build cargo build --workspace --all-targets --locked; then
         sh -c 'ip link set lo up && exec cargo test --workspace --offline --locked' 
     step root-tests unshare --net --mount --propagation private -- \
         sh -c 'cargo test -p rs-agent --test root --test watch --offline --locked -- --ignored &&
-            exec cargo test -p lvs-director --test syn_root --offline --locked -- --ignored'
+            exec cargo test -p lvs-director --test syn_root --test exec_root --offline --locked -- --ignored'
     step systemd-units verify_units
     # The Debian packages, from the debug binaries just built (a release
     # build would double the run's compile time; what lintian checks is the

@@ -68,13 +68,14 @@ pub(super) struct PortDefault {
 
 impl Validator<'_> {
     /// The check of one server: `service` (the service's table) with
-    /// `server` (the server's override) merged over it.
+    /// `server` (the server's override) merged over it; for an exec check,
+    /// also where its program is (an offset in the part).
     pub(super) fn check_spec(
         &self,
         service: Option<&Spanned<RawCheck>>,
         server: Option<&Spanned<RawCheck>>,
         ports: PortDefault,
-    ) -> Result<CheckSpec, ConfigError> {
+    ) -> Result<(CheckSpec, Option<usize>), ConfigError> {
         let service_kind = match service {
             None => None,
             Some(t) => Some(self.kind(t)?),
@@ -87,7 +88,7 @@ impl Validator<'_> {
             },
             None => match service_kind {
                 Some(k) => k,
-                None => return Ok(none_spec(ports)),
+                None => return Ok((none_spec(ports), None)),
             },
         };
         let raw = merge(service.map(Spanned::get_ref), server.map(Spanned::get_ref));
@@ -111,14 +112,19 @@ impl Validator<'_> {
             None => DEFAULT_FALL,
         };
         let port = self.check_port(&raw, kind, ports, &fallback_span)?;
-        Ok(CheckSpec {
+        let spec = CheckSpec {
             kind: self.check_kind(&raw, kind, fallback_span)?,
             interval: Duration::from_secs_f64(interval),
             timeout: Duration::from_secs_f64(timeout),
             rise,
             fall,
             port,
-        })
+        };
+        let program = match (&spec.kind, &raw.command) {
+            (CheckKind::Exec { .. }, Some(cmd)) => cmd.get_ref().first().map(|p| p.span().start),
+            _ => None,
+        };
+        Ok((spec, program))
     }
 
     /// `interval` and `timeout`, in seconds.

@@ -56,15 +56,15 @@ mod validated;
 pub use load::{Reuse, load, load_reusing, parse, parse_reusing};
 
 pub use node::{
-    Announce, DEFAULT_HEALTH_FILE, HealthFile, NodeConfig, SYSCTLS, SyncConfig, SyncRole,
-    valid_ifname,
+    Announce, DEFAULT_HEALTH_FILE, HealthFile, NodeConfig, SYSCTLS, ScriptUser, SyncConfig,
+    SyncRole, valid_ifname,
 };
 
 pub use service::{DEFAULT_SCHEDULER, MAX_PERSISTENCE};
 
 pub use validated::{
-    AUTO_MARK_BASE, AUTO_MARK_SPAN, DirectorConfig, OnFailure, PortGroup, ServiceConfig,
-    derived_mark, protocol_name, vips,
+    AUTO_MARK_BASE, AUTO_MARK_SPAN, DirectorConfig, ExecProgram, OnFailure, PortGroup, Position,
+    ServiceConfig, derived_mark, protocol_name, vips,
 };
 
 /// A configuration error with its position in the file (`file:line:column:

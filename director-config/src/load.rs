@@ -165,9 +165,17 @@ fn parse_parts(
             health_file,
             sysctl,
             sync,
+            script_user,
         } = raw;
         if !reusable {
-            take_node_tables(&pv, &mut node, announce, health_file, sysctl, sync)?;
+            let tables = NodeTables {
+                announce,
+                health_file,
+                sysctl,
+                sync,
+                script_user,
+            };
+            take_node_tables(&pv, &mut node, tables)?;
         }
         for entry in service {
             let (cfg, meta) = validate_service(&pv, entry)?;
@@ -198,19 +206,38 @@ fn refuse_inline_services(pv: &Validator, text: &str, raw: &RawConfig) -> Result
     Ok(())
 }
 
+/// The director-wide tables and keys of one part.
+struct NodeTables {
+    announce: Option<Spanned<RawAnnounce>>,
+    health_file: Option<Spanned<String>>,
+    sysctl: Option<Spanned<RawSysctl>>,
+    sync: Option<Spanned<RawSync>>,
+    script_user: Option<Spanned<String>>,
+}
+
 /// Validates the director-wide tables of one part into `node`. Only the
 /// tables the part gives are set: the others are defaults in what
 /// `Validator::node` returns, and must not undo an earlier part's.
 fn take_node_tables(
     pv: &Validator,
     node: &mut NodeConfig,
-    announce: Option<Spanned<RawAnnounce>>,
-    health_file: Option<Spanned<String>>,
-    sysctl: Option<Spanned<RawSysctl>>,
-    sync: Option<Spanned<RawSync>>,
+    t: NodeTables,
 ) -> Result<(), ConfigError> {
-    let given = (announce.is_some(), health_file.is_some(), sysctl.is_some());
-    let part = pv.node(announce, health_file, sysctl.map(Spanned::into_inner), sync)?;
+    let given = (
+        t.announce.is_some(),
+        t.health_file.is_some(),
+        t.sysctl.is_some(),
+    );
+    let part = pv.node(
+        t.announce,
+        t.health_file,
+        t.sysctl.map(Spanned::into_inner),
+        t.sync,
+        t.script_user,
+    )?;
+    if part.script_user.is_some() {
+        node.script_user = part.script_user;
+    }
     if given.0 {
         node.announce = part.announce;
     }
@@ -353,6 +380,7 @@ struct NodeSeen {
     health_file: Option<usize>,
     sysctl: Option<usize>,
     sync: Option<usize>,
+    script_user: Option<usize>,
 }
 
 impl NodeSeen {
@@ -364,6 +392,7 @@ impl NodeSeen {
             ("health_file", raw.health_file.as_ref().map(Spanned::span)),
             ("[sysctl]", raw.sysctl.as_ref().map(Spanned::span)),
             ("[sync]", raw.sync.as_ref().map(Spanned::span)),
+            ("script_user", raw.script_user.as_ref().map(Spanned::span)),
         ];
         if spans.iter().all(|(_, s)| s.is_none()) {
             return Ok(true);
@@ -373,6 +402,7 @@ impl NodeSeen {
             &mut self.health_file,
             &mut self.sysctl,
             &mut self.sync,
+            &mut self.script_user,
         ];
         for ((name, span), slot) in spans.into_iter().zip(slots) {
             let Some(span) = span else { continue };

@@ -31,6 +31,17 @@ pub struct NodeConfig {
     /// `net.ipv4.vs.NAME = value`, in [`SYSCTLS`] order.
     pub sysctl: Vec<(&'static str, u32)>,
     pub sync: Option<SyncConfig>,
+    /// `script_user`: who exec checks run as (None: lvs-director's default,
+    /// `lvs-check` where it exists, else `nobody`). Whether the user exists
+    /// is the director's to find out, at start and reload: hence the
+    /// position.
+    pub script_user: Option<ScriptUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptUser {
+    pub name: String,
+    pub at: crate::Position,
 }
 
 /// Where the quorum file goes.
@@ -127,8 +138,12 @@ impl Validator<'_> {
         health_file: Option<Spanned<String>>,
         sysctl: Option<RawSysctl>,
         sync: Option<Spanned<RawSync>>,
+        script_user: Option<Spanned<String>>,
     ) -> Result<NodeConfig, ConfigError> {
         let mut node = NodeConfig::default();
+        if let Some(u) = script_user {
+            node.script_user = Some(self.script_user(&u)?);
+        }
         if let Some(a) = announce {
             node.announce = Some(self.announce(a.into_inner())?);
         }
@@ -205,6 +220,27 @@ impl Validator<'_> {
         }
         sysctl.sort_by_key(|(n, _)| SYSCTLS.iter().position(|(s, _)| s == n));
         Ok(sysctl)
+    }
+
+    /// A name the C library could look up: what useradd takes, in short.
+    fn script_user(&self, u: &Spanned<String>) -> Result<ScriptUser, ConfigError> {
+        let name = u.get_ref();
+        let fits = !name.is_empty()
+            && name.len() <= 32
+            && !name.starts_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'));
+        if !fits {
+            return self.err(
+                u.span(),
+                format!("script_user {name:?} is not a user name (1 to 32 of a-z, 0-9, _ - . $)"),
+            );
+        }
+        Ok(ScriptUser {
+            name: name.clone(),
+            at: self.position(u.span().start),
+        })
     }
 
     fn sync(&self, s: RawSync) -> Result<SyncConfig, ConfigError> {

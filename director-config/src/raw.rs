@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) health_file: Option<Spanned<String>>,
     pub(super) sysctl: Option<Spanned<RawSysctl>>,
     pub(super) sync: Option<Spanned<RawSync>>,
+    pub(super) script_user: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -11,12 +11,12 @@ use lvs_ipvs::table::{Destination, Family, Protocol, Service, ServiceFlags, Serv
 use toml::Spanned;
 
 use crate::ConfigError;
-use crate::check::CheckSpec;
+use crate::check::{CheckKind, CheckSpec};
 use crate::checks::PortDefault;
 use crate::parts::{check_scheduler, check_vip};
 use crate::raw::{RawCheck, RawServer, RawService};
 use crate::validate::Validator;
-use crate::validated::{PortGroup, ServiceConfig};
+use crate::validated::{ExecProgram, PortGroup, ServiceConfig};
 
 /// Scheduler when the file names none (ipvsadm's default).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -80,8 +80,20 @@ impl Validator<'_> {
         service.netmask = persistence.netmask;
 
         let group_port = group.as_ref().and_then(|g| g.ports.first().copied());
-        let (servers, checks) =
+        let (servers, checks, programs) =
             self.servers(raw.server, raw.check.as_ref(), &key, family, group_port)?;
+        let service_line = self.line(start);
+        let exec_programs = programs
+            .into_iter()
+            .map(|(program, offset)| {
+                let at = self.position(offset);
+                ExecProgram {
+                    program,
+                    lines_below: at.line - service_line,
+                    column: at.column,
+                }
+            })
+            .collect();
         let (quorum, sorry_server, on_failure) = self.health_keys(
             raw.quorum.as_ref(),
             raw.sorry_server.as_ref(),
@@ -100,6 +112,7 @@ impl Validator<'_> {
                 quorum,
                 sorry_server,
                 on_failure,
+                exec_programs,
             },
             protocol,
             key_offset,
@@ -290,7 +303,9 @@ impl Validator<'_> {
     }
 
     /// The real servers in file order, with the check of each: the
-    /// service's `check` with the server's merged over it.
+    /// service's `check` with the server's merged over it; and the programs
+    /// of the exec checks, each once, with their offsets.
+    #[allow(clippy::type_complexity)]
     fn servers(
         &self,
         raw: Vec<Spanned<RawServer>>,
@@ -298,7 +313,9 @@ impl Validator<'_> {
         key: &ServiceKey,
         family: Family,
         group_port: Option<u16>,
-    ) -> Result<(Vec<Destination>, Vec<Arc<CheckSpec>>), ConfigError> {
+    ) -> Result<(Vec<Destination>, Vec<Arc<CheckSpec>>, Vec<(String, usize)>), ConfigError> {
+        let mut programs: Vec<(String, usize)> = Vec::new();
+        let mut program_seen: std::collections::HashSet<usize> = Default::default();
         let mut servers: Vec<Destination> = Vec::with_capacity(raw.len());
         // Servers with the same check share one spec: 20,000 copies of it
         // were a fifth of the daemon's memory.
@@ -307,7 +324,7 @@ impl Validator<'_> {
         for rs in raw {
             let rs_start = rs.span().start;
             let rs = rs.into_inner();
-            let spec = self.check_spec(
+            let (spec, program) = self.check_spec(
                 check,
                 rs.check.as_ref(),
                 PortDefault {
@@ -332,6 +349,11 @@ impl Validator<'_> {
             }
             server_seen.insert((d.addr, d.port), rs_start);
             servers.push(d);
+            if let (Some(offset), CheckKind::Exec { command }) = (program, &spec.kind)
+                && program_seen.insert(offset)
+            {
+                programs.push((command[0].clone(), offset));
+            }
             let spec = match check_specs.last() {
                 Some(last) if **last == spec => last.clone(),
                 _ => Arc::new(spec),
@@ -339,7 +361,8 @@ impl Validator<'_> {
             check_specs.push(spec);
         }
         if let (true, Some(c)) = (servers.is_empty(), check) {
-            // Validate the table even with no server to apply it to.
+            // Validate the table even with no server to apply it to (its
+            // program is never run: not one to refuse).
             self.check_spec(
                 Some(c),
                 None,
@@ -349,6 +372,6 @@ impl Validator<'_> {
                 },
             )?;
         }
-        Ok((servers, check_specs))
+        Ok((servers, check_specs, programs))
     }
 }

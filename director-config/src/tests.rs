@@ -755,3 +755,115 @@ fn director_wide_keys_errors_point_at_the_value() {
     let ok = "[[service]]\nvip = \"203.0.113.10\"\nport = 80\nscheduler = \"mh\"\nscheduler_flags = [\"mh-fallback\"]\n";
     parse_str(ok).unwrap();
 }
+
+const EXEC: &str = r#"script_user = "lvs-check"
+
+[[service]]
+vip = "10.1.252.73"
+port = 80
+[service.check]
+type = "exec"
+command = ["/usr/local/libexec/check-web", "{address}"]
+
+[[service.server]]
+address = "10.1.252.74"
+
+[[service.server]]
+address = "10.1.252.75"
+
+[[service.server]]
+address = "10.1.252.76"
+[service.server.check]
+type = "exec"
+command = [  "/usr/local/libexec/check-db"]
+"#;
+
+/// Every exec program once, where the file names it: what lvs-director
+/// needs to refuse an unsafe script at the right place.
+#[test]
+fn script_user_and_exec_programs_keep_their_positions() {
+    let c = parse_str(EXEC).unwrap();
+    let u = c.node.script_user.as_ref().unwrap();
+    assert_eq!(
+        (u.name.as_str(), u.at),
+        (
+            "lvs-check",
+            Position {
+                line: 1,
+                column: 15
+            }
+        )
+    );
+    let s = &c.services[0];
+    let found: Vec<(&str, Position)> = s
+        .exec_programs
+        .iter()
+        .map(|p| (p.program.as_str(), p.position(s.line)))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "/usr/local/libexec/check-web",
+                Position {
+                    line: 8,
+                    column: 12
+                }
+            ),
+            (
+                "/usr/local/libexec/check-db",
+                Position {
+                    line: 20,
+                    column: 14
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        u.at.error(Path::new("d.toml"), "x").to_string(),
+        "d.toml:1:15: x"
+    );
+    // No key: the director's default.
+    assert_eq!(parse_str(SEED).unwrap().node.script_user, None);
+    assert!(
+        parse_str(SEED).unwrap().services[0]
+            .exec_programs
+            .is_empty()
+    );
+}
+
+/// A reload takes the unchanged service over unparsed: its programs'
+/// positions follow the lines added above it.
+#[test]
+fn exec_positions_follow_a_service_taken_over_by_a_reload() {
+    let (mut c, reuse) = parse_reusing(Path::new("d.toml"), EXEC, None).unwrap();
+    // Marks what a reuse carries over unseen.
+    std::sync::Arc::make_mut(&mut c.services[0]).quorum = 7;
+    let moved = format!("# one\n# two\n{EXEC}");
+    let (c2, _) = parse_reusing(Path::new("d.toml"), &moved, Some((&reuse, &c.services))).unwrap();
+    assert_eq!(c2.services[0].quorum, 7, "taken over, not parsed");
+    let s = &c2.services[0];
+    assert_eq!(
+        s.exec_programs[1].position(s.line),
+        Position {
+            line: 22,
+            column: 14
+        }
+    );
+    assert_eq!(c2.node.script_user.as_ref().unwrap().at.line, 3);
+}
+
+#[test]
+fn script_user_must_be_a_user_name() {
+    for bad in ["", "a b", "-x", "root:0", "../etc", &"u".repeat(33)] {
+        let text = format!("script_user = {bad:?}\n");
+        let e = error_of(&text);
+        assert!(
+            e.starts_with("d.toml:1:15: script_user") && e.contains("is not a user name"),
+            "{bad:?}: {e}"
+        );
+    }
+    // A top-level key: after a [[service]] it would be the service's.
+    let e = error_of("[[service]]\nvip = \"10.1.252.73\"\nport = 80\nscript_user = \"x\"\n");
+    assert!(e.starts_with("d.toml:4:1:"), "{e}");
+}

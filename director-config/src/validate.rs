@@ -43,6 +43,12 @@ impl<'a> Validator<'a> {
         Err(self.at(Some(span), message))
     }
 
+    /// Where `offset` (in the part) is in the file.
+    pub(super) fn position(&self, offset: usize) -> crate::Position {
+        let (line, column) = self.lines.line_column(self.base + offset);
+        crate::Position { line, column }
+    }
+
     pub(super) fn line(&self, offset: usize) -> usize {
         self.lines.line(self.base + offset)
     }

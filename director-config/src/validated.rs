@@ -46,6 +46,46 @@ pub struct ServiceConfig {
     pub sorry_server: Option<IpAddr>,
     /// What a failed server gets.
     pub on_failure: OnFailure,
+    /// The programs of the service's exec checks, each once, with where
+    /// the file names it: lvs-director refuses an unsafe one at start and
+    /// reload (rs-agent reads this file too and must not look at scripts).
+    pub exec_programs: Vec<ExecProgram>,
+}
+
+/// A position in the file, 1-based (the column in characters), for the
+/// errors found after loading, by what needs the system (an unknown user,
+/// an unsafe script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Position {
+    /// `file:line:column: message`.
+    pub fn error(self, file: &std::path::Path, message: impl Into<String>) -> crate::ConfigError {
+        crate::ConfigError::new(file, self.line, self.column, message)
+    }
+}
+
+/// An exec check's program as the file gives it. Its line is kept relative
+/// to its service's (`ServiceConfig::line`): a service taken over unparsed
+/// by a reload (see `load`) has the same text, so only that line moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecProgram {
+    pub program: String,
+    pub(crate) lines_below: usize,
+    pub(crate) column: usize,
+}
+
+impl ExecProgram {
+    /// Where the program is in the file, for a service at line `service_line`.
+    pub fn position(&self, service_line: usize) -> Position {
+        Position {
+            line: service_line + self.lines_below,
+            column: self.column,
+        }
+    }
 }
 
 /// What happens to a real server whose check failed.

@@ -7,7 +7,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::CheckOutcome;
-use super::reason::{failed_to_connect, io_reason};
+use super::reason::{failed_to_connect, io_reason, printable};
 
 /// The longest answer read: HAProxy's words with a weight and a short
 /// description fit; anything longer is not an agent.
@@ -77,7 +77,7 @@ pub(crate) fn parse(line: &[u8]) -> CheckOutcome {
     }
     if let Some(word) = down {
         return CheckOutcome::Down(match description.filter(|d| !d.is_empty()) {
-            Some(d) => format!("agent: {word} ({d})"),
+            Some(d) => format!("agent: {word} ({})", printable(d)),
             None => format!("agent: {word}"),
         });
     }

@@ -1,5 +1,9 @@
 //! The exec check: a command run without a shell, in a process group of its
 //! own, killed with everything it started when it overruns, always reaped.
+//! The child cannot become root: it runs as the script user (as root; see
+//! `sys::drop_privileges`), with no capabilities, `no_new_privs`, 1024 open
+//! files and an environment of `PATH`, `LVS_ADDRESS` and `LVS_PORT` alone
+//! (not the daemon's `NOTIFY_SOCKET` and the like).
 
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
@@ -11,7 +15,8 @@ use tokio::process::{ChildStderr, Command};
 use tokio::time::{Instant, sleep_until};
 
 use super::CheckOutcome;
-use super::reason::{io_reason, out_of_local_resources, timeout_reason};
+use super::reason::{io_reason, out_of_local_resources, printable, timeout_reason};
+use crate::sys;
 
 /// Bytes of stderr kept for the reason; the rest is read and discarded so a
 /// chatty command never blocks on a full pipe.
@@ -30,8 +35,19 @@ pub(crate) async fn run(command: &[String], target: SocketAddr, timeout: Duratio
     };
     let (address, port) = (target.ip().to_string(), target.port().to_string());
     let fill = |arg: &String| arg.replace("{address}", &address).replace("{port}", &port);
+    let who = match sys::script_identity() {
+        Ok(who) => who,
+        // No user to run it as: the director's problem, not the server's.
+        Err(e) => {
+            return CheckOutcome::Skipped(format!("cannot start {program}: {}", io_reason(&e)));
+        }
+    };
     let mut cmd = Command::new(fill(program));
     cmd.args(args.iter().map(fill))
+        .env_clear()
+        .env("PATH", sys::SCRIPT_PATH)
+        .env("LVS_ADDRESS", &address)
+        .env("LVS_PORT", &port)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -40,6 +56,7 @@ pub(crate) async fn run(command: &[String], target: SocketAddr, timeout: Duratio
         // If this future is dropped (the daemon stops or drops the check),
         // the child is killed and tokio reaps it; GroupKill gets the rest.
         .kill_on_drop(true);
+    sys::drop_privileges(&mut cmd, &who);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         // EAGAIN: the process limit, the director's shortage as EMFILE is.
@@ -95,11 +112,12 @@ fn outcome(status: ExitStatus, stderr: &[u8]) -> CheckOutcome {
     }
 }
 
-/// The first non-blank line, trimmed and cut to [`REASON_LINE_CAP`] bytes
-/// (on a character boundary).
+/// The first non-blank line, trimmed, its control characters escaped, and
+/// cut to [`REASON_LINE_CAP`] bytes (on a character boundary).
 fn first_line(stderr: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = printable(line);
     let mut end = line.len().min(REASON_LINE_CAP);
     while !line.is_char_boundary(end) {
         end -= 1;

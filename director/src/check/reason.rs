@@ -63,3 +63,36 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
         None => format!("{:?}", e.kind()).to_lowercase(),
     }
 }
+
+/// `text` with its control characters (and the Unicode line separators)
+/// escaped as Rust does (`\u{1b}`, `\r`): what a script prints or an agent
+/// answers ends up in the log and in status, where a raw escape sequence
+/// or line break could forge a line or repaint a terminal.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            printable("\u{1b}[2Jdown\r\nFAKE: server up\u{7f}\u{85}\u{2028}"),
+            "\\u{1b}[2Jdown\\r\\nFAKE: server up\\u{7f}\\u{85}\\u{2028}"
+        );
+        assert_eq!(
+            printable("disk full on /var: 95% (été)"),
+            "disk full on /var: 95% (été)"
+        );
+    }
+}

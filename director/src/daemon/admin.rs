@@ -17,8 +17,15 @@ impl Daemon {
         let _ = self.notifier.reloading();
         let started = Instant::now();
         let previous = Some((&self.reuse, self.cluster.config.services.as_slice()));
-        let (config, reuse) = match config::load_reusing(&self.opts.config, previous) {
-            Ok(c) => c,
+        let loaded = config::load_reusing(&self.opts.config, previous).and_then(|(c, r)| {
+            let who = super::scripts::prepare(&self.opts.config, &c)?;
+            Ok((c, r, who))
+        });
+        let (config, reuse) = match loaded {
+            Ok((c, r, who)) => {
+                crate::sys::set_script_identity(who);
+                (c, r)
+            }
             Err(e) => {
                 self.counters.reload_failures += 1;
                 error!("reload refused, the running configuration stays: {e}");

@@ -42,6 +42,7 @@ mod checks;
 mod limits;
 mod metrics;
 mod resync;
+mod scripts;
 mod wake;
 use checks::Runs;
 use limits::fd_budget;
@@ -224,6 +225,7 @@ impl Daemon {
     /// convergence, and the loop's inputs.
     async fn start(opts: Options) -> Result<(Daemon, Sources), DaemonError> {
         let (config, reuse) = config::load_reusing(&opts.config, None)?;
+        crate::sys::set_script_identity(scripts::prepare(&opts.config, &config)?);
         let signals = Signals::new().map_err(DaemonError::Signals)?;
         let listener = control::bind(&opts.control).await?;
         let scrapes = match opts.metrics {

@@ -4,8 +4,11 @@
 #  a) http on port 8080 /health, expect_status [200], expect_body "ok":
 #     rs2 answering 503 is drained ("HTTP 503"), then a body without "ok"
 #     ("body does not contain"); back when healthy;
-#  b) exec: ["/usr/bin/test", "-e", FILE-{address}]: rs2's file removed ->
-#     weight 0 ("exit status 1");
+#  b) exec: a script in a root-owned 0755 directory, checking FILE-{address}
+#     as a user that is not root with LVS_ADDRESS set: rs2's file removed ->
+#     weight 0 ("exit status 1"); the same script under /tmp (world-writable)
+#     is refused by the reload, with its file:line:column, and the running
+#     checks stay;
 #  c) tcp on port 3306 (the check's own port): rs2's server on 3306 killed ->
 #     weight 0 while its port 80 still serves; on_failure = "remove" deletes
 #     it instead.
@@ -86,19 +89,42 @@ wait_weight 15 "$RS2_IP" 2 >/dev/null
 pass "http: a body without \"ok\" drained rs2 after ${t}s; back when ok"
 
 # b) exec, by reload; the servers keep serving across the check change.
-touch "$TEST_TMP/up-$RS1_IP" "$TEST_TMP/up-$RS2_IP"
+# The check runs as the script user (not root): its script and every
+# directory above it are root's 0755, and the files it looks for are in a
+# directory it can search.
+LIBEXEC=/usr/local/libexec/lvs-test
+MARKS=/run/lvs-test-81
+install -d -m 0755 "$LIBEXEC" "$MARKS"
+on_exit "rm -rf $LIBEXEC $MARKS"
+# shellcheck disable=SC2016 # expanded by the check's shell
+printf '#!/bin/sh\n[ "$(id -u)" != 0 ] || { echo "ran as root" >&2; exit 9; }\n[ "$LVS_ADDRESS" = "$1" ] || { echo "LVS_ADDRESS=$LVS_ADDRESS" >&2; exit 8; }\nexec /usr/bin/test -e "%s/up-$1"\n' "$MARKS" >"$LIBEXEC/up-check"
+chmod 0755 "$LIBEXEC/up-check"
+touch "$MARKS/up-$RS1_IP" "$MARKS/up-$RS2_IP"
+# The same script where anyone could have put it: the reload is refused.
+cp "$LIBEXEC/up-check" "$TEST_TMP/up-check"
 config "[service.check]
 type = \"exec\"
-command = [\"/usr/bin/test\", \"-e\", \"$TEST_TMP/up-{address}\"]
+command = [\"$TEST_TMP/up-check\", \"{address}\"]
+$COMMON"
+n=$(grep -c "reload refused" "$DIRECTOR_LOG" || true)
+kill -HUP "$DIRECTOR_PID"
+wait_until 15 "the refused reload" bash -c "(( \$(grep -c 'reload refused' '$DIRECTOR_LOG') > $n ))"
+grep -q "reload refused, the running configuration stays: $CFG:[0-9]*:[0-9]*: refusing the exec check $TEST_TMP/up-check: /tmp: writable by others (mode 1777)" "$DIRECTOR_LOG" ||
+    fail "no refusal of the unsafe script with its position: $(grep 'reload refused' "$DIRECTOR_LOG" | tail -1)"
+both_serving || fail "the refused reload changed the table: $(ipvsadm_d -Sn)"
+pass "exec: a script under /tmp refused by the reload ($(grep -o "$(basename "$CFG"):[0-9]*:[0-9]*: refusing" "$DIRECTOR_LOG" | tail -1))"
+config "[service.check]
+type = \"exec\"
+command = [\"$LIBEXEC/up-check\", \"{address}\"]
 $COMMON"
 reload
 both_serving || fail "the check change dropped a server: $(ipvsadm_d -Sn)"
 sleep 2
 both_serving || fail "exec check: servers not both serving: $(ipvsadm_d -Sn)"
-rm "$TEST_TMP/up-$RS2_IP"
+rm "$MARKS/up-$RS2_IP"
 t=$(wait_weight 15 "$RS2_IP" 0)
 grep -q "server $RS2_IP:80: up -> down (exit status 1)" "$DIRECTOR_LOG" || fail "no 'exit status 1' transition logged"
-touch "$TEST_TMP/up-$RS2_IP"
+touch "$MARKS/up-$RS2_IP"
 wait_weight 15 "$RS2_IP" 2 >/dev/null
 pass "exec: rs2 drained after ${t}s when its command failed; back when it succeeds"
 

@@ -16,6 +16,67 @@ fn exec(argv: &[&str], timeout: Duration) -> CheckSpec {
 
 const T: Duration = Duration::from_secs(5);
 
+/// A temporary directory the child may write to: as root, the tests run
+/// it as the script user.
+fn shared_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// What a script prints to stderr reaches the log and status with its
+/// control characters escaped: it cannot forge a line or clear a screen.
+#[tokio::test]
+async fn stderr_control_characters_are_escaped() {
+    let script = r"printf '\033[2Jgone\rserver up\n' >&2; exit 1";
+    assert_eq!(
+        check(&exec(&["sh", "-c", script], T)).await.outcome,
+        down(r"exit status 1: \u{1b}[2Jgone\rserver up")
+    );
+}
+
+/// The child gets PATH and the placeholders' values, nothing of ours.
+#[tokio::test]
+async fn environment_is_path_and_the_placeholders() {
+    let dir = shared_tempdir();
+    let out = dir.path().join("env");
+    // The environment the shell was started with, not its own additions.
+    let script = r#"tr '\0' '\n' < /proc/$$/environ > "$0""#;
+    let result = check(&exec(&["sh", "-c", script, out.to_str().unwrap()], T)).await;
+    assert_eq!(result.outcome, CheckOutcome::Up);
+    let mut env: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    env.sort();
+    assert_eq!(
+        env,
+        [
+            "LVS_ADDRESS=127.0.0.1",
+            "LVS_PORT=8080",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ]
+    );
+}
+
+/// Whoever runs the tests, the child has no_new_privs, no ambient
+/// capabilities and 1024 open files at most.
+#[tokio::test]
+async fn no_new_privs_and_a_small_descriptor_limit() {
+    let dir = shared_tempdir();
+    let out = dir.path().join("status");
+    let script = r#"{ grep -E '^(NoNewPrivs|CapAmb)' /proc/self/status; ulimit -n; } > "$0""#;
+    let result = check(&exec(&["sh", "-c", script, out.to_str().unwrap()], T)).await;
+    assert_eq!(result.outcome, CheckOutcome::Up);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert!(text.contains("CapAmb:\t0000000000000000"), "{text}");
+    let limit: u64 = text.lines().last().unwrap().parse().unwrap();
+    assert!(limit <= 1024, "{text}");
+}
+
 #[tokio::test]
 async fn exit_codes_and_stderr() {
     assert_eq!(check(&exec(&["true"], T)).await.outcome, CheckOutcome::Up);
@@ -132,7 +193,7 @@ async fn wait_for_pids(path: &Path, n: usize) -> Vec<u32> {
 /// time.
 #[tokio::test]
 async fn timeout_kills_the_group_and_reaps() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = shared_tempdir();
     let pids = dir.path().join("pids");
     let script = "sleep 60 & echo $$ $! > \"$0\"; sleep 60";
     // Long enough for a loaded machine to start the shell and write its
@@ -166,7 +227,7 @@ async fn timeout_kills_the_group_and_reaps() {
 /// check returns with the exit, not at the timeout, and the leftover dies.
 #[tokio::test]
 async fn leftover_background_child_is_killed_at_exit() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = shared_tempdir();
     let pids = dir.path().join("pids");
     let script = "sleep 60 & echo $! > \"$0\"; exit 0";
     let result = check(&exec(&["sh", "-c", script, pids.to_str().unwrap()], T)).await;
@@ -190,7 +251,7 @@ async fn leftover_background_child_is_killed_at_exit() {
 /// too.
 #[tokio::test]
 async fn dropped_check_kills_the_group() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = shared_tempdir();
     let pids = dir.path().join("pids");
     let script = "sleep 60 & echo $$ $! > \"$0\"; sleep 60";
     let spec = exec(
