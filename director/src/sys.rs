@@ -254,6 +254,9 @@ unsafe fn confine_child(who: &Identity) -> std::io::Result<()> {
         }
     };
     let errno = || std::io::Error::last_os_error().raw_os_error();
+    // prctl is variadic and the kernel reads unsigned longs: the unused
+    // arguments must be zero in all their bits (PR_SET_NO_NEW_PRIVS checks).
+    const Z: libc::c_ulong = 0;
     // SAFETY: see the hook's comment in `drop_privileges`.
     unsafe {
         if let Some(user) = &who.user {
@@ -261,7 +264,7 @@ unsafe fn confine_child(who: &Identity) -> std::io::Result<()> {
             // Before setuid: dropping from the bounding set takes
             // CAP_SETPCAP, which setuid takes away.
             for cap in 0..=who.cap_last_cap {
-                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                if libc::prctl(libc::PR_CAPBSET_DROP, cap, Z, Z, Z) != 0 {
                     if errno() == Some(libc::EINVAL) {
                         break;
                     }
@@ -273,10 +276,16 @@ unsafe fn confine_child(who: &Identity) -> std::io::Result<()> {
         }
         let clear = libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong;
         // EINVAL: a kernel before 4.3, without ambient capabilities.
-        if libc::prctl(libc::PR_CAP_AMBIENT, clear, 0, 0, 0) != 0 && errno() != Some(libc::EINVAL) {
+        if libc::prctl(libc::PR_CAP_AMBIENT, clear, Z, Z, Z) != 0 && errno() != Some(libc::EINVAL) {
             return Err(std::io::Error::last_os_error());
         }
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+        check(libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as libc::c_ulong,
+            Z,
+            Z,
+            Z,
+        ))?;
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
