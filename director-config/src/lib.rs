@@ -37,7 +37,7 @@
 //! - `checks`: `[service.check]` and `[service.server.check]`, merged into
 //!   one [`CheckSpec`](check::CheckSpec) per server;
 //! - `node`: the director-wide keys (`[announce]`, `health_file`,
-//!   `[sysctl]`, `[sync]`) into [`NodeConfig`];
+//!   `[sysctl]`, `[sync]`, `script_user`) into [`NodeConfig`];
 //! - `validated`: what a valid file becomes ([`DirectorConfig`],
 //!   [`ServiceConfig`], [`PortGroup`]) and what is derived from it ([`vips`],
 //!   [`derived_mark`]);

@@ -1,8 +1,9 @@
 //! The director-wide keys of the file, for `lvs-director run`: `[announce]`
 //! (the VIPs on a dummy interface for a routing daemon to export),
 //! `health_file` (quorum for keepalived's `track_file`), `[sysctl]` (the
-//! IPVS settings of the namespace) and `[sync]` (the kernel's
-//! connection-sync daemons). `lvs-director apply` ignores them.
+//! IPVS settings of the namespace), `[sync]` (the kernel's
+//! connection-sync daemons) and `script_user` (who exec checks run as).
+//! `lvs-director apply` ignores them.
 
 use std::path::PathBuf;
 use std::time::Duration;
