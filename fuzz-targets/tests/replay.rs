@@ -61,6 +61,20 @@ fn corpora_replay_without_a_panic() {
     }
 }
 
+/// `LVS_FUZZ_REPLAY=DIR cargo test -p lvs-fuzz-targets` also replays
+/// `DIR/<name>/` (a fresh fuzzing run's whole corpus, say) on stable, with
+/// the overflow checks of a debug build.
+#[test]
+fn extra_inputs_from_the_environment() {
+    let Some(root) = std::env::var_os("LVS_FUZZ_REPLAY") else {
+        return;
+    };
+    for (name, target) in TARGETS {
+        let n = replay(name, *target, &Path::new(&root).join(name));
+        eprintln!("{name}: {n} inputs replayed");
+    }
+}
+
 #[test]
 fn fixed_crashes_stay_fixed() {
     for (name, target) in TARGETS {
