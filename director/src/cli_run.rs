@@ -28,6 +28,12 @@ pub fn run(rt: &tokio::runtime::Runtime, netns: Option<&str>, a: &RunArgs) -> Ex
         eprintln!("lvs-director run: {e}");
         return Exit::Unavailable.into();
     }
+    // What the daemon holds only for its exec checks' children stays
+    // permitted, not effective: its own work needs CAP_NET_ADMIN and
+    // CAP_NET_RAW alone. Before any other thread exists (per-thread sets).
+    if let Err(e) = lvs_director::sys::lower_effective() {
+        tracing::warn!("capabilities: cannot lower the effective set: {e}");
+    }
     let opts = Options {
         config: a.config.clone(),
         netns: None,

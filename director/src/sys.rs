@@ -38,12 +38,101 @@ pub fn set_nofile_limit(soft: u64, hard: u64) -> bool {
 }
 
 /// SIGKILL to a process group; a group already gone (ESRCH) is no error
-/// worth reporting.
+/// worth reporting. An exec check's group runs as another user: killing
+/// it takes CAP_KILL, held permitted but not effective (see
+/// [`lower_effective`]), raised on this thread for the one call.
 pub fn kill_group(pgid: libc::pid_t) {
     // SAFETY: killpg(2) takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::killpg(pgid, libc::SIGKILL);
+    let rc = unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+        let raised = set_effective(&[CAP_KILL], true).is_ok();
+        // SAFETY: as above.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+        if raised {
+            let _ = set_effective(&[CAP_KILL], false);
+        }
     }
+}
+
+/// Capabilities the daemon holds only to run exec checks as `script_user`
+/// (set the child's groups and ids, empty its bounding set) and to kill
+/// them: permitted, never effective in the daemon itself.
+pub const CAP_KILL: u32 = 5;
+pub const CAP_SETGID: u32 = 6;
+pub const CAP_SETUID: u32 = 7;
+pub const CAP_SETPCAP: u32 = 8;
+pub const FOR_EXEC_CHECKS: [u32; 4] = [CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP];
+
+/// capget/capset's header and data (linux/capability.h, version 3: two
+/// 32-bit words per set).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+fn cap_sets() -> std::io::Result<[CapData; 2]> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget(2) reads the header and writes two CapData, the size
+    // version 3 defines, into the array we own.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(data)
+}
+
+fn set_cap_sets(data: &[CapData; 2]) -> std::io::Result<()> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: capset(2) reads the header and the two CapData we own; pid 0
+    // is the calling thread.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Adds `caps` to (or takes them out of) the calling thread's effective
+/// set; only what is permitted can be added. Threads started afterwards
+/// inherit the result.
+pub fn set_effective(caps: &[u32], on: bool) -> std::io::Result<()> {
+    let mut data = cap_sets()?;
+    for &cap in caps {
+        let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
+        if on {
+            data[word].effective |= bit & data[word].permitted;
+        } else {
+            data[word].effective &= !bit;
+        }
+    }
+    set_cap_sets(&data)
+}
+
+/// The daemon's effective capabilities without [`FOR_EXEC_CHECKS`] (kept
+/// permitted for the exec checks' children and [`kill_group`]). Call on
+/// the main thread before any other starts: capabilities are per thread.
+pub fn lower_effective() -> std::io::Result<()> {
+    set_effective(&FOR_EXEC_CHECKS, false)
 }
 
 /// glibc's allocator: one arena, and blocks of `mmap_threshold` bytes
@@ -260,6 +349,23 @@ unsafe fn confine_child(who: &Identity) -> std::io::Result<()> {
     // SAFETY: see the hook's comment in `drop_privileges`.
     unsafe {
         if let Some(user) = &who.user {
+            // The daemon holds what follows needs permitted, not effective
+            // (`lower_effective`): raise it in the child alone. capget and
+            // capset are plain system calls on local data.
+            let mut header = CapHeader {
+                version: CAP_VERSION_3,
+                pid: 0,
+            };
+            let mut data = [CapData::default(); 2];
+            if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for d in &mut data {
+                d.effective = d.permitted;
+            }
+            if libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             check(libc::setgroups(user.groups.len(), user.groups.as_ptr()))?;
             // Before setuid: dropping from the bounding set takes
             // CAP_SETPCAP, which setuid takes away.

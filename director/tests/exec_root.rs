@@ -27,10 +27,11 @@ fn exec(argv: &[&str]) -> CheckSpec {
 #[tokio::test]
 #[ignore = "needs root: the child switches to the script user"]
 async fn the_child_is_the_script_user_without_privileges() {
-    if sys::euid() != 0 {
-        eprintln!("skipped: not root (the child can only switch users from root)");
-        return;
-    }
+    assert_eq!(
+        sys::euid(),
+        0,
+        "run as root (scripts/test-all.sh, root-tests)"
+    );
     let user = sys::Identity::default_user()
         .expect("the default script user")
         .user
@@ -90,10 +91,11 @@ async fn the_child_is_the_script_user_without_privileges() {
 #[tokio::test]
 #[ignore = "needs root: the child switches to the script user"]
 async fn setuid_programs_do_not_make_the_child_root() {
-    if sys::euid() != 0 {
-        eprintln!("skipped: not root (the child can only switch users from root)");
-        return;
-    }
+    assert_eq!(
+        sys::euid(),
+        0,
+        "run as root (scripts/test-all.sh, root-tests)"
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // A setuid-root copy of `id`, where the child may run it.
@@ -108,4 +110,85 @@ async fn setuid_programs_do_not_make_the_child_root() {
         CheckOutcome::Up,
         "the setuid bit made it root"
     );
+}
+
+/// One of `/proc/thread-self/status`'s capability masks.
+fn thread_caps(name: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// As `lvs-director run` runs: the capabilities kept for exec checks are
+/// permitted, not effective. The child still becomes the script user, and
+/// a check that overruns is still killed although it is another user's.
+#[test]
+#[ignore = "needs root: the child switches to the script user"]
+fn with_the_daemons_lowered_capabilities_children_switch_and_are_killed() {
+    assert_eq!(
+        sys::euid(),
+        0,
+        "run as root (scripts/test-all.sh, root-tests)"
+    );
+    let mask: u64 = sys::FOR_EXEC_CHECKS.iter().map(|c| 1u64 << c).sum();
+    // Capabilities are per thread: a thread of its own, like the daemon's
+    // main thread before its runtime starts.
+    std::thread::spawn(move || {
+        sys::lower_effective().unwrap();
+        assert_eq!(thread_caps("CapEff") & mask, 0, "still effective");
+        assert_eq!(thread_caps("CapPrm") & mask, mask, "no longer permitted");
+        let user = sys::Identity::default_user().unwrap().user.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let here = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let at = dir.path().to_str().unwrap();
+            let up = run_check(&exec(&["sh", "-c", r#"id -u > "$0/uid""#, at]), here).await;
+            assert_eq!(up.outcome, CheckOutcome::Up);
+            let uid = std::fs::read_to_string(dir.path().join("uid")).unwrap();
+            assert_eq!(uid.trim(), user.uid.to_string());
+
+            let mut overrun = exec(&["sh", "-c", r#"echo $$ > "$0/pid"; exec sleep 60"#, at]);
+            overrun.timeout = Duration::from_secs(3);
+            let result = run_check(&overrun, here).await;
+            assert!(
+                matches!(&result.outcome, CheckOutcome::Down(r) if r.starts_with("timeout")),
+                "{result:?}"
+            );
+        });
+        let pid: u32 = std::fs::read_to_string(dir.path().join("pid"))
+            .expect("the script ran")
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while running(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !running(pid),
+            "the script user's sleep {pid} survived its check"
+        );
+        assert_eq!(thread_caps("CapEff") & mask, 0, "CAP_KILL left effective");
+    })
+    .join()
+    .unwrap();
 }
