@@ -19,6 +19,7 @@
 
 pub mod addr;
 pub mod announce;
+mod handover;
 pub mod health_file;
 pub mod sysctl;
 
@@ -27,8 +28,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use tracing::{error, info, warn};
 
 use crate::cluster::Cluster;
@@ -36,7 +35,8 @@ use crate::config::{Announce, NodeConfig};
 use crate::kernel::Kernel;
 use addr::{Addrs, Iface};
 use announce::{Announcer, Direction, Transition};
-use health_file::{HealthFile, write_atomic};
+use handover::{handover_path, take_handover, take_restart_marker};
+use health_file::HealthFile;
 use sysctl::{SysctlError, Sysctls};
 
 /// Why the node could not be brought to its configuration (at start: the
@@ -446,100 +446,6 @@ impl Node {
     }
 }
 
-/// A restart marker younger than this counts (the postinst writes it just
-/// before the restart); an older one was left by a restart that did not
-/// happen, and a stop that finds it is a full stop.
-const RESTART_MARKER_FRESH: Duration = Duration::from_secs(60);
-
-/// What a stop for a restart leaves to the next start, beyond what it finds
-/// in the system (VIPs on the interface, the sysctl record, the table).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Handover {
-    /// The announce interface this daemon created.
-    created_interface: Option<String>,
-    /// `[sync]` was in force: the running sync daemons are the daemon's.
-    sync_managed: bool,
-    /// `lvs-director withdraw` was in force: a restart does not end it.
-    withdrawn_by_hand: bool,
-}
-
-fn handover_path(control: &Path) -> PathBuf {
-    control.with_extension("handover.json")
-}
-
-/// Whether `marker` asks this stop to hand over: it exists and is at most
-/// [`RESTART_MARKER_FRESH`] old at `now`. Removed either way (a marker
-/// serves one stop).
-fn take_restart_marker(marker: &Path, now: SystemTime) -> bool {
-    let Ok(meta) = std::fs::metadata(marker) else {
-        return false;
-    };
-    if let Err(e) = std::fs::remove_file(marker) {
-        error!("restart marker {}: {e}", marker.display());
-    }
-    let age = meta
-        .modified()
-        .ok()
-        .map(|m| now.duration_since(m).unwrap_or(Duration::ZERO));
-    match age {
-        Some(age) if age <= RESTART_MARKER_FRESH => true,
-        _ => {
-            warn!(
-                "restart marker {}: older than {}s (a restart that did not happen): a full stop",
-                marker.display(),
-                RESTART_MARKER_FRESH.as_secs()
-            );
-            false
-        }
-    }
-}
-
-/// The handover left by a stop for a restart, if any (removed: it serves
-/// one start).
-fn take_handover(path: &Path) -> Option<Handover> {
-    let text = std::fs::read_to_string(path).ok()?;
-    if let Err(e) = std::fs::remove_file(path) {
-        error!("{}: {e}", path.display());
-    }
-    match serde_json::from_str(&text) {
-        Ok(h) => {
-            info!(
-                "{}: taking over from the instance before the restart",
-                path.display()
-            );
-            Some(h)
-        }
-        Err(e) => {
-            warn!("{}: unreadable handover ({e}): ignored", path.display());
-            None
-        }
-    }
-}
-
-impl Node {
-    /// The stop for a restart: VIPs, health file, sysctls and sync daemons
-    /// stay as they are; the rest of the state goes to the handover file.
-    fn hand_over(&mut self) {
-        let h = Handover {
-            created_interface: self
-                .announcing
-                .as_ref()
-                .filter(|a| a.iface.created)
-                .map(|a| a.iface.name.clone()),
-            sync_managed: self.sync_managed,
-            withdrawn_by_hand: self.withdrawn_by_hand,
-        };
-        let path = handover_path(&self.control);
-        let text = serde_json::to_string_pretty(&h).unwrap_or_default();
-        if let Err(e) = write_atomic(&path, &text) {
-            error!("{}: {e}", path.display());
-        }
-        info!(
-            "stopping for a restart: VIPs, health file, sysctls and sync daemons stay for the next start"
-        );
-    }
-}
-
 /// Takes every announced VIP off and deletes the interface if this daemon
 /// created it.
 async fn release(mut a: Announcing, why: &'static str) {
@@ -592,43 +498,5 @@ impl Announcing {
                 ),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod restart_tests {
-    use super::*;
-
-    #[test]
-    fn a_fresh_marker_hands_over_once_a_stale_one_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("control.restart");
-        assert!(!take_restart_marker(&marker, SystemTime::now()));
-        std::fs::write(&marker, "").unwrap();
-        assert!(take_restart_marker(&marker, SystemTime::now()));
-        assert!(!marker.exists(), "a marker serves one stop");
-        assert!(!take_restart_marker(&marker, SystemTime::now()));
-        std::fs::write(&marker, "").unwrap();
-        let later = SystemTime::now() + RESTART_MARKER_FRESH + Duration::from_secs(5);
-        assert!(!take_restart_marker(&marker, later));
-        assert!(!marker.exists(), "a stale marker is removed too");
-    }
-
-    #[test]
-    fn the_handover_is_read_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = handover_path(&dir.path().join("control.sock"));
-        assert_eq!(take_handover(&path), None);
-        let h = Handover {
-            created_interface: Some("lvs0".into()),
-            sync_managed: true,
-            withdrawn_by_hand: true,
-        };
-        write_atomic(&path, &serde_json::to_string(&h).unwrap()).unwrap();
-        assert_eq!(take_handover(&path), Some(h));
-        assert_eq!(take_handover(&path), None);
-        std::fs::write(&path, "{not json").unwrap();
-        assert_eq!(take_handover(&path), None);
-        assert!(!path.exists());
     }
 }
